@@ -1,0 +1,94 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <nlohmann/json.hpp>
+
+#include "posenc/encoding_options.h"
+#include "posenc/token_layout.h"
+
+namespace posenc {
+
+// What an encoding is built for. Learned tables are sized from `trained_grid`; at any other grid
+// they are resampled (see each encoding's documentation in docs/encodings.md).
+struct EncodingContext {
+  int64_t dim = 0;                       // C: channels of the tokens the encoding is applied to
+  TokenGrid trained_grid = {14, 14, 1};  // DeiT at 224 px, 16 px patches, one class token
+
+  void validate() const;
+};
+
+enum class EncodingKind {
+  Additive,     // tokens + PE(positions): sinusoidal, learned tables, Learnable Fourier Features
+  Conditional,  // tokens transformed from their neighbourhood: PEG
+};
+
+// The one interface every positional encoding implements. A model applies an encoding to its
+// tokens and their layout and never needs to know which encoding it holds.
+class PositionalEncodingImpl : public torch::nn::Module {
+ public:
+  // tokens: (B, N, C), N = layout.total_tokens(), C = dim()
+  // returns (B, N, C), same dtype and device as tokens.
+  // Throws with a message naming the mismatch when tokens and layout disagree, when the encoding
+  // cannot use the layout (e.g. PEG on explicit positions), or when the dtype or device of the
+  // tokens differs from the encoding's parameters.
+  torch::Tensor forward(const torch::Tensor& tokens, const TokenLayout& layout);
+
+  virtual EncodingKind kind() const = 0;
+  // Whether the encoding reads explicit continuous positions (TokenLayout::at_positions).
+  virtual bool accepts_positions() const { return false; }
+
+  const std::string& type() const { return type_; }
+  // {"type": ..., every option with its value}: passing it to make_encoding rebuilds the encoding.
+  const nlohmann::json& config() const { return config_; }
+  const EncodingContext& context() const { return context_; }
+  int64_t dim() const { return context_.dim; }
+
+ protected:
+  PositionalEncodingImpl(const EncodingOptions& options, const EncodingContext& context);
+
+  // Called by forward() after the checks above.
+  // tokens: (B, N, C) -> (B, N, C)
+  virtual torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) = 0;
+
+  // Throws unless positions have G groups of M values each: for encodings with fixed G, M.
+  void check_position_shape(const TokenLayout& layout, int64_t groups, int64_t values) const;
+
+ private:
+  void check_parameters_match(const torch::Tensor& tokens) const;
+
+  std::string type_;
+  nlohmann::json config_;
+  EncodingContext context_;
+};
+
+// An encoding that adds a positional embedding PE(layout) to the tokens.
+class AdditiveEncodingImpl : public PositionalEncodingImpl {
+ public:
+  EncodingKind kind() const final { return EncodingKind::Additive; }
+
+  // The embedding added to the tokens, for inspection (similarity maps) and caching.
+  // returns (1, N, C) on a grid (one PE shared by the batch), (B, N, C) at explicit positions;
+  // prefix tokens included. `options` gives the dtype/device for parameter-free encodings.
+  torch::Tensor embedding(const TokenLayout& layout, const torch::TensorOptions& options);
+
+ protected:
+  using PositionalEncodingImpl::PositionalEncodingImpl;
+
+  virtual torch::Tensor compute_embedding(const TokenLayout& layout,
+                                          const torch::TensorOptions& options) = 0;
+
+  // Prepends zero rows for prefix tokens, which have no position.
+  // positioned: (B', P, C) -> (B', prefix + P, C)
+  static torch::Tensor with_zero_prefix(const torch::Tensor& positioned, int64_t prefix_tokens);
+
+ private:
+  torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
+};
+
+TORCH_MODULE(PositionalEncoding);
+
+}  // namespace posenc

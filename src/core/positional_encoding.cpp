@@ -1,0 +1,79 @@
+#include "posenc/positional_encoding.h"
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace posenc {
+
+void EncodingContext::validate() const {
+  TORCH_CHECK(dim >= 1, "encoding dimension (token channels C) must be >= 1, got ", dim);
+  trained_grid.validate();
+}
+
+PositionalEncodingImpl::PositionalEncodingImpl(const EncodingOptions& options,
+                                               const EncodingContext& context)
+    : torch::nn::Module(options.encoding_name()),
+      type_(options.encoding_name()),
+      config_(options.resolved()),
+      context_(context) {
+  context_.validate();
+}
+
+torch::Tensor PositionalEncodingImpl::forward(const torch::Tensor& tokens,
+                                              const TokenLayout& layout) {
+  const std::string who = "encoding '" + type_ + "'";
+  layout.check_tokens(tokens, who);
+  TORCH_CHECK(tokens.size(2) == dim(), who, ": tokens have ", tokens.size(2),
+              " channels but the encoding was built for C = ", dim());
+  TORCH_CHECK(torch::isFloatingType(tokens.scalar_type()), who,
+              ": tokens must be floating point, got ", tokens.scalar_type());
+  TORCH_CHECK(layout.is_grid() || accepts_positions(), who,
+              " works on token grids only and cannot read explicit positions; `posenc info` "
+              "lists the encodings that accept positions");
+  check_parameters_match(tokens);
+  return transform(tokens, layout);
+}
+
+void PositionalEncodingImpl::check_parameters_match(const torch::Tensor& tokens) const {
+  for (const auto& parameter : parameters()) {
+    TORCH_CHECK(parameter.scalar_type() == tokens.scalar_type(), "encoding '", type_,
+                "': tokens are ", tokens.scalar_type(), " but its parameters are ",
+                parameter.scalar_type(), "; convert one to match (encoding->to(dtype))");
+    TORCH_CHECK(parameter.device() == tokens.device(), "encoding '", type_, "': tokens are on ",
+                tokens.device(), " but its parameters are on ", parameter.device(),
+                "; move one to match (encoding->to(device))");
+  }
+}
+
+void PositionalEncodingImpl::check_position_shape(const TokenLayout& layout, int64_t groups,
+                                                  int64_t values) const {
+  const auto& positions = layout.positions();
+  TORCH_CHECK(positions.size(2) == groups && positions.size(3) == values, "encoding '", type_,
+              "' expects positions (B, N, G=", groups, ", M=", values, "), got shape ",
+              positions.sizes());
+}
+
+torch::Tensor AdditiveEncodingImpl::embedding(const TokenLayout& layout,
+                                              const torch::TensorOptions& options) {
+  torch::Tensor pe = compute_embedding(layout, options);
+  // pe: (1 or B, N, C)
+  TORCH_INTERNAL_ASSERT(pe.dim() == 3 && pe.size(1) == layout.total_tokens() &&
+                        pe.size(2) == dim());
+  return pe;
+}
+
+torch::Tensor AdditiveEncodingImpl::with_zero_prefix(const torch::Tensor& positioned,
+                                                     int64_t prefix_tokens) {
+  if (prefix_tokens == 0)
+    return positioned;
+  auto zeros =
+      torch::zeros({positioned.size(0), prefix_tokens, positioned.size(2)}, positioned.options());
+  return torch::cat({zeros, positioned}, 1);
+}
+
+torch::Tensor AdditiveEncodingImpl::transform(const torch::Tensor& tokens,
+                                              const TokenLayout& layout) {
+  return tokens + embedding(layout, tokens.options());
+}
+
+}  // namespace posenc

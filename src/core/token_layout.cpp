@@ -1,0 +1,81 @@
+#include "posenc/token_layout.h"
+
+#include <utility>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace posenc {
+
+void TokenGrid::validate() const {
+  TORCH_CHECK(height >= 1 && width >= 1, "token grid must have height and width >= 1, got ", height,
+              "x", width);
+  TORCH_CHECK(prefix_tokens >= 0, "token grid prefix token count must be >= 0, got ",
+              prefix_tokens);
+}
+
+std::string TokenGrid::describe() const {
+  return c10::str(height, "x", width, " grid + ", prefix_tokens, " prefix token",
+                  prefix_tokens == 1 ? "" : "s");
+}
+
+TokenLayout::TokenLayout(TokenGrid grid) : grid_(grid) {
+  grid_.validate();
+}
+
+TokenLayout::TokenLayout(TokenGrid grid, torch::Tensor positions)
+    : grid_(grid), positions_(std::move(positions)) {}
+
+TokenLayout TokenLayout::at_positions(torch::Tensor positions, int64_t prefix_tokens) {
+  TORCH_CHECK(positions.defined(), "positions must be a defined tensor of shape (B, N, G, M)");
+  TORCH_CHECK(positions.dim() == 4,
+              "positions must have shape (B, N, G, M): batch, tokens, groups, values per group; "
+              "got shape ",
+              positions.sizes());
+  TORCH_CHECK(positions.size(1) >= 1 && positions.size(2) >= 1 && positions.size(3) >= 1,
+              "positions must have at least one token, group and value, got shape ",
+              positions.sizes());
+  TORCH_CHECK(torch::isFloatingType(positions.scalar_type()),
+              "positions must be a floating-point tensor, got ", positions.scalar_type());
+  TORCH_CHECK(prefix_tokens >= 0, "prefix token count must be >= 0, got ", prefix_tokens);
+  TORCH_CHECK(torch::isfinite(positions).all().item<bool>(),
+              "positions contain NaN or infinite values; every coordinate must be finite");
+  return TokenLayout(TokenGrid{0, 0, prefix_tokens}, std::move(positions));
+}
+
+const TokenGrid& TokenLayout::grid() const {
+  TORCH_CHECK(is_grid(), "this token layout holds explicit positions, not a grid");
+  return grid_;
+}
+
+const torch::Tensor& TokenLayout::positions() const {
+  TORCH_CHECK(!is_grid(), "this token layout is a grid (", grid_.describe(),
+              "), not explicit positions");
+  return positions_;
+}
+
+int64_t TokenLayout::positioned_tokens() const {
+  return is_grid() ? grid_.grid_tokens() : positions_.size(1);
+}
+
+void TokenLayout::check_tokens(const torch::Tensor& tokens, const std::string& who) const {
+  TORCH_CHECK(tokens.defined(), who, ": tokens are an undefined tensor");
+  TORCH_CHECK(tokens.dim() == 3, who, ": tokens must have shape (B, N, C), got shape ",
+              tokens.sizes());
+  TORCH_CHECK(tokens.size(1) == total_tokens(), who, ": got ", tokens.size(1),
+              " tokens but the layout (", describe(), ") has ", total_tokens(),
+              "; pass the grid the tokens were made on");
+  if (!is_grid()) {
+    TORCH_CHECK(positions_.size(0) == tokens.size(0), who, ": tokens have batch size ",
+                tokens.size(0), " but positions have batch size ", positions_.size(0));
+  }
+}
+
+std::string TokenLayout::describe() const {
+  if (is_grid())
+    return grid_.describe();
+  return c10::str("explicit positions of shape ", positions_.sizes(), " + ", prefix_tokens(),
+                  " prefix token", prefix_tokens() == 1 ? "" : "s");
+}
+
+}  // namespace posenc

@@ -1,0 +1,113 @@
+// `posenc info`: what this build is and what it runs on: version, registered encodings with their
+// options and defaults, BLAS library, threads, SIMD level.
+#include <iomanip>
+#include <iostream>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "posenc/encoding_registry.h"
+#include "posenc/system_info.h"
+#include "posenc/version.h"
+
+namespace posenc::cli {
+namespace {
+
+const char* describe(BlasKind kind) {
+  switch (kind) {
+    case BlasKind::OpenBlas:
+      return "OpenBLAS";
+    case BlasKind::Reference:
+      return "reference BLAS (slow)";
+    case BlasKind::Other:
+      return "other";
+    case BlasKind::Unknown:
+      break;
+  }
+  return "unknown (sgemm_ not found)";
+}
+
+// Whether an encoding reads explicit positions, asked of a small instance of it.
+bool accepts_positions(const EncodingDefinition& definition) {
+  return make_encoding(nlohmann::json{{"type", definition.name}}, {8, {2, 2, 0}})
+      ->accepts_positions();
+}
+
+nlohmann::json info_as_json(const BlasInfo& blas) {
+  nlohmann::json encodings = nlohmann::json::array();
+  for (const auto& definition : registered_encodings()) {
+    nlohmann::json options = nlohmann::json::array();
+    for (const auto& option : definition.options) {
+      options.push_back({{"key", option.key},
+                         {"type", describe(option.type)},
+                         {"default", option.default_value},
+                         {"choices", option.choices},
+                         {"help", option.help}});
+    }
+    encodings.push_back({{"name", definition.name},
+                         {"summary", definition.summary},
+                         {"accepts_positions", accepts_positions(definition)},
+                         {"options", options}});
+  }
+  return {{"version", kVersion},
+          {"libtorch", TORCH_VERSION},
+          {"blas", {{"kind", describe(blas.kind)}, {"library", blas.library_path}}},
+          {"threads", at::get_num_threads()},
+          {"cores", available_cores()},
+          {"simd", cpu_simd_level()},
+          {"encodings", encodings}};
+}
+
+void print_info(const nlohmann::json& info) {
+  std::cout << "posenc " << info["version"].get<std::string>() << " (LibTorch "
+            << info["libtorch"].get<std::string>() << ")\n"
+            << "BLAS:    " << info["blas"]["kind"].get<std::string>() << "  "
+            << info["blas"]["library"].get<std::string>() << "\n"
+            << "threads: " << info["threads"] << " of " << info["cores"] << " available cores\n"
+            << "SIMD:    " << info["simd"].get<std::string>() << "\n\n"
+            << "Encodings (spec: NAME:KEY=VALUE,...  e.g. lff:F=64,H=32,gamma=10):\n";
+  for (const auto& encoding : info["encodings"]) {
+    std::cout << "\n  " << encoding["name"].get<std::string>() << "  "
+              << encoding["summary"].get<std::string>()
+              << (encoding["accepts_positions"].get<bool>() ? "" : " [token grids only]") << "\n";
+    for (const auto& option : encoding["options"]) {
+      std::string type = option["type"].get<std::string>();
+      if (!option["choices"].empty()) {
+        type.clear();
+        for (const auto& choice : option["choices"]) {
+          type += (type.empty() ? "" : "|") + choice.get<std::string>();
+        }
+      }
+      const auto& fallback = option["default"];
+      std::cout << "      " << std::left << std::setw(14) << option["key"].get<std::string>()
+                << std::setw(13)
+                << (fallback.is_string() ? fallback.get<std::string>() : fallback.dump()) << type
+                << "\n"
+                << "      " << std::setw(14) << "" << option["help"].get<std::string>() << "\n";
+    }
+  }
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app) {
+  auto* command = app.add_subcommand("info",
+                                     "Version, encodings and their options, BLAS, "
+                                     "threads and SIMD level");
+  auto as_json = std::make_shared<bool>(false);
+  command->add_flag("--json", *as_json, "print the same as one JSON object");
+  command->callback([as_json] {
+    const BlasInfo blas = detect_blas();
+    std::cerr << blas_warning(blas);
+    const auto info = info_as_json(blas);
+    if (*as_json) {
+      std::cout << info.dump(2) << "\n";
+    } else {
+      print_info(info);
+    }
+  });
+}
+
+}  // namespace posenc::cli

@@ -1,0 +1,33 @@
+// posenc: one executable, one sub-command per job. Every error reaches the user as one message
+// (what went wrong, what to do), never a stack trace.
+#include <iostream>
+
+#include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "posenc/system_info.h"
+#include "posenc/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{std::string("posenc ") + posenc::kVersion +
+               ": spatial positional encodings for vision transformers"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(posenc::kVersion));
+  posenc::cli::add_info_command(app);
+  posenc::cli::add_demo_command(app);
+
+  try {
+    posenc::configure_threads();
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const c10::Error& error) {
+    std::cerr << "posenc: error: " << error.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& error) {
+    std::cerr << "posenc: error: " << error.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package posenc needs to build and test. Idempotent: when everything is
+# already installed it only checks (well under a second) and prints nothing.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++          # build tools
+  libtorch-dev                   # LibTorch (tensors, autograd, nn)
+  libopenblas0-openmp            # fast BLAS for LibTorch: the reference BLAS is ~80x slower
+  nlohmann-json3-dev             # encoding configurations
+  libcli11-dev                   # the posenc command line
+  libgtest-dev libgmock-dev      # tests
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

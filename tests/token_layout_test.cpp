@@ -27,9 +27,11 @@ TEST(TokenLayout, CountsPrefixAndPositionedTokens) {
 TEST(TokenLayout, RejectsNonFiniteOrMisshapenPositions) {
   auto positions = torch::rand({1, 4, 1, 2});
   positions[0][2][0][1] = std::numeric_limits<float>::quiet_NaN();
-  expect_error_containing([&] { TokenLayout::at_positions(positions); }, {"NaN or infinite"});
+  expect_error_containing([&] { TokenLayout::at_positions(positions); },
+                          {"NaN or infinite", "[0, 2, 0, 1]", "nan"});
   positions[0][2][0][1] = std::numeric_limits<float>::infinity();
-  expect_error_containing([&] { TokenLayout::at_positions(positions); }, {"NaN or infinite"});
+  expect_error_containing([&] { TokenLayout::at_positions(positions); },
+                          {"1 values are NaN or infinite", "inf"});
   expect_error_containing(
       [] {
         TokenLayout::at_positions(torch::rand({4, 2}));

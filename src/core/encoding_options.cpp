@@ -70,7 +70,7 @@ EncodingOptions::EncodingOptions(const std::string& encoding_name,
     TORCH_CHECK(spec != specs.end(), "unknown option '", key, "' for encoding '", encoding_name,
                 "'; valid options: ", valid_keys(specs));
     TORCH_CHECK(has_type(value, spec->type), "option '", key, "' of encoding '", encoding_name,
-                "' must be a ", describe(spec->type), ", got ", value.dump());
+                "' must be of type ", describe(spec->type), ", got ", value.dump());
     if (spec->type == OptionType::Choice) {
       const auto text = value.get<std::string>();
       TORCH_CHECK(

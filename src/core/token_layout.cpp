@@ -1,6 +1,7 @@
 #include "posenc/token_layout.h"
 
 #include <utility>
+#include <vector>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -38,8 +39,14 @@ TokenLayout TokenLayout::at_positions(torch::Tensor positions, int64_t prefix_to
   TORCH_CHECK(torch::isFloatingType(positions.scalar_type()),
               "positions must be a floating-point tensor, got ", positions.scalar_type());
   TORCH_CHECK(prefix_tokens >= 0, "prefix token count must be >= 0, got ", prefix_tokens);
-  TORCH_CHECK(torch::isfinite(positions).all().item<bool>(),
-              "positions contain NaN or infinite values; every coordinate must be finite");
+  const auto non_finite = torch::nonzero(~torch::isfinite(positions));  // (count, 4)
+  if (non_finite.size(0) > 0) {
+    const auto* index = non_finite.data_ptr<int64_t>();  // the first offending (b, n, g, m)
+    const std::vector<int64_t> first(index, index + 4);
+    TORCH_CHECK(false, "positions must be finite, but ", non_finite.size(0),
+                " values are NaN or infinite, the first at index ", c10::IntArrayRef(first), ": ",
+                positions[first[0]][first[1]][first[2]][first[3]].item<double>());
+  }
   return TokenLayout(TokenGrid{0, 0, prefix_tokens}, std::move(positions));
 }
 

@@ -3,6 +3,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,16 @@ struct EncodingDefinition {
                                                         const EncodingContext&)>
       create;
 };
+
+// The definition of an encoding class constructible from (options, context).
+template <typename Encoding>
+EncodingDefinition define_encoding(std::string name, std::string summary,
+                                   std::vector<OptionSpec> options) {
+  return {std::move(name), std::move(summary), std::move(options),
+          [](const EncodingOptions& resolved, const EncodingContext& context) {
+            return std::make_shared<Encoding>(resolved, context);
+          }};
+}
 
 // Every registered encoding, in registration order (src/encodings/registered_encodings.inc).
 const std::vector<EncodingDefinition>& registered_encodings();

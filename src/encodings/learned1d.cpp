@@ -36,15 +36,13 @@ class Learned1dEncodingImpl : public AdditiveEncodingImpl {
 }  // namespace
 
 EncodingDefinition learned1d_definition() {
-  return {"learned1d",
-          "Learned table over the trained grid's tokens (ViT/DeiT, Embed-1D); bicubic resampling "
-          "at other grids, prefix rows kept.",
-          {{"init_std", OptionType::Number, 0.02, "standard deviation of the initial table"},
-           {"antialias", OptionType::Boolean, true,
-            "antialias the bicubic resampling when the grid shrinks (timm's default)"}},
-          [](const EncodingOptions& options, const EncodingContext& context) {
-            return std::make_shared<Learned1dEncodingImpl>(options, context);
-          }};
+  return define_encoding<Learned1dEncodingImpl>(
+      "learned1d",
+      "Learned table over the trained grid's tokens (ViT/DeiT, Embed-1D); bicubic resampling "
+      "at other grids, prefix rows kept.",
+      {{"init_std", OptionType::Number, 0.02, "standard deviation of the initial table"},
+       {"antialias", OptionType::Boolean, true,
+        "antialias the bicubic resampling when the grid shrinks (timm's default)"}});
 }
 
 }  // namespace posenc

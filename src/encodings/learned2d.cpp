@@ -60,19 +60,17 @@ class Learned2dEncodingImpl : public AdditiveEncodingImpl {
 }  // namespace
 
 EncodingDefinition learned2d_definition() {
-  return {"learned2d",
-          "Learned row and column tables, concatenated (Embed-2D); resampled or indexed at other "
-          "grids.",
-          {{"init_std", OptionType::Number, 0.02, "standard deviation of the initial tables"},
-           {"resize",
-            OptionType::Choice,
-            "interpolate",
-            "grids other than the trained one: interpolate the tables linearly, or index them "
-            "from 0 (larger grids are then an error)",
-            {"interpolate", "index"}}},
-          [](const EncodingOptions& options, const EncodingContext& context) {
-            return std::make_shared<Learned2dEncodingImpl>(options, context);
-          }};
+  return define_encoding<Learned2dEncodingImpl>(
+      "learned2d",
+      "Learned row and column tables, concatenated (Embed-2D); resampled or indexed at other "
+      "grids.",
+      {{"init_std", OptionType::Number, 0.02, "standard deviation of the initial tables"},
+       {"resize",
+        OptionType::Choice,
+        "interpolate",
+        "grids other than the trained one: interpolate the tables linearly, or index them "
+        "from 0 (larger grids are then an error)",
+        {"interpolate", "index"}}});
 }
 
 }  // namespace posenc

@@ -135,9 +135,8 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
 }  // namespace
 
 EncodingDefinition lff_definition() {
-  return {
-      "lff",
-      "Learnable Fourier Features + MLP (Li et al. 2021); any real positions (B, N, G, M).",
+  return define_encoding<LearnableFourierEncodingImpl>(
+      "lff", "Learnable Fourier Features + MLP (Li et al. 2021); any real positions (B, N, G, M).",
       {{"F", OptionType::Integer, 128, "Fourier feature dimension |F| (even): F/2 frequencies"},
        {"H", OptionType::Integer, 32, "hidden dimension |H| of the MLP"},
        {"gamma", OptionType::Number, 1.0,
@@ -162,10 +161,7 @@ EncodingDefinition lff_definition() {
         OptionType::Choice,
         "index",
         "grid positions: patch centres in patch units (index) or scaled to [0, 1] (normalized)",
-        {"index", "normalized"}}},
-      [](const EncodingOptions& options, const EncodingContext& context) {
-        return std::make_shared<LearnableFourierEncodingImpl>(options, context);
-      }};
+        {"index", "normalized"}}});
 }
 
 }  // namespace posenc

@@ -24,12 +24,7 @@ class NoEncodingImpl : public AdditiveEncodingImpl {
 }  // namespace
 
 EncodingDefinition none_definition() {
-  return {"none",
-          "No positional encoding (tokens unchanged).",
-          {},
-          [](const EncodingOptions& options, const EncodingContext& context) {
-            return std::make_shared<NoEncodingImpl>(options, context);
-          }};
+  return define_encoding<NoEncodingImpl>("none", "No positional encoding (tokens unchanged).", {});
 }
 
 }  // namespace posenc

@@ -83,20 +83,18 @@ class PositionEncodingGeneratorImpl : public PositionalEncodingImpl {
 }  // namespace
 
 EncodingDefinition peg_definition() {
-  return {"peg",
-          "Position Encoding Generator (CPVT): tokens + depthwise k x k conv over the token grid; "
-          "prefix tokens untouched.",
-          {{"k", OptionType::Integer, 3, "kernel size (odd)"},
-           {"padding",
-            OptionType::Choice,
-            "zeros",
-            "zeros (the paper: borders reveal absolute position), circular (no border cue, "
-            "ablation) or replicate",
-            {"zeros", "circular", "replicate"}},
-           {"bias", OptionType::Boolean, true, "learn a per-channel bias"}},
-          [](const EncodingOptions& options, const EncodingContext& context) {
-            return std::make_shared<PositionEncodingGeneratorImpl>(options, context);
-          }};
+  return define_encoding<PositionEncodingGeneratorImpl>(
+      "peg",
+      "Position Encoding Generator (CPVT): tokens + depthwise k x k conv over the token grid; "
+      "prefix tokens untouched.",
+      {{"k", OptionType::Integer, 3, "kernel size (odd)"},
+       {"padding",
+        OptionType::Choice,
+        "zeros",
+        "zeros (the paper: borders reveal absolute position), circular (no border cue, "
+        "ablation) or replicate",
+        {"zeros", "circular", "replicate"}},
+       {"bias", OptionType::Boolean, true, "learn a per-channel bias"}});
 }
 
 }  // namespace posenc

@@ -43,13 +43,11 @@ class SinCos1dEncodingImpl : public AdditiveEncodingImpl {
 }  // namespace
 
 EncodingDefinition sincos1d_definition() {
-  return {"sincos1d",
-          "Fixed sinusoids of the flattened patch index (Vaswani et al.); positions (B, N, 1, 1).",
-          {{"temperature", OptionType::Number, 10000.0,
-            "base of the geometric frequency progression w_k = temperature^(-2k/C)"}},
-          [](const EncodingOptions& options, const EncodingContext& context) {
-            return std::make_shared<SinCos1dEncodingImpl>(options, context);
-          }};
+  return define_encoding<SinCos1dEncodingImpl>(
+      "sincos1d",
+      "Fixed sinusoids of the flattened patch index (Vaswani et al.); positions (B, N, 1, 1).",
+      {{"temperature", OptionType::Number, 10000.0,
+        "base of the geometric frequency progression w_k = temperature^(-2k/C)"}});
 }
 
 }  // namespace posenc

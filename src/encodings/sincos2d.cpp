@@ -52,14 +52,12 @@ class SinCos2dEncodingImpl : public AdditiveEncodingImpl {
 }  // namespace
 
 EncodingDefinition sincos2d_definition() {
-  return {"sincos2d",
-          "Fixed 2-D sinusoids (MAE): half the channels for rows, half for columns; positions "
-          "(B, N, 1, 2) as (row, column).",
-          {{"temperature", OptionType::Number, 10000.0,
-            "base of the geometric frequency progression w_k = temperature^(-4k/C)"}},
-          [](const EncodingOptions& options, const EncodingContext& context) {
-            return std::make_shared<SinCos2dEncodingImpl>(options, context);
-          }};
+  return define_encoding<SinCos2dEncodingImpl>(
+      "sincos2d",
+      "Fixed 2-D sinusoids (MAE): half the channels for rows, half for columns; positions "
+      "(B, N, 1, 2) as (row, column).",
+      {{"temperature", OptionType::Number, 10000.0,
+        "base of the geometric frequency progression w_k = temperature^(-4k/C)"}});
 }
 
 }  // namespace posenc

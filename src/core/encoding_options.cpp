@@ -59,7 +59,10 @@ EncodingOptions::EncodingOptions(const std::string& encoding_name,
               "' must be a JSON object, got: ", config.dump());
   resolved_ = nlohmann::json::object();
   resolved_["type"] = encoding_name;
-  for (const auto& [key, value] : config.items()) {
+  for (const auto& item : config.items()) {
+    // not a structured binding: C++17 lambdas cannot capture those
+    const std::string& key = item.key();
+    const auto& value = item.value();
     if (key == "type") {
       TORCH_CHECK(value == encoding_name, "configuration has type ", value.dump(),
                   " but is being read for encoding '", encoding_name, "'");

@@ -81,7 +81,7 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
       positions = patch_centres(layout.grid()).unsqueeze(0).unsqueeze(2);
     } else {
       check_position_shape(layout, groups_, values_);
-      positions = layout.positions().to(parameter_dtype());
+      positions = layout.positions().to(parameter_options());
     }
     const auto batch = positions.size(0);
     const auto count = positions.size(1);
@@ -96,13 +96,14 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
                                  torch::nn::Linear(hidden_dim_, out));
   }
 
-  torch::ScalarType parameter_dtype() const { return parameters().front().scalar_type(); }
+  // dtype and device of the parameters, where positions must be too
+  torch::TensorOptions parameter_options() const { return parameters().front().options(); }
 
   // Patch centres in (row, column) order: in patch units (i + 0.5, j + 0.5), or divided by the
   // grid extent so that any grid spans [0, 1] (coords=normalized).
   // returns (H*W, 2)
   torch::Tensor patch_centres(const TokenGrid& grid) const {
-    auto options = torch::TensorOptions().dtype(parameter_dtype());
+    auto options = parameter_options();
     auto rows = torch::arange(grid.height, options) + 0.5;
     auto columns = torch::arange(grid.width, options) + 0.5;
     if (normalized_coords_) {

@@ -9,6 +9,9 @@ packages=(
   libopenblas0-openmp            # fast BLAS for LibTorch: the reference BLAS is ~80x slower
   nlohmann-json3-dev             # encoding configurations
   libcli11-dev                   # the posenc command line
+  zlib1g-dev libstb-dev          # IDX .gz files, PNG/JPEG images
+  dataset-fashion-mnist          # the default data set
+  gnuplot-nox                    # PNG plots of training curves
   libgtest-dev libgmock-dev      # tests
 )
 

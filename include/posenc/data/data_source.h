@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "posenc/data/image_dataset.h"
+
+namespace posenc {
+
+// Where a run's images come from; stored in checkpoints so eval finds the same data.
+//   fashion-mnist: Debian's dataset-fashion-mnist, or `directory` holding the same .gz files
+//   idx:           MNIST-format IDX files, train_* and test_* paths (gzip or raw)
+//   folder:        image folders `directory`/train/<class>/* and `directory`/test/<class>/*,
+//                  read with `channels` channels and resized to height x width
+struct DataSource {
+  std::string kind = "fashion-mnist";
+  std::string directory;
+  std::string train_images, train_labels, test_images, test_labels;
+  int64_t channels = 1;
+  int64_t height = 28;
+  int64_t width = 28;
+
+  // split: "train" or "test"
+  ImageDataset load(const std::string& split) const;
+  // Whether a horizontal flip keeps the class: false for digit-like IDX data.
+  bool flips_preserve_class() const { return kind != "idx"; }
+
+  void validate() const;
+  nlohmann::json to_json() const;
+  static DataSource from_json(const nlohmann::json& json);
+};
+
+}  // namespace posenc

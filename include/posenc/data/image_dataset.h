@@ -1,0 +1,27 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace posenc {
+
+// A labelled image set held in memory as bytes, as loaded from disk.
+struct ImageDataset {
+  torch::Tensor images;  // (N, C, H, W) uint8
+  torch::Tensor labels;  // (N) int64, each in [0, class_names.size())
+  std::vector<std::string> class_names;
+  std::string source;  // where it was loaded from, for messages
+
+  int64_t size() const { return images.size(0); }
+  int64_t classes() const { return static_cast<int64_t>(class_names.size()); }
+  int64_t channels() const { return images.size(1); }
+  int64_t height() const { return images.size(2); }
+  int64_t width() const { return images.size(3); }
+  // Throws unless images and labels agree in count and every label is a valid class.
+  void validate() const;
+};
+
+}  // namespace posenc

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+namespace posenc {
+
+// Multi-head self-attention (ViT): one qkv projection, scaled dot-product per head, output proj.
+class MultiHeadSelfAttentionImpl : public torch::nn::Module {
+ public:
+  MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads);
+  // tokens (B, N, C) -> (B, N, C)
+  torch::Tensor forward(const torch::Tensor& tokens);
+  // attention probabilities of the last forward with record_attention(true): (B, heads, N, N)
+  const torch::Tensor& last_attention() const { return last_attention_; }
+  void record_attention(bool on) { record_attention_ = on; }
+
+ private:
+  int64_t heads_;
+  double scale_;
+  torch::nn::Linear qkv_{nullptr};
+  torch::nn::Linear proj_{nullptr};
+  bool record_attention_ = false;
+  torch::Tensor last_attention_;
+};
+TORCH_MODULE(MultiHeadSelfAttention);
+
+// Two-layer MLP with GELU (ViT): fc1 (C -> hidden), GELU, fc2 (hidden -> C).
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(int64_t dim, int64_t hidden);
+  // (..., C) -> (..., C)
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_{nullptr};
+  torch::nn::Linear fc2_{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+// A pre-norm Transformer encoder block (DeiT):
+//   x = x + DropPath(Attention(LayerNorm(x)));  x = x + DropPath(MLP(LayerNorm(x)))
+// DropPath (stochastic depth) zeroes a sample's residual branch with probability drop_path in
+// training and rescales the kept ones by 1 / (1 - drop_path).
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path);
+  // tokens (B, N, C) -> (B, N, C)
+  torch::Tensor forward(const torch::Tensor& tokens);
+  MultiHeadSelfAttention& attention() { return attn_; }
+
+ private:
+  torch::Tensor drop_path(const torch::Tensor& branch) const;
+
+  double drop_path_;
+  torch::nn::LayerNorm norm1_{nullptr};
+  MultiHeadSelfAttention attn_{nullptr};
+  torch::nn::LayerNorm norm2_{nullptr};
+  FeedForward mlp_{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+}  // namespace posenc

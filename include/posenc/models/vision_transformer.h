@@ -1,0 +1,99 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+#include <nlohmann/json.hpp>
+
+#include "posenc/models/patch_embedding.h"
+#include "posenc/models/transformer_block.h"
+#include "posenc/positional_encoding.h"
+
+namespace posenc {
+
+// Everything that defines a VisionTransformer's architecture. Stored in checkpoints as JSON, so
+// a model can be rebuilt from its checkpoint alone.
+struct VisionTransformerOptions {
+  int64_t image_channels = 1;
+  int64_t classes = 10;
+  // The resolution the model is trained at: learned tables are sized for its token grid.
+  int64_t image_height = 28;
+  int64_t image_width = 28;
+  int64_t patch_size = 4;
+  int64_t dim = 96;
+  int64_t depth = 6;
+  int64_t heads = 3;
+  double mlp_ratio = 4.0;
+  double drop_path = 0.1;  // stochastic depth rate of the last block, linear from 0
+  // "token": classify the class token (DeiT, CPVT); "gap": no class token, classify the global
+  // average of the patch tokens (CPVT-GAP).
+  std::string head = "token";
+  // Encodings by registry spec (e.g. "peg", "lff:F=64"); additive ones are added after the patch
+  // embedding, conditional ones (PEG) applied after each block in `conditional_after_blocks`.
+  std::vector<std::string> encodings = {"peg"};
+  // Block indices after which conditional encodings run; -1 means before the first block.
+  // CPVT: {0}; its stronger variant: {0, 1, 2, 3, 4, 5}.
+  std::vector<int64_t> conditional_after_blocks = {0};
+  // Inputs whose size the patch size does not divide: false = error, true = zero-pad bottom/right.
+  bool pad_to_patch = false;
+
+  int64_t prefix_tokens() const { return head == "token" ? 1 : 0; }
+  TokenGrid trained_grid() const;
+  // Throws with a message naming the field for any invalid value.
+  void validate() const;
+
+  nlohmann::json to_json() const;
+  // Unknown keys are errors that list the valid ones; missing keys keep their defaults.
+  static VisionTransformerOptions from_json(const nlohmann::json& json);
+  // "tiny", "small", "micro", "nano"; throws listing them for another name.
+  static VisionTransformerOptions preset(const std::string& name);
+};
+
+// A DeiT-style Vision Transformer (pre-norm blocks, stochastic depth) whose positional encodings
+// plug in by name. Runs at any input size the patch size divides (or pads, if asked).
+// Parameter names follow timm (cls_token, patch_embed.proj, blocks.N.*, norm, head) so
+// checkpoints map to PyTorch's.
+class VisionTransformerImpl : public torch::nn::Module {
+ public:
+  explicit VisionTransformerImpl(VisionTransformerOptions options);
+
+  // images: (B, image_channels, H, W) -> logits (B, classes)
+  torch::Tensor forward(const torch::Tensor& images);
+
+  // images: (B, image_channels, H, W) -> final tokens (B, prefix + H/p * W/p, dim), after norm
+  torch::Tensor features(const torch::Tensor& images);
+
+  const VisionTransformerOptions& options() const { return options_; }
+  // Parameters that AdamW should not decay: norms, biases, the class token and every
+  // positional-encoding parameter (as the official DeiT/CPVT code).
+  std::vector<torch::Tensor> parameters_without_weight_decay() const;
+  std::vector<torch::Tensor> parameters_with_weight_decay() const;
+
+ private:
+  // images (B, C_in, H, W) -> (tokens (B, N, dim) with prefix and additive encodings, grid)
+  std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);
+  torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenGrid& grid,
+                                  int64_t after_block);
+  bool is_without_weight_decay(const std::string& name, const torch::Tensor& parameter) const;
+
+  VisionTransformerOptions options_;
+  PatchEmbedding patch_embed_{nullptr};
+  torch::Tensor cls_token_;  // (1, 1, dim), undefined for the GAP head
+  torch::nn::ModuleList additive_encodings_{nullptr};
+  // one conditional encoding module per (encoding, position) pair, in conditional_slots_ order
+  torch::nn::ModuleList conditional_encodings_{nullptr};
+  std::vector<int64_t> conditional_slots_;  // the block index each conditional module follows
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::Linear head_{nullptr};
+};
+
+TORCH_MODULE(VisionTransformer);
+
+}  // namespace posenc

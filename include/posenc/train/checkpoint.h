@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <nlohmann/json.hpp>
+
+namespace posenc {
+
+// Where a run stands: enough, with the weights and optimiser state, to continue it exactly.
+struct TrainingProgress {
+  int64_t epoch = 0;           // the epoch in progress (0-based)
+  int64_t batch_in_epoch = 0;  // batches of that epoch already trained
+  int64_t global_step = 0;     // optimiser steps so far
+  // running sums over the epoch in progress, for its train loss and accuracy
+  double epoch_loss_sum = 0.0;
+  int64_t epoch_correct = 0;
+  int64_t epoch_images = 0;
+  double elapsed_seconds = 0.0;   // training time of all sessions so far
+  double epoch_started_at = 0.0;  // elapsed_seconds when the epoch in progress began
+  torch::Tensor rng_state;        // LibTorch's CPU generator (dropout, stochastic depth)
+};
+
+// Writes model tensors, optimiser state, progress and the run configuration to `path`
+// atomically: into a temporary file in the same folder, flushed to disk, then renamed over
+// `path`. A crash or a full disk leaves the previous checkpoint intact. Throws saying why.
+void save_checkpoint(const std::string& path, const nlohmann::json& config,
+                     const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
+                     const TrainingProgress& progress);
+
+// The configuration stored in a checkpoint, to rebuild the model before loading its tensors.
+// Throws for a missing file or one that is not a posenc checkpoint.
+nlohmann::json read_checkpoint_config(const std::string& path);
+
+// Loads tensors into `model` (and the optimiser state, if given) and returns the progress.
+// Every mismatch (missing, unexpected, or differently shaped tensors) is listed by name and
+// shape in one error; nothing is loaded then.
+TrainingProgress load_checkpoint(const std::string& path, torch::nn::Module& model,
+                                 torch::optim::Optimizer* optimizer);
+
+}  // namespace posenc

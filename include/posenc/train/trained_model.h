@@ -1,0 +1,20 @@
+#pragma once
+
+#include <string>
+
+#include "posenc/models/vision_transformer.h"
+#include "posenc/train/run_config.h"
+
+namespace posenc {
+
+// A model rebuilt from a checkpoint alone: its run configuration and its weights, in eval mode.
+struct TrainedModel {
+  RunConfig config;
+  VisionTransformer model{nullptr};
+};
+
+// Throws for a missing or corrupt file, or tensors that do not fit the stored configuration
+// (each listed by name and shape).
+TrainedModel load_trained_model(const std::string& checkpoint);
+
+}  // namespace posenc

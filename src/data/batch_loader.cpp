@@ -1,0 +1,138 @@
+#include "posenc/data/batch_loader.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace posenc {
+namespace {
+
+// A well-mixed 64-bit seed from several values (splitmix64 steps).
+uint64_t mix(std::initializer_list<uint64_t> values) {
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (uint64_t value : values) {
+    state ^= value + 0x9E3779B97F4A7C15ull + (state << 6) + (state >> 2);
+    state = (state ^ (state >> 30)) * 0xBF58476D1CE4E5B9ull;
+    state = (state ^ (state >> 27)) * 0x94D049BB133111EBull;
+    state ^= state >> 31;
+  }
+  return state;
+}
+
+}  // namespace
+
+Normalization Normalization::measure(const ImageDataset& dataset) {
+  Normalization normalization;
+  for (int64_t c = 0; c < dataset.channels(); ++c) {
+    auto plane = dataset.images.select(1, c).to(torch::kFloat64) / 255.0;
+    normalization.mean.push_back(plane.mean().item<double>());
+    normalization.std.push_back(std::max(plane.std().item<double>(), 1e-6));
+  }
+  return normalization;
+}
+
+BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool shuffle,
+                         bool drop_last, std::optional<AugmentationOptions> augmentation,
+                         Normalization normalization, uint64_t seed,
+                         std::vector<int64_t> resolutions)
+    : dataset_(dataset),
+      batch_size_(batch_size),
+      shuffle_(shuffle),
+      drop_last_(drop_last),
+      augmentation_(std::move(augmentation)),
+      normalization_(std::move(normalization)),
+      seed_(seed),
+      resolutions_(std::move(resolutions)) {
+  TORCH_CHECK(batch_size >= 1, "batch size must be >= 1, got ", batch_size);
+  TORCH_CHECK(static_cast<int64_t>(normalization_.mean.size()) == dataset.channels(),
+              "normalisation has ", normalization_.mean.size(), " channels but the images have ",
+              dataset.channels());
+  TORCH_CHECK(!drop_last || dataset.size() >= batch_size, dataset.source, " has ", dataset.size(),
+              " images, fewer than one batch of ", batch_size, "; use a smaller --batch-size");
+}
+
+BatchLoader::~BatchLoader() {
+  if (pending_.valid())
+    pending_.wait();
+}
+
+int64_t BatchLoader::batches_per_epoch() const {
+  return drop_last_ ? dataset_.size() / batch_size_
+                    : (dataset_.size() + batch_size_ - 1) / batch_size_;
+}
+
+void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  if (pending_.valid())
+    pending_.wait();
+  pending_ = {};
+  epoch_ = epoch;
+  next_batch_ = first_batch;
+  order_.resize(dataset_.size());
+  std::iota(order_.begin(), order_.end(), 0);
+  if (shuffle_) {
+    std::mt19937_64 rng(mix({seed_, static_cast<uint64_t>(epoch), 1}));
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+  prefetch();
+}
+
+void BatchLoader::prefetch() {
+  if (next_batch_ >= batches_per_epoch())
+    return;
+  const int64_t index = next_batch_++;
+  pending_ = std::async(std::launch::async, [this, index] { return assemble(index); });
+}
+
+std::optional<Batch> BatchLoader::next() {
+  if (!pending_.valid())
+    return std::nullopt;
+  Batch batch = pending_.get();
+  prefetch();
+  return batch;
+}
+
+Batch BatchLoader::assemble(int64_t batch_index) const {
+  const int64_t begin = batch_index * batch_size_;
+  const int64_t count = std::min(batch_size_, dataset_.size() - begin);
+  const int64_t channels = dataset_.channels(), height = dataset_.height(),
+                width = dataset_.width();
+  const int64_t pixels = height * width;
+  Batch batch{torch::empty({count, channels, height, width}, torch::kFloat32),
+              torch::empty({count}, torch::kLong)};
+  const auto source = dataset_.images.contiguous();
+  const auto* bytes = source.data_ptr<uint8_t>();
+  const auto* labels = dataset_.labels.data_ptr<int64_t>();
+  auto* out = batch.images.data_ptr<float>();
+  auto* out_labels = batch.labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t sample = order_[begin + i];
+    float* image = out + i * channels * pixels;
+    const uint8_t* stored = bytes + sample * channels * pixels;
+    for (int64_t p = 0; p < channels * pixels; ++p)
+      image[p] = stored[p] / 255.0f;
+    if (augmentation_) {
+      std::mt19937_64 rng(
+          mix({seed_, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(sample), 2}));
+      augment_image(image, channels, height, width, *augmentation_, rng);
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      const auto mean = static_cast<float>(normalization_.mean[c]);
+      const auto inverse_std = static_cast<float>(1.0 / normalization_.std[c]);
+      for (int64_t p = 0; p < pixels; ++p)
+        image[c * pixels + p] = (image[c * pixels + p] - mean) * inverse_std;
+    }
+    out_labels[i] = labels[sample];
+  }
+  if (!resolutions_.empty()) {
+    std::mt19937_64 rng(
+        mix({seed_, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(batch_index), 3}));
+    batch.resolution =
+        resolutions_[std::uniform_int_distribution<size_t>(0, resolutions_.size() - 1)(rng)];
+  }
+  return batch;
+}
+
+}  // namespace posenc

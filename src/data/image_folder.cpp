@@ -1,0 +1,96 @@
+#include "posenc/data/image_folder.h"
+
+#include <stb_image.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <set>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace posenc {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_image_file(const fs::path& path) {
+  static const std::set<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
+                                                   ".tga", ".pgm", ".ppm",  ".pnm"};
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(), ::tolower);
+  return extensions.count(extension) > 0;
+}
+
+}  // namespace
+
+torch::Tensor read_image_file(const std::string& path, int64_t channels) {
+  TORCH_CHECK(channels == 1 || channels == 3, "images can be read with 1 or 3 channels, not ",
+              channels);
+  TORCH_CHECK(fs::is_regular_file(path), path, ": no such file");
+  int width = 0, height = 0, stored = 0;
+  std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> pixels(
+      stbi_load(path.c_str(), &width, &height, &stored, static_cast<int>(channels)),
+      &stbi_image_free);
+  TORCH_CHECK(pixels != nullptr, path, ": cannot decode image (", stbi_failure_reason(),
+              "); is it a complete PNG/JPEG/BMP file?");
+  // (H, W, C) interleaved -> (C, H, W)
+  auto image = torch::from_blob(pixels.get(), {height, width, channels}, torch::kUInt8);
+  return image.permute({2, 0, 1}).clone();
+}
+
+torch::Tensor resize_images(const torch::Tensor& images, int64_t height, int64_t width) {
+  if (images.size(2) == height && images.size(3) == width)
+    return images;
+  namespace F = torch::nn::functional;
+  auto resized =
+      F::interpolate(images.to(torch::kFloat32), F::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{height, width})
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false)
+                                                     .antialias(true));
+  return resized.round().clamp(0, 255).to(torch::kUInt8);
+}
+
+ImageDataset load_image_folder(const std::string& root, int64_t channels, int64_t height,
+                               int64_t width) {
+  TORCH_CHECK(fs::is_directory(root), root,
+              ": no such folder; an image folder holds one "
+              "sub-folder of images per class");
+  TORCH_CHECK(height >= 1 && width >= 1, "image size must be positive, got ", height, "x", width);
+  std::vector<fs::path> class_folders;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (entry.is_directory())
+      class_folders.push_back(entry.path());
+  }
+  std::sort(class_folders.begin(), class_folders.end());
+  TORCH_CHECK(class_folders.size() >= 2, root, ": found ", class_folders.size(),
+              " class sub-folders; need one sub-folder per class, at least 2");
+  ImageDataset dataset;
+  dataset.source = root;
+  std::vector<torch::Tensor> images;
+  std::vector<int64_t> labels;
+  for (size_t label = 0; label < class_folders.size(); ++label) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(class_folders[label])) {
+      if (entry.is_regular_file() && is_image_file(entry.path()))
+        files.push_back(entry.path());
+    }
+    TORCH_CHECK(!files.empty(), class_folders[label].string(),
+                ": no image files (.png, .jpg, .jpeg, .bmp, ...) in this class folder");
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      auto image = read_image_file(file.string(), channels).unsqueeze(0);
+      images.push_back(resize_images(image, height, width));
+      labels.push_back(static_cast<int64_t>(label));
+    }
+    dataset.class_names.push_back(class_folders[label].filename().string());
+  }
+  dataset.images = torch::cat(images, 0);
+  dataset.labels = torch::tensor(labels, torch::kLong);
+  dataset.validate();
+  return dataset;
+}
+
+}  // namespace posenc

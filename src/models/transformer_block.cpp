@@ -1,0 +1,69 @@
+#include "posenc/models/transformer_block.h"
+
+#include <cmath>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace posenc {
+
+MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads)
+    : heads_(heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {
+  TORCH_CHECK(heads >= 1 && dim % heads == 0,
+              "attention: dim must be divisible by heads, got dim = ", dim, ", heads = ", heads);
+  qkv_ = register_module("qkv", torch::nn::Linear(dim, 3 * dim));
+  proj_ = register_module("proj", torch::nn::Linear(dim, dim));
+}
+
+torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens) {
+  const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
+  // (B, N, 3C) -> (3, B, heads, N, C/heads)
+  auto qkv = qkv_->forward(tokens)
+                 .reshape({batch, count, 3, heads_, dim / heads_})
+                 .permute({2, 0, 3, 1, 4});
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  auto attention =
+      torch::softmax(torch::matmul(q, k.transpose(-2, -1)) * scale_, -1);  // (B, h, N, N)
+  if (record_attention_)
+    last_attention_ = attention.detach();
+  // (B, h, N, C/h) -> (B, N, C)
+  auto mixed = torch::matmul(attention, v).transpose(1, 2).reshape({batch, count, dim});
+  return proj_->forward(mixed);
+}
+
+FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
+  fc1_ = register_module("fc1", torch::nn::Linear(dim, hidden));
+  fc2_ = register_module("fc2", torch::nn::Linear(hidden, dim));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  return fc2_->forward(torch::gelu(fc1_->forward(x)));
+}
+
+TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio,
+                                           double drop_path)
+    : drop_path_(drop_path) {
+  TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "drop_path must be in [0, 1), got ", drop_path);
+  norm1_ =
+      register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  attn_ = register_module("attn", MultiHeadSelfAttention(dim, heads));
+  norm2_ =
+      register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  mlp_ = register_module("mlp", FeedForward(dim, static_cast<int64_t>(dim * mlp_ratio)));
+}
+
+torch::Tensor TransformerBlockImpl::drop_path(const torch::Tensor& branch) const {
+  if (!is_training() || drop_path_ == 0.0)
+    return branch;
+  const double keep = 1.0 - drop_path_;
+  // one Bernoulli draw per sample: (B, 1, 1)
+  auto mask = torch::empty({branch.size(0), 1, 1}, branch.options()).bernoulli_(keep);
+  return branch * mask / keep;
+}
+
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& tokens) {
+  auto x = tokens + drop_path(attn_->forward(norm1_->forward(tokens)));
+  return x + drop_path(mlp_->forward(norm2_->forward(x)));
+}
+
+}  // namespace posenc

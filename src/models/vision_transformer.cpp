@@ -1,0 +1,243 @@
+#include "posenc/models/vision_transformer.h"
+
+#include <algorithm>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include "posenc/encoding_registry.h"
+
+namespace posenc {
+namespace {
+
+// Truncated-normal-like init of timm's ViT (std 0.02; truncation at +-2 is inert at this std).
+void initialise_like_timm(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& child : module.modules(/*include_self=*/true)) {
+    if (auto* linear = child->as<torch::nn::Linear>()) {
+      linear->weight.normal_(0.0, 0.02);
+      if (linear->bias.defined())
+        linear->bias.zero_();
+    } else if (auto* norm = child->as<torch::nn::LayerNorm>()) {
+      norm->weight.fill_(1.0);
+      norm->bias.zero_();
+    }
+  }
+}
+
+}  // namespace
+
+TokenGrid VisionTransformerOptions::trained_grid() const {
+  return {image_height / patch_size, image_width / patch_size, prefix_tokens()};
+}
+
+void VisionTransformerOptions::validate() const {
+  TORCH_CHECK(image_channels >= 1, "model image_channels must be >= 1, got ", image_channels);
+  TORCH_CHECK(classes >= 2, "model classes must be >= 2, got ", classes);
+  TORCH_CHECK(patch_size >= 1, "model patch_size must be >= 1, got ", patch_size);
+  TORCH_CHECK(image_height >= patch_size && image_width >= patch_size,
+              "model image size must be at least one patch, got ", image_height, "x", image_width,
+              " with patch size ", patch_size);
+  TORCH_CHECK(dim >= 1 && depth >= 1 && heads >= 1,
+              "model dim, depth and heads must be >= 1, got dim = ", dim, ", depth = ", depth,
+              ", heads = ", heads);
+  TORCH_CHECK(dim % heads == 0, "model dim must be divisible by heads, got dim = ", dim,
+              ", heads = ", heads);
+  TORCH_CHECK(mlp_ratio > 0.0, "model mlp_ratio must be > 0, got ", mlp_ratio);
+  TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "model drop_path must be in [0, 1), got ",
+              drop_path);
+  TORCH_CHECK(head == "token" || head == "gap",
+              "model head must be 'token' (class token) or "
+              "'gap' (global average pooling), got '",
+              head, "'");
+  for (int64_t block : conditional_after_blocks) {
+    TORCH_CHECK(block >= -1 && block < depth, "conditional encoding position ", block,
+                " is outside the model: use -1 (before the first block) to ", depth - 1,
+                " (after the last of ", depth, " blocks)");
+  }
+}
+
+nlohmann::json VisionTransformerOptions::to_json() const {
+  return {{"image_channels", image_channels},
+          {"classes", classes},
+          {"image_height", image_height},
+          {"image_width", image_width},
+          {"patch_size", patch_size},
+          {"dim", dim},
+          {"depth", depth},
+          {"heads", heads},
+          {"mlp_ratio", mlp_ratio},
+          {"drop_path", drop_path},
+          {"head", head},
+          {"encodings", encodings},
+          {"conditional_after_blocks", conditional_after_blocks},
+          {"pad_to_patch", pad_to_patch}};
+}
+
+VisionTransformerOptions VisionTransformerOptions::from_json(const nlohmann::json& json) {
+  TORCH_CHECK(json.is_object(), "model options must be a JSON object, got ", json.dump());
+  VisionTransformerOptions options;
+  auto known = options.to_json();
+  for (const auto& item : json.items()) {
+    if (!known.contains(item.key())) {
+      std::string keys;
+      for (const auto& field : known.items())
+        keys += (keys.empty() ? "" : ", ") + field.key();
+      TORCH_CHECK(false, "unknown model option '", item.key(), "'; valid options: ", keys);
+    }
+    known[item.key()] = item.value();
+  }
+  try {
+    options.image_channels = known.at("image_channels").get<int64_t>();
+    options.classes = known.at("classes").get<int64_t>();
+    options.image_height = known.at("image_height").get<int64_t>();
+    options.image_width = known.at("image_width").get<int64_t>();
+    options.patch_size = known.at("patch_size").get<int64_t>();
+    options.dim = known.at("dim").get<int64_t>();
+    options.depth = known.at("depth").get<int64_t>();
+    options.heads = known.at("heads").get<int64_t>();
+    options.mlp_ratio = known.at("mlp_ratio").get<double>();
+    options.drop_path = known.at("drop_path").get<double>();
+    options.head = known.at("head").get<std::string>();
+    options.encodings = known.at("encodings").get<std::vector<std::string>>();
+    options.conditional_after_blocks =
+        known.at("conditional_after_blocks").get<std::vector<int64_t>>();
+    options.pad_to_patch = known.at("pad_to_patch").get<bool>();
+  } catch (const nlohmann::json::exception& error) {
+    TORCH_CHECK(false, "model options have a value of the wrong type: ", error.what());
+  }
+  options.validate();
+  return options;
+}
+
+VisionTransformerOptions VisionTransformerOptions::preset(const std::string& name) {
+  VisionTransformerOptions options;
+  if (name == "tiny" || name == "small") {
+    // DeiT-Ti / CPVT-Ti and DeiT-S / CPVT-S at 224 px with 16 px patches.
+    options.image_height = options.image_width = 224;
+    options.patch_size = 16;
+    options.image_channels = 3;
+    options.classes = 1000;
+    options.depth = 12;
+    options.dim = name == "tiny" ? 192 : 384;
+    options.heads = name == "tiny" ? 3 : 6;
+  } else if (name == "micro" || name == "nano") {
+    // CPU-sized models for 28 x 28 images, patch 4: a 7 x 7 token grid.
+    options.dim = name == "micro" ? 96 : 64;
+    options.depth = name == "micro" ? 6 : 4;
+    options.heads = name == "micro" ? 3 : 2;
+  } else {
+    TORCH_CHECK(false, "unknown model preset '", name, "'; presets: tiny, small, micro, nano");
+  }
+  return options;
+}
+
+VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
+    : options_(std::move(options)) {
+  options_.validate();
+  patch_embed_ =
+      register_module("patch_embed", PatchEmbedding(options_.image_channels, options_.dim,
+                                                    options_.patch_size, options_.pad_to_patch));
+  if (options_.head == "token") {
+    cls_token_ = register_parameter("cls_token", torch::randn({1, 1, options_.dim}) * 0.02);
+  }
+  const EncodingContext context{options_.dim, options_.trained_grid()};
+  additive_encodings_ = register_module("additive_encodings", torch::nn::ModuleList());
+  conditional_encodings_ = register_module("conditional_encodings", torch::nn::ModuleList());
+  for (const auto& spec : options_.encodings) {
+    auto probe = make_encoding(spec, context);
+    if (probe->kind() == EncodingKind::Additive) {
+      additive_encodings_->push_back(probe.ptr());
+      continue;
+    }
+    TORCH_CHECK(!options_.conditional_after_blocks.empty(), "conditional encoding '", spec,
+                "' needs at least one position in conditional_after_blocks");
+    // One independent module per position, as CPVT's PEG at blocks 0-5.
+    for (size_t i = 0; i < options_.conditional_after_blocks.size(); ++i) {
+      conditional_encodings_->push_back(i == 0 ? probe.ptr() : make_encoding(spec, context).ptr());
+      conditional_slots_.push_back(options_.conditional_after_blocks[i]);
+    }
+  }
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t b = 0; b < options_.depth; ++b) {
+    // stochastic depth grows linearly from 0 at the first block to drop_path at the last
+    const double rate = options_.depth > 1
+                            ? options_.drop_path * static_cast<double>(b) / (options_.depth - 1)
+                            : 0.0;
+    blocks_->push_back(TransformerBlock(options_.dim, options_.heads, options_.mlp_ratio, rate));
+  }
+  norm_ = register_module(
+      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
+  head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));
+  for (auto& block : *blocks_)
+    initialise_like_timm(*block);
+  initialise_like_timm(*norm_);
+  initialise_like_timm(*head_);
+}
+
+std::pair<torch::Tensor, TokenGrid> VisionTransformerImpl::embed(const torch::Tensor& images) {
+  auto [tokens, grid] = patch_embed_->forward(images);  // (B, H*W, dim)
+  if (cls_token_.defined()) {
+    tokens = torch::cat({cls_token_.expand({tokens.size(0), -1, -1}), tokens}, 1);
+  }
+  grid.prefix_tokens = options_.prefix_tokens();
+  for (const auto& encoding : *additive_encodings_) {
+    tokens = encoding->as<PositionalEncodingImpl>()->forward(tokens, grid);
+  }
+  return {tokens, grid};
+}
+
+torch::Tensor VisionTransformerImpl::apply_conditional(const torch::Tensor& tokens,
+                                                       const TokenGrid& grid, int64_t after_block) {
+  torch::Tensor x = tokens;
+  for (size_t i = 0; i < conditional_slots_.size(); ++i) {
+    if (conditional_slots_[i] == after_block) {
+      x = conditional_encodings_[i]->as<PositionalEncodingImpl>()->forward(x, grid);
+    }
+  }
+  return x;
+}
+
+torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
+  auto [tokens, grid] = embed(images);
+  tokens = apply_conditional(tokens, grid, -1);
+  for (size_t b = 0; b < blocks_->size(); ++b) {
+    tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens);
+    tokens = apply_conditional(tokens, grid, static_cast<int64_t>(b));
+  }
+  return norm_->forward(tokens);
+}
+
+torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
+  auto tokens = features(images);  // (B, N, dim)
+  // class token (DeiT/CPVT) or the mean of the patch tokens (CPVT-GAP)
+  auto pooled = options_.head == "token" ? tokens.select(1, 0) : tokens.mean(1);
+  return head_->forward(pooled);
+}
+
+bool VisionTransformerImpl::is_without_weight_decay(const std::string& name,
+                                                    const torch::Tensor& parameter) const {
+  // norms and biases are 1-D; the class token and every encoding parameter are excluded by name
+  return parameter.dim() <= 1 || name == "cls_token" || name.rfind("additive_encodings.", 0) == 0 ||
+         name.rfind("conditional_encodings.", 0) == 0;
+}
+
+std::vector<torch::Tensor> VisionTransformerImpl::parameters_without_weight_decay() const {
+  std::vector<torch::Tensor> selected;
+  for (const auto& item : named_parameters()) {
+    if (is_without_weight_decay(item.key(), item.value()))
+      selected.push_back(item.value());
+  }
+  return selected;
+}
+
+std::vector<torch::Tensor> VisionTransformerImpl::parameters_with_weight_decay() const {
+  std::vector<torch::Tensor> selected;
+  for (const auto& item : named_parameters()) {
+    if (!is_without_weight_decay(item.key(), item.value()))
+      selected.push_back(item.value());
+  }
+  return selected;
+}
+
+}  // namespace posenc

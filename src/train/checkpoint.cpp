@@ -1,0 +1,174 @@
+#include "posenc/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace posenc {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kFormat = "posenc-checkpoint-1";
+
+// Flushes a file (or folder) to disk, so a rename after it cannot expose a half-written file.
+void sync_to_disk(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0)
+    return;
+  const int result = ::fsync(fd);
+  ::close(fd);
+  TORCH_CHECK(result == 0, "cannot flush ", path, " to disk (", std::strerror(errno),
+              "); is the disk full?");
+}
+
+torch::serialize::InputArchive open_archive(const std::string& path) {
+  TORCH_CHECK(fs::is_regular_file(path), "checkpoint ", path, " does not exist");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& error) {
+    TORCH_CHECK(false, path, " is not a readable posenc checkpoint (truncated or another format): ",
+                error.what_without_backtrace());
+  }
+  c10::IValue format;
+  TORCH_CHECK(
+      archive.try_read("format", format) && format.isString() && format.toStringRef() == kFormat,
+      path, " is not a posenc checkpoint (no '", kFormat, "' marker)");
+  return archive;
+}
+
+std::string describe(const torch::Tensor& tensor) {
+  return c10::str(tensor.sizes(), " ", tensor.scalar_type());
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const nlohmann::json& config,
+                     const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
+                     const TrainingProgress& progress) {
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write("config", c10::IValue(config.dump()));
+  for (const auto& item : model.named_parameters())
+    archive.write("model." + item.key(), item.value());
+  for (const auto& item : model.named_buffers())
+    archive.write("model." + item.key(), item.value(), true);
+  if (optimizer != nullptr) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  archive.write("progress.epoch", c10::IValue(progress.epoch));
+  archive.write("progress.batch_in_epoch", c10::IValue(progress.batch_in_epoch));
+  archive.write("progress.global_step", c10::IValue(progress.global_step));
+  archive.write("progress.epoch_loss_sum", c10::IValue(progress.epoch_loss_sum));
+  archive.write("progress.epoch_correct", c10::IValue(progress.epoch_correct));
+  archive.write("progress.epoch_images", c10::IValue(progress.epoch_images));
+  archive.write("progress.elapsed_seconds", c10::IValue(progress.elapsed_seconds));
+  archive.write("progress.epoch_started_at", c10::IValue(progress.epoch_started_at));
+  if (progress.rng_state.defined())
+    archive.write("progress.rng_state", progress.rng_state, true);
+
+  const fs::path target(path);
+  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string temporary = (folder / ("." + target.filename().string() + ".tmp")).string();
+  try {
+    archive.save_to(temporary);
+    sync_to_disk(temporary);
+    fs::rename(temporary, target);
+    sync_to_disk(folder.string());
+  } catch (const std::exception& error) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    const std::string reason = dynamic_cast<const c10::Error*>(&error)
+                                   ? static_cast<const c10::Error&>(error).what_without_backtrace()
+                                   : error.what();
+    TORCH_CHECK(false, "could not write checkpoint ", path, ": ", reason,
+                ". The previous checkpoint, if any, is unchanged; free disk space or choose "
+                "another --out folder");
+  }
+}
+
+nlohmann::json read_checkpoint_config(const std::string& path) {
+  auto archive = open_archive(path);
+  c10::IValue config;
+  TORCH_CHECK(archive.try_read("config", config) && config.isString(), path,
+              " has no run configuration");
+  try {
+    return nlohmann::json::parse(config.toStringRef());
+  } catch (const nlohmann::json::exception& error) {
+    TORCH_CHECK(false, path, ": its configuration is not valid JSON: ", error.what());
+  }
+}
+
+TrainingProgress load_checkpoint(const std::string& path, torch::nn::Module& model,
+                                 torch::optim::Optimizer* optimizer) {
+  auto archive = open_archive(path);
+  std::string mismatches;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;  // (target, stored)
+  std::set<std::string> expected;
+  auto collect = [&](const std::string& name, const torch::Tensor& target, bool is_buffer) {
+    const std::string key = "model." + name;
+    expected.insert(key);
+    torch::Tensor stored;
+    if (!archive.try_read(key, stored, is_buffer)) {
+      mismatches += c10::str("\n  missing in checkpoint: ", name, " ", describe(target));
+    } else if (stored.sizes() != target.sizes()) {
+      mismatches += c10::str("\n  shape differs: ", name, " is ", describe(stored),
+                             " in the checkpoint but ", describe(target), " in the model");
+    } else {
+      assignments.emplace_back(target, stored);
+    }
+  };
+  for (const auto& item : model.named_parameters())
+    collect(item.key(), item.value(), false);
+  for (const auto& item : model.named_buffers())
+    collect(item.key(), item.value(), true);
+  for (const auto& key : archive.keys()) {
+    if (key.rfind("model.", 0) == 0 && expected.count(key) == 0) {
+      mismatches += "\n  not in the model: " + key.substr(6);
+    }
+  }
+  TORCH_CHECK(mismatches.empty(), path,
+              " does not fit this model configuration; mismatched tensors:", mismatches);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [target, stored] : assignments)
+      target.copy_(stored);
+  }
+  if (optimizer != nullptr) {
+    torch::serialize::InputArchive optimizer_archive;
+    TORCH_CHECK(archive.try_read("optimizer", optimizer_archive), path,
+                " has no optimiser state to resume from");
+    optimizer->load(optimizer_archive);
+  }
+  TrainingProgress progress;
+  c10::IValue value;
+  auto read_int = [&](const char* key) {
+    TORCH_CHECK(archive.try_read(key, value), path, " lacks ", key);
+    return value.toInt();
+  };
+  auto read_double = [&](const char* key) {
+    TORCH_CHECK(archive.try_read(key, value), path, " lacks ", key);
+    return value.toDouble();
+  };
+  progress.epoch = read_int("progress.epoch");
+  progress.batch_in_epoch = read_int("progress.batch_in_epoch");
+  progress.global_step = read_int("progress.global_step");
+  progress.epoch_loss_sum = read_double("progress.epoch_loss_sum");
+  progress.epoch_correct = read_int("progress.epoch_correct");
+  progress.epoch_images = read_int("progress.epoch_images");
+  progress.elapsed_seconds = read_double("progress.elapsed_seconds");
+  progress.epoch_started_at = read_double("progress.epoch_started_at");
+  torch::Tensor rng;
+  if (archive.try_read("progress.rng_state", rng, true))
+    progress.rng_state = rng;
+  return progress;
+}
+
+}  // namespace posenc

@@ -1,0 +1,68 @@
+#include "train/progress_bar.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <c10/util/StringUtil.h>
+
+namespace posenc {
+
+std::string format_duration(double seconds) {
+  const auto total = static_cast<int64_t>(seconds + 0.5);
+  if (total >= 3600)
+    return c10::str(total / 3600, "h", (total % 3600) / 60, "m");
+  if (total >= 60)
+    return c10::str(total / 60, "m", total % 60, "s");
+  return c10::str(total, "s");
+}
+
+ProgressBar::ProgressBar(int64_t epochs, int64_t steps_per_epoch)
+    : epochs_(epochs),
+      steps_per_epoch_(steps_per_epoch),
+      interactive_(isatty(STDERR_FILENO) != 0) {}
+
+void ProgressBar::update(int64_t epoch, int64_t step, double loss, int64_t images) {
+  const auto now = std::chrono::steady_clock::now();
+  if (first_step_ < 0) {
+    first_step_ = step - 1;
+    epoch_start_ = now;
+    images_in_epoch_ = 0;
+    smoothed_loss_ = loss;
+  }
+  images_in_epoch_ += images;
+  smoothed_loss_ = 0.9 * smoothed_loss_ + 0.1 * loss;
+  const double elapsed = std::chrono::duration<double>(now - epoch_start_).count();
+  const double rate = elapsed > 0 ? images_in_epoch_ / elapsed : 0.0;
+  const double seconds_per_step = elapsed / static_cast<double>(step - first_step_);
+  const double eta = seconds_per_step * static_cast<double>(steps_per_epoch_ - step);
+  const int64_t tenth = step * 10 / steps_per_epoch_;
+  if (interactive_) {
+    if (step != steps_per_epoch_ && now - last_draw_ < std::chrono::milliseconds(200))
+      return;
+    last_draw_ = now;
+    constexpr int kWidth = 24;
+    const auto filled = static_cast<int>(kWidth * step / steps_per_epoch_);
+    std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s%s] %lld/%lld loss %.4f %.0f img/s ETA %s",
+                 static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
+                 std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+                 static_cast<long long>(step), static_cast<long long>(steps_per_epoch_),
+                 smoothed_loss_, rate, format_duration(eta).c_str());
+  } else if (tenth != last_printed_tenth_) {
+    last_printed_tenth_ = tenth;
+    std::fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f img/s ETA %s\n",
+                 static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
+                 static_cast<long long>(step), static_cast<long long>(steps_per_epoch_),
+                 smoothed_loss_, rate, format_duration(eta).c_str());
+  }
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish_epoch() {
+  if (interactive_)
+    std::fprintf(stderr, "\n");
+  first_step_ = -1;
+  last_printed_tenth_ = 0;
+}
+
+}  // namespace posenc

@@ -1,0 +1,94 @@
+#include "posenc/train/run_config.h"
+
+#include <c10/util/Exception.h>
+
+namespace posenc {
+
+void TrainingOptions::validate() const {
+  TORCH_CHECK(epochs >= 1, "epochs must be >= 1, got ", epochs);
+  TORCH_CHECK(batch_size >= 1 && eval_batch_size >= 1, "batch sizes must be >= 1, got ", batch_size,
+              " and ", eval_batch_size);
+  TORCH_CHECK(learning_rate > 0.0 && min_learning_rate >= 0.0 && min_learning_rate <= learning_rate,
+              "need 0 <= min learning rate <= learning rate and learning rate > 0, got ",
+              min_learning_rate, " and ", learning_rate);
+  TORCH_CHECK(warmup_epochs >= 0.0 && warmup_epochs < epochs, "the warm-up (", warmup_epochs,
+              " epochs) must be shorter than the run (", epochs,
+              " epochs); set --warmup-epochs to a fraction such as ", 0.1 * epochs);
+  TORCH_CHECK(weight_decay >= 0.0, "weight decay must be >= 0, got ", weight_decay);
+  TORCH_CHECK(label_smoothing >= 0.0 && label_smoothing < 1.0,
+              "label smoothing must be in [0, 1), got ", label_smoothing);
+  TORCH_CHECK(gradient_clip >= 0.0, "gradient clip must be >= 0 (0 disables it), got ",
+              gradient_clip);
+  TORCH_CHECK(time_budget_seconds >= 0.0, "time budget must be >= 0, got ", time_budget_seconds);
+  for (int64_t resolution : train_resolutions) {
+    TORCH_CHECK(resolution >= 1, "training resolutions must be positive, got ", resolution);
+  }
+  augmentation.validate();
+}
+
+nlohmann::json TrainingOptions::to_json() const {
+  return {{"epochs", epochs},
+          {"batch_size", batch_size},
+          {"learning_rate", learning_rate},
+          {"min_learning_rate", min_learning_rate},
+          {"warmup_epochs", warmup_epochs},
+          {"weight_decay", weight_decay},
+          {"label_smoothing", label_smoothing},
+          {"gradient_clip", gradient_clip},
+          {"seed", seed},
+          {"train_resolutions", train_resolutions},
+          {"augmentation", augmentation.to_json()},
+          {"eval_batch_size", eval_batch_size},
+          {"time_budget_seconds", time_budget_seconds}};
+}
+
+TrainingOptions TrainingOptions::from_json(const nlohmann::json& json) {
+  TrainingOptions options;
+  try {
+    options.epochs = json.value("epochs", options.epochs);
+    options.batch_size = json.value("batch_size", options.batch_size);
+    options.learning_rate = json.value("learning_rate", options.learning_rate);
+    options.min_learning_rate = json.value("min_learning_rate", options.min_learning_rate);
+    options.warmup_epochs = json.value("warmup_epochs", options.warmup_epochs);
+    options.weight_decay = json.value("weight_decay", options.weight_decay);
+    options.label_smoothing = json.value("label_smoothing", options.label_smoothing);
+    options.gradient_clip = json.value("gradient_clip", options.gradient_clip);
+    options.seed = json.value("seed", options.seed);
+    options.train_resolutions = json.value("train_resolutions", options.train_resolutions);
+    if (json.contains("augmentation")) {
+      options.augmentation = AugmentationOptions::from_json(json.at("augmentation"));
+    }
+    options.eval_batch_size = json.value("eval_batch_size", options.eval_batch_size);
+    options.time_budget_seconds = json.value("time_budget_seconds", options.time_budget_seconds);
+  } catch (const nlohmann::json::exception& error) {
+    TORCH_CHECK(false, "training options have a value of the wrong type: ", error.what());
+  }
+  options.validate();
+  return options;
+}
+
+nlohmann::json RunConfig::to_json() const {
+  return {{"model", model.to_json()},
+          {"training", training.to_json()},
+          {"data", data.to_json()},
+          {"normalization", {{"mean", normalization.mean}, {"std", normalization.std}}},
+          {"class_names", class_names}};
+}
+
+RunConfig RunConfig::from_json(const nlohmann::json& json) {
+  TORCH_CHECK(json.is_object() && json.contains("model") && json.contains("training"),
+              "not a posenc run configuration (needs \"model\" and \"training\"): ",
+              json.dump().substr(0, 200));
+  RunConfig config;
+  config.model = VisionTransformerOptions::from_json(json.at("model"));
+  config.training = TrainingOptions::from_json(json.at("training"));
+  config.data = DataSource::from_json(json.value("data", nlohmann::json::object()));
+  if (json.contains("normalization")) {
+    config.normalization.mean = json["normalization"].at("mean").get<std::vector<double>>();
+    config.normalization.std = json["normalization"].at("std").get<std::vector<double>>();
+  }
+  config.class_names = json.value("class_names", std::vector<std::string>{});
+  return config;
+}
+
+}  // namespace posenc

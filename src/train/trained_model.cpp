@@ -1,0 +1,16 @@
+#include "posenc/train/trained_model.h"
+
+#include "posenc/train/checkpoint.h"
+
+namespace posenc {
+
+TrainedModel load_trained_model(const std::string& checkpoint) {
+  TrainedModel trained;
+  trained.config = RunConfig::from_json(read_checkpoint_config(checkpoint));
+  trained.model = VisionTransformer(trained.config.model);
+  load_checkpoint(checkpoint, *trained.model, /*optimizer=*/nullptr);
+  trained.model->eval();
+  return trained;
+}
+
+}  // namespace posenc

@@ -1,0 +1,220 @@
+// Training: schedule, checkpoints (atomic, exact resume, clear mismatch reports), and the
+// training loop end to end on a tiny generated data set.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "posenc/train/checkpoint.h"
+#include "posenc/train/evaluation.h"
+#include "posenc/train/learning_rate_schedule.h"
+#include "posenc/train/trained_model.h"
+#include "posenc/train/trainer.h"
+#include "support/temporary_folder.h"
+#include "support/test_encodings.h"
+
+namespace posenc {
+namespace {
+
+using testing::expect_error_containing;
+using testing::TemporaryFolder;
+namespace fs = std::filesystem;
+
+TEST(CosineSchedule, WarmsUpLinearlyThenDecaysToTheFloor) {
+  const CosineSchedule schedule(1.0, 0.1, 4, 14);
+  EXPECT_NEAR(schedule.at(0), 0.2, 1e-12);
+  EXPECT_NEAR(schedule.at(3), 0.8, 1e-12);
+  EXPECT_NEAR(schedule.at(4), 1.0, 1e-12);
+  EXPECT_NEAR(schedule.at(9), 0.55, 1e-12);
+  EXPECT_NEAR(schedule.at(14), 0.1, 1e-12);
+  for (int64_t step = 5; step < 14; ++step)
+    EXPECT_LT(schedule.at(step), schedule.at(step - 1));
+}
+
+VisionTransformerOptions tiny_model() {
+  auto options = VisionTransformerOptions::preset("nano");
+  options.dim = 16;
+  options.depth = 1;
+  options.heads = 2;
+  options.image_height = options.image_width = 8;
+  return options;
+}
+
+TEST(Checkpoint, RoundTripsTensorsAndProgress) {
+  TemporaryFolder folder;
+  VisionTransformer model(tiny_model());
+  TrainingProgress progress;
+  progress.epoch = 3;
+  progress.batch_in_epoch = 5;
+  progress.global_step = 77;
+  progress.epoch_loss_sum = 1.5;
+  progress.rng_state = torch::ones({4}, torch::kUInt8);
+  save_checkpoint(folder.path("c.pt"), {{"hello", 1}}, *model, nullptr, progress);
+  EXPECT_EQ(read_checkpoint_config(folder.path("c.pt")), (nlohmann::json{{"hello", 1}}));
+  VisionTransformer other(tiny_model());
+  auto loaded = load_checkpoint(folder.path("c.pt"), *other, nullptr);
+  EXPECT_EQ(loaded.epoch, 3);
+  EXPECT_EQ(loaded.batch_in_epoch, 5);
+  EXPECT_EQ(loaded.global_step, 77);
+  EXPECT_EQ(loaded.epoch_loss_sum, 1.5);
+  EXPECT_TRUE(torch::equal(loaded.rng_state, progress.rng_state));
+  auto expected = model->named_parameters();
+  for (const auto& item : other->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), expected[item.key()])) << item.key();
+  }
+}
+
+TEST(Checkpoint, ListsEveryMismatchedTensorOfAnotherConfiguration) {
+  TemporaryFolder folder;
+  VisionTransformer model(tiny_model());
+  save_checkpoint(folder.path("c.pt"), {}, *model, nullptr, {});
+  auto wider = tiny_model();
+  wider.dim = 32;
+  wider.encodings = {"learned1d"};
+  VisionTransformer other(wider);
+  expect_error_containing([&] { load_checkpoint(folder.path("c.pt"), *other, nullptr); },
+                          {"does not fit", "shape differs: cls_token is [1, 1, 16]", "[1, 1, 32]",
+                           "missing in checkpoint: additive_encodings.0.pos_embed",
+                           "not in the model: conditional_encodings.0.weight"});
+}
+
+TEST(Checkpoint, RejectsMissingTruncatedAndForeignFiles) {
+  TemporaryFolder folder;
+  expect_error_containing([&] { read_checkpoint_config(folder.path("none.pt")); },
+                          {"does not exist"});
+  VisionTransformer model(tiny_model());
+  save_checkpoint(folder.path("c.pt"), {}, *model, nullptr, {});
+  const auto size = fs::file_size(folder.path("c.pt"));
+  fs::copy_file(folder.path("c.pt"), folder.path("cut.pt"));
+  fs::resize_file(folder.path("cut.pt"), size / 2);
+  expect_error_containing([&] { read_checkpoint_config(folder.path("cut.pt")); },
+                          {"cut.pt", "not a readable"});
+  testing::write_bytes(folder.path("text.pt"), "just some text");
+  expect_error_containing([&] { read_checkpoint_config(folder.path("text.pt")); }, {"text.pt"});
+  torch::serialize::OutputArchive foreign;
+  foreign.write("weight", torch::ones({2}));
+  foreign.save_to(folder.path("foreign.pt"));
+  expect_error_containing([&] { read_checkpoint_config(folder.path("foreign.pt")); },
+                          {"not a posenc checkpoint"});
+}
+
+TEST(Checkpoint, AFailedWriteKeepsThePreviousFileAndLeavesNoTemporary) {
+  TemporaryFolder folder;
+  VisionTransformer model(tiny_model());
+  // the target is a non-empty folder, so the final rename fails after the data was written
+  fs::create_directories(folder.path("c.pt/inside"));
+  expect_error_containing([&] { save_checkpoint(folder.path("c.pt"), {}, *model, nullptr, {}); },
+                          {"could not write checkpoint", "previous checkpoint"});
+  EXPECT_TRUE(fs::is_directory(folder.path("c.pt/inside")));
+  for (const auto& entry : fs::directory_iterator(folder.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+  }
+}
+
+// A tiny 3-class IDX data set of 8x8 images whose class is the brightest quadrant.
+DataSource tiny_data(const TemporaryFolder& folder) {
+  torch::manual_seed(5);
+  for (const auto& [split, count] :
+       std::vector<std::pair<std::string, int>>{{"train", 96}, {"test", 30}}) {
+    auto labels = torch::randint(0, 3, {count}, torch::kLong);
+    auto images = (torch::rand({count, 8, 8}) * 60).to(torch::kUInt8);
+    for (int i = 0; i < count; ++i) {
+      const int64_t label = labels[i].item<int64_t>();
+      images[i].narrow(0, (label / 2) * 4, 4).narrow(1, (label % 2) * 4, 4) += 150;
+    }
+    const auto bytes = images.contiguous();
+    testing::write_idx_file(
+        folder.path(split + "-images"), {count, 8, 8},
+        std::vector<uint8_t>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + count * 64),
+        true);
+    std::vector<uint8_t> label_bytes;
+    for (int i = 0; i < count; ++i)
+      label_bytes.push_back(static_cast<uint8_t>(labels[i].item<int64_t>()));
+    testing::write_idx_file(folder.path(split + "-labels"), {count}, label_bytes, true);
+  }
+  DataSource data;
+  data.kind = "idx";
+  data.train_images = folder.path("train-images");
+  data.train_labels = folder.path("train-labels");
+  data.test_images = folder.path("test-images");
+  data.test_labels = folder.path("test-labels");
+  return data;
+}
+
+RunConfig tiny_run(const TemporaryFolder& folder) {
+  RunConfig config;
+  config.model = tiny_model();
+  config.model.depth = 2;
+  config.model.drop_path = 0.5;  // block 1 drops paths: the RNG state a resume must restore
+  config.model.head = "gap";
+  config.data = tiny_data(folder);
+  config.training.epochs = 3;
+  config.training.batch_size = 16;
+  config.training.warmup_epochs = 0.5;
+  config.training.learning_rate = 3e-3;
+  config.training.augmentation.horizontal_flip = 0.0;
+  config.training.train_resolutions = {8, 12};
+  return config;
+}
+
+TEST(Trainer, LearnsATinyTaskAndWritesCheckpointMetricsAndPlot) {
+  TemporaryFolder folder;
+  auto outcome = train(tiny_run(folder), folder.path("run"));
+  EXPECT_EQ(outcome.status, TrainingOutcome::Status::Completed);
+  EXPECT_TRUE(fs::exists(folder.path("run/last.pt")));
+  std::ifstream metrics(folder.path("run/metrics.jsonl"));
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines) {
+    EXPECT_EQ(nlohmann::json::parse(line).at("epoch"), lines + 1);
+  }
+  EXPECT_EQ(lines, 3);
+  auto trained = load_trained_model(folder.path("run/last.pt"));
+  EXPECT_EQ(trained.config.model.classes, 3);
+  const auto test = trained.config.data.load("test");
+  const auto result = evaluate(trained.model, test, trained.config.normalization, 8, 8, 100);
+  EXPECT_DOUBLE_EQ(result.accuracy, outcome.last_test_accuracy);
+  EXPECT_GT(result.accuracy, 0.5) << "3 classes: chance is 0.33";
+  expect_error_containing([&] { train(tiny_run(folder), folder.path("run")); },
+                          {"already holds a checkpoint", "--resume"});
+}
+
+TEST(Trainer, ResumingAfterAStopMidEpochReachesTheSameWeightsAsAnUninterruptedRun) {
+  TemporaryFolder folder;
+  train(tiny_run(folder), folder.path("straight"));
+  auto stopped = tiny_run(folder);
+  stopped.training.time_budget_seconds = 1e-9;  // stops after the first step
+  const auto first = train(stopped, folder.path("resumed"));
+  ASSERT_EQ(first.status, TrainingOutcome::Status::TimeBudgetReached);
+  const auto second = resume_training(folder.path("resumed"), {});
+  ASSERT_EQ(second.status, TrainingOutcome::Status::Completed);
+  auto a = load_trained_model(folder.path("straight/last.pt"));
+  auto b = load_trained_model(folder.path("resumed/last.pt"));
+  auto expected = a.model->named_parameters();
+  for (const auto& item : b.model->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), expected[item.key()])) << item.key();
+  }
+}
+
+TEST(Trainer, StopsOnANonFiniteLossAndSaysWhere) {
+  TemporaryFolder folder;
+  auto config = tiny_run(folder);
+  config.training.learning_rate = 1e30;
+  config.training.min_learning_rate = 0.0;
+  config.training.warmup_epochs = 0.0;
+  config.training.gradient_clip = 0.0;
+  expect_error_containing([&] { train(config, folder.path("run")); },
+                          {"the loss became", "at epoch 1", "Lower --lr"});
+}
+
+TEST(Trainer, RejectsAnUnwritableOutputFolderBeforeTraining) {
+  TemporaryFolder folder;
+  testing::write_bytes(folder.path("file"), "a file, not a folder");
+  expect_error_containing([&] { train(tiny_run(folder), folder.path("file/run")); },
+                          {"cannot create output folder"});
+  expect_error_containing([&] { resume_training(folder.path("nothing"), {}); },
+                          {"no checkpoint", "without --resume"});
+}
+
+}  // namespace
+}  // namespace posenc

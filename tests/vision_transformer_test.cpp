@@ -1,0 +1,172 @@
+// The VisionTransformer: any resolution, encodings placed where asked, heads, presets, and the
+// weight-decay split of the official recipe.
+#include <set>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "posenc/models/vision_transformer.h"
+#include "support/test_encodings.h"
+
+namespace posenc {
+namespace {
+
+using testing::expect_error_containing;
+
+VisionTransformerOptions small_model() {
+  VisionTransformerOptions options = VisionTransformerOptions::preset("nano");
+  options.dim = 16;
+  options.depth = 2;
+  options.heads = 2;
+  options.drop_path = 0.0;
+  return options;
+}
+
+TEST(VisionTransformer, ClassifiesAnyResolutionThePatchDividesWithEitherHead) {
+  for (const std::string head : {"token", "gap"}) {
+    for (const std::string pe : {"peg", "learned1d", "lff", "sincos2d", "none"}) {
+      auto options = small_model();
+      options.head = head;
+      options.encodings = {pe};
+      VisionTransformer model(options);
+      model->eval();
+      for (auto [height, width] :
+           std::vector<std::pair<int64_t, int64_t>>{{28, 28}, {20, 20}, {36, 44}, {4, 4}}) {
+        auto logits = model->forward(torch::randn({3, 1, height, width}));
+        EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, 10})) << head << " " << pe;
+        EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+        auto tokens = model->features(torch::randn({1, 1, height, width}));
+        EXPECT_EQ(tokens.size(1), options.prefix_tokens() + (height / 4) * (width / 4));
+      }
+    }
+  }
+}
+
+TEST(VisionTransformer, PlacesOneConditionalEncodingPerListedBlockAndAdditiveOnesOnce) {
+  auto options = small_model();
+  options.depth = 4;
+  options.encodings = {"peg", "learned1d"};
+  options.conditional_after_blocks = {-1, 0, 3};
+  VisionTransformer model(options);
+  std::set<std::string> encodings;
+  for (const auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    if (name.find("encodings.") != std::string::npos)
+      encodings.insert(name.substr(0, name.find('.', name.find('.') + 1)));
+  }
+  EXPECT_EQ(encodings,
+            (std::set<std::string>{"additive_encodings.0", "conditional_encodings.0",
+                                   "conditional_encodings.1", "conditional_encodings.2"}));
+  // PEG before the first block changes the output compared with no PEG at all
+  torch::manual_seed(0);
+  auto with_peg = options;
+  with_peg.encodings = {"peg"};
+  with_peg.conditional_after_blocks = {-1};
+  torch::manual_seed(1);
+  VisionTransformer a(with_peg);
+  auto without = with_peg;
+  without.encodings = {};
+  torch::manual_seed(1);
+  VisionTransformer b(without);
+  a->eval();
+  b->eval();
+  auto images = torch::randn({2, 1, 28, 28});
+  EXPECT_FALSE(torch::allclose(a->forward(images), b->forward(images)));
+}
+
+TEST(VisionTransformer, RejectsSizesThePatchDoesNotDivideUnlessPaddingIsOn) {
+  auto options = small_model();
+  VisionTransformer strict(options);
+  expect_error_containing(
+      [&] {
+        strict->forward(torch::randn({1, 1, 30, 28}));
+      },
+      {"30x28", "patch size 4", "pad_to_patch"});
+  expect_error_containing([&] { strict->forward(torch::randn({1, 3, 28, 28})); }, {"(B, 1, H, W)"});
+  options.pad_to_patch = true;
+  VisionTransformer padded(options);
+  EXPECT_EQ(padded->features(torch::randn({1, 1, 30, 29})).size(1), 1 + 8 * 8);
+}
+
+TEST(VisionTransformer, SplitsParametersForWeightDecayLikeTheOfficialRecipe) {
+  auto options = small_model();
+  options.encodings = {"peg", "learned1d"};
+  VisionTransformer model(options);
+  std::set<const void*> without;
+  for (const auto& p : model->parameters_without_weight_decay())
+    without.insert(p.data_ptr());
+  std::set<const void*> with;
+  for (const auto& p : model->parameters_with_weight_decay())
+    with.insert(p.data_ptr());
+  for (const auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    const bool excluded = without.count(item.value().data_ptr()) > 0;
+    EXPECT_NE(excluded, with.count(item.value().data_ptr()) > 0) << name << " in exactly one group";
+    const bool should_exclude = item.value().dim() <= 1 || name == "cls_token" ||
+                                name.find("encodings.") != std::string::npos;
+    EXPECT_EQ(excluded, should_exclude) << name;
+  }
+  EXPECT_GT(with.size(), 0u);
+}
+
+TEST(VisionTransformer, OptionsRoundTripThroughJsonAndRejectBadValues) {
+  auto options = VisionTransformerOptions::preset("micro");
+  options.encodings = {"lff:F=32", "peg:k=5"};
+  options.conditional_after_blocks = {0, 1, 2};
+  EXPECT_EQ(VisionTransformerOptions::from_json(options.to_json()).to_json(), options.to_json());
+  expect_error_containing([] { VisionTransformerOptions::preset("huge"); },
+                          {"unknown model preset 'huge'", "tiny, small, micro, nano"});
+  expect_error_containing(
+      [] {
+        VisionTransformerOptions::from_json({{"depht", 3}});
+      },
+      {"unknown model option 'depht'", "depth"});
+  expect_error_containing(
+      [] {
+        VisionTransformerOptions::from_json({{"dim", 10}, {"heads", 3}});
+      },
+      {"divisible by heads"});
+  expect_error_containing(
+      [] {
+        VisionTransformerOptions::from_json({{"conditional_after_blocks", {9}}});
+      },
+      {"position 9", "-1", "5"});
+  expect_error_containing(
+      [] {
+        VisionTransformerOptions::from_json({{"head", "mean"}});
+      },
+      {"'token'", "'gap'"});
+  auto bad_encoding = small_model();
+  bad_encoding.encodings = {"fourier"};
+  expect_error_containing([&] { VisionTransformer model(bad_encoding); }, {"unknown encoding"});
+}
+
+TEST(VisionTransformer, PresetsMatchTheirPapers) {
+  const auto tiny = VisionTransformerOptions::preset("tiny");
+  EXPECT_EQ(std::make_tuple(tiny.dim, tiny.depth, tiny.heads, tiny.patch_size),
+            std::make_tuple(192, 12, 3, 16));
+  const auto small = VisionTransformerOptions::preset("small");
+  EXPECT_EQ(std::make_tuple(small.dim, small.depth, small.heads), std::make_tuple(384, 12, 6));
+  const auto micro = VisionTransformerOptions::preset("micro");
+  EXPECT_EQ(std::make_tuple(micro.dim, micro.depth, micro.heads, micro.patch_size),
+            std::make_tuple(96, 6, 3, 4));
+  const auto nano = VisionTransformerOptions::preset("nano");
+  EXPECT_EQ(std::make_tuple(nano.dim, nano.depth, nano.heads, nano.patch_size),
+            std::make_tuple(64, 4, 2, 4));
+  EXPECT_EQ(micro.encodings, std::vector<std::string>{"peg"});
+  EXPECT_EQ(micro.conditional_after_blocks, std::vector<int64_t>{0});
+}
+
+TEST(VisionTransformer, StochasticDepthOnlyActsInTraining) {
+  auto options = small_model();
+  options.drop_path = 0.5;
+  VisionTransformer model(options);
+  auto images = torch::randn({8, 1, 28, 28});
+  model->eval();
+  EXPECT_TRUE(torch::equal(model->forward(images), model->forward(images)));
+  model->train();
+  EXPECT_FALSE(torch::equal(model->forward(images), model->forward(images)));
+}
+
+}  // namespace
+}  // namespace posenc

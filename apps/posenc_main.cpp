@@ -9,19 +9,32 @@
 #include "posenc/system_info.h"
 #include "posenc/version.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{std::string("posenc ") + posenc::kVersion +
                ": spatial positional encodings for vision transformers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(posenc::kVersion));
   posenc::cli::add_info_command(app);
   posenc::cli::add_demo_command(app);
-
+  posenc::cli::add_train_command(app);
+  posenc::cli::add_eval_command(app);
+  posenc::cli::add_predict_command(app);
   try {
     posenc::configure_threads();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
   } catch (const c10::Error& error) {
     std::cerr << "posenc: error: " << error.what_without_backtrace() << "\n";
     return 1;
@@ -29,5 +42,4 @@ int main(int argc, char** argv) {
     std::cerr << "posenc: error: " << error.what() << "\n";
     return 1;
   }
-  return 0;
 }

@@ -1,0 +1,19 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace posenc::cli {
+
+// "0-5" -> {0..5}; "0,3,5" -> {0, 3, 5}; "-1" -> {-1}; ranges and items mix: "-1,2-3".
+std::vector<int64_t> parse_index_list(const std::string& text);
+
+// "28,40,56" -> {{28, 28}, {40, 40}, {56, 56}}; items may be HxW: "28x36".
+std::vector<std::pair<int64_t, int64_t>> parse_resolutions(const std::string& text);
+
+// "90", "90s", "15m", "2h" -> seconds.
+double parse_duration(const std::string& text);
+
+}  // namespace posenc::cli

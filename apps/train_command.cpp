@@ -1,0 +1,249 @@
+// `posenc train`: train a VisionTransformer with the chosen positional encodings.
+// Settings come from, in increasing precedence: the preset (--model), a JSON file (--config,
+// with "model", "training" and "data" objects as stored in checkpoints), and explicit flags.
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include "argument_parsing.h"
+#include "commands.h"
+#include "posenc/system_info.h"
+#include "posenc/train/trainer.h"
+
+namespace posenc::cli {
+namespace {
+
+struct TrainArguments {
+  std::string preset = "micro";
+  std::string config_file;
+  std::vector<std::string> encodings;
+  std::string conditional_after;
+  std::string head;
+  int64_t dim = 0, depth = 0, heads = 0, patch = 0, image_size = 0;
+  double drop_path = 0.0, mlp_ratio = 0.0;
+  bool pad_to_patch = false;
+
+  int64_t epochs = 0, batch_size = 0;
+  double learning_rate = 0.0, min_learning_rate = 0.0, warmup_epochs = 0.0, weight_decay = 0.0,
+         label_smoothing = 0.0, gradient_clip = 0.0, resized_crop = 0.0, horizontal_flip = 0.0;
+  int64_t crop_padding = 0;
+  uint64_t seed = 0;
+  std::string train_resolutions, time_budget, eval_resolutions;
+
+  std::string data_kind, data_dir, train_images, train_labels, test_images, test_labels;
+  int64_t channels = 0;
+
+  std::string out = "runs/train";
+  bool resume = false;
+  int threads = 0;
+};
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream file(path);
+  TORCH_CHECK(file.good(), "--config: cannot read ", path);
+  try {
+    return nlohmann::json::parse(file);
+  } catch (const nlohmann::json::parse_error& error) {
+    TORCH_CHECK(false, "--config ", path, " is not valid JSON: ", error.what());
+  }
+}
+
+// Overlays the keys of `patch` on `base` (objects merge recursively, other values replace).
+void merge_into(nlohmann::json& base, const nlohmann::json& patch) {
+  for (const auto& item : patch.items()) {
+    if (item.value().is_object() && base.contains(item.key()) && base[item.key()].is_object()) {
+      merge_into(base[item.key()], item.value());
+    } else {
+      base[item.key()] = item.value();
+    }
+  }
+}
+
+RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
+  auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  RunConfig config;
+  config.model = VisionTransformerOptions::preset(a.preset);
+  config.model.head = "token";
+  nlohmann::json json = config.to_json();
+  if (!a.config_file.empty()) {
+    const auto file = read_json_file(a.config_file);
+    TORCH_CHECK(file.is_object(), "--config ", a.config_file, " must hold a JSON object");
+    for (const auto& item : file.items()) {
+      TORCH_CHECK(item.key() == "model" || item.key() == "training" || item.key() == "data",
+                  "--config ", a.config_file, ": unknown section '", item.key(),
+                  "'; valid sections: model, training, data");
+    }
+    merge_into(json, file);
+  }
+  auto& model = json["model"];
+  if (given("--pe"))
+    model["encodings"] = a.encodings;
+  if (given("--pe-after"))
+    model["conditional_after_blocks"] = parse_index_list(a.conditional_after);
+  if (given("--head"))
+    model["head"] = a.head;
+  if (given("--dim"))
+    model["dim"] = a.dim;
+  if (given("--depth"))
+    model["depth"] = a.depth;
+  if (given("--heads"))
+    model["heads"] = a.heads;
+  if (given("--patch"))
+    model["patch_size"] = a.patch;
+  if (given("--image-size"))
+    model["image_height"] = model["image_width"] = a.image_size;
+  if (given("--drop-path"))
+    model["drop_path"] = a.drop_path;
+  if (given("--mlp-ratio"))
+    model["mlp_ratio"] = a.mlp_ratio;
+  if (given("--pad-to-patch"))
+    model["pad_to_patch"] = a.pad_to_patch;
+
+  auto& data = json["data"];
+  if (given("--data"))
+    data["kind"] = a.data_kind;
+  if (given("--data-dir"))
+    data["directory"] = a.data_dir;
+  if (given("--train-images"))
+    data["train_images"] = a.train_images;
+  if (given("--train-labels"))
+    data["train_labels"] = a.train_labels;
+  if (given("--test-images"))
+    data["test_images"] = a.test_images;
+  if (given("--test-labels"))
+    data["test_labels"] = a.test_labels;
+  if (given("--channels"))
+    data["channels"] = a.channels;
+  if (data.value("kind", "") == "folder") {
+    // image folders are resized to the model's input size
+    data["height"] = model["image_height"];
+    data["width"] = model["image_width"];
+  }
+
+  auto& training = json["training"];
+  auto& augmentation = training["augmentation"];
+  if (given("--epochs"))
+    training["epochs"] = a.epochs;
+  if (given("--batch-size"))
+    training["batch_size"] = a.batch_size;
+  if (given("--lr"))
+    training["learning_rate"] = a.learning_rate;
+  if (given("--min-lr"))
+    training["min_learning_rate"] = a.min_learning_rate;
+  if (given("--warmup-epochs"))
+    training["warmup_epochs"] = a.warmup_epochs;
+  if (given("--weight-decay"))
+    training["weight_decay"] = a.weight_decay;
+  if (given("--label-smoothing"))
+    training["label_smoothing"] = a.label_smoothing;
+  if (given("--clip"))
+    training["gradient_clip"] = a.gradient_clip;
+  if (given("--seed"))
+    training["seed"] = a.seed;
+  if (given("--train-resolutions")) {
+    std::vector<int64_t> sizes;
+    for (const auto& [height, width] : parse_resolutions(a.train_resolutions)) {
+      TORCH_CHECK(height == width, "--train-resolutions takes square sizes, got ", height, "x",
+                  width);
+      sizes.push_back(height);
+    }
+    training["train_resolutions"] = sizes;
+  }
+  if (given("--time-budget"))
+    training["time_budget_seconds"] = parse_duration(a.time_budget);
+  if (given("--crop-padding"))
+    augmentation["crop_padding"] = a.crop_padding;
+  if (given("--resized-crop"))
+    augmentation["resized_crop_min_scale"] = a.resized_crop;
+  if (given("--hflip")) {
+    augmentation["horizontal_flip"] = a.horizontal_flip;
+  } else if (!DataSource::from_json(data).flips_preserve_class()) {
+    augmentation["horizontal_flip"] = 0.0;  // a mirrored digit is another digit, or none
+  }
+  return RunConfig::from_json(json);
+}
+
+void run_train(const TrainArguments& arguments, const CLI::App& command) {
+  configure_threads(arguments.threads);
+  std::cerr << blas_warning(detect_blas());
+  TrainingOutcome outcome;
+  if (arguments.resume) {
+    ResumeOverrides overrides;
+    if (command.count("--epochs") > 0)
+      overrides.epochs = arguments.epochs;
+    if (command.count("--time-budget") > 0) {
+      overrides.time_budget_seconds = parse_duration(arguments.time_budget);
+    }
+    outcome = resume_training(arguments.out, overrides);
+  } else {
+    outcome = train(build_config(arguments, command), arguments.out);
+  }
+  if (outcome.status != TrainingOutcome::Status::Completed)
+    return;
+  std::cout << "trained " << outcome.epochs_done << " epochs; test accuracy "
+            << 100.0 * outcome.last_test_accuracy << "%; checkpoint " << outcome.checkpoint
+            << "\nevaluate at other resolutions: posenc eval --checkpoint " << outcome.checkpoint
+            << " --resolutions 20,28,36\n";
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto arguments = std::make_shared<TrainArguments>();
+  auto* c = app.add_subcommand("train", "Train a ViT with the chosen positional encodings");
+  auto& a = *arguments;
+  c->add_option("--model", a.preset, "preset: tiny, small, micro, nano")->capture_default_str();
+  c->add_option("--config", a.config_file, "JSON file with model/training/data settings");
+  c->add_option("--pe", a.encodings,
+                "positional encoding spec, repeatable (e.g. --pe peg --pe lff:F=64); default peg");
+  c->add_option("--pe-after", a.conditional_after,
+                "blocks after which conditional encodings (peg) run: 0 (CPVT), 0-5, -1 = before "
+                "the first block");
+  c->add_option("--head", a.head, "token (class token) or gap (global average pooling)");
+  c->add_option("--dim", a.dim, "token dimension");
+  c->add_option("--depth", a.depth, "number of blocks");
+  c->add_option("--heads", a.heads, "attention heads");
+  c->add_option("--patch", a.patch, "patch size in pixels");
+  c->add_option("--image-size", a.image_size, "training resolution (square)");
+  c->add_option("--drop-path", a.drop_path, "stochastic depth rate of the last block");
+  c->add_option("--mlp-ratio", a.mlp_ratio, "MLP hidden size / dim");
+  c->add_flag("--pad-to-patch", a.pad_to_patch, "zero-pad images the patch size does not divide");
+  c->add_option("--epochs", a.epochs, "epochs (default 10)");
+  c->add_option("--batch-size", a.batch_size, "batch size (default 128)");
+  c->add_option("--lr", a.learning_rate, "peak learning rate (default 1e-3)");
+  c->add_option("--min-lr", a.min_learning_rate, "final learning rate (default 1e-5)");
+  c->add_option("--warmup-epochs", a.warmup_epochs, "linear warm-up epochs (default 1)");
+  c->add_option("--weight-decay", a.weight_decay, "AdamW weight decay (default 0.05)");
+  c->add_option("--label-smoothing", a.label_smoothing, "label smoothing (default 0.1)");
+  c->add_option("--clip", a.gradient_clip, "gradient norm clip, 0 = off (default 1)");
+  c->add_option("--seed", a.seed, "seed for initialisation, order and augmentation (default 0)");
+  c->add_option("--train-resolutions", a.train_resolutions,
+                "multi-scale training: sizes to pick from per batch, e.g. 20,28,36");
+  c->add_option("--crop-padding", a.crop_padding, "random crop padding in pixels (default 2)");
+  c->add_option("--resized-crop", a.resized_crop,
+                "random resized crop minimum area fraction, 0 = off (default 0)");
+  c->add_option("--hflip", a.horizontal_flip,
+                "horizontal flip probability (default 0.5; 0 for idx digit data)");
+  c->add_option("--data", a.data_kind, "fashion-mnist (default), idx or folder");
+  c->add_option("--data-dir", a.data_dir,
+                "fashion-mnist: folder of the .gz files; folder: root with train/ and test/");
+  c->add_option("--train-images", a.train_images, "idx: training images file");
+  c->add_option("--train-labels", a.train_labels, "idx: training labels file");
+  c->add_option("--test-images", a.test_images, "idx: test images file");
+  c->add_option("--test-labels", a.test_labels, "idx: test labels file");
+  c->add_option("--channels", a.channels, "folder: read images with 1 or 3 channels");
+  c->add_option("--out", a.out, "output folder for checkpoint, metrics and plot")
+      ->capture_default_str();
+  c->add_flag("--resume", a.resume,
+              "continue the run in --out from its last checkpoint, with its settings (only "
+              "--epochs and --time-budget may change)");
+  c->add_option("--time-budget", a.time_budget,
+                "stop after this long (90s, 15m, 2h) with a checkpoint");
+  c->add_option("--threads", a.threads, "intra-op threads (default: all available cores)");
+  c->callback([arguments, c] { run_train(*arguments, *c); });
+}
+
+}  // namespace posenc::cli

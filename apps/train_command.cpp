@@ -183,9 +183,15 @@ void run_train(const TrainArguments& arguments, const CLI::App& command) {
   }
   if (outcome.status != TrainingOutcome::Status::Completed)
     return;
-  std::cout << "trained " << outcome.epochs_done << " epochs; test accuracy "
-            << 100.0 * outcome.last_test_accuracy << "%; checkpoint " << outcome.checkpoint
-            << "\nevaluate at other resolutions: posenc eval --checkpoint " << outcome.checkpoint
+  if (outcome.last_test_accuracy) {
+    std::cout << "trained " << outcome.epochs_done << " epochs; test accuracy "
+              << 100.0 * *outcome.last_test_accuracy << "%; checkpoint " << outcome.checkpoint
+              << "\n";
+  } else {
+    std::cout << "the run in " << arguments.out << " had already completed its "
+              << outcome.epochs_done << " epochs; pass --epochs to train it longer\n";
+  }
+  std::cout << "evaluate at other resolutions: posenc eval --checkpoint " << outcome.checkpoint
             << " --resolutions 20,28,36\n";
 }
 

@@ -21,8 +21,9 @@ std::pair<torch::Tensor, TokenGrid> PatchEmbeddingImpl::forward(const torch::Ten
   if (height % patch_size_ != 0 || width % patch_size_ != 0) {
     TORCH_CHECK(pad_, "image size ", height, "x", width, " is not divisible by the patch size ",
                 patch_size_, "; resize to a multiple of ", patch_size_, " (e.g. ",
-                (height / patch_size_ + 1) * patch_size_, "x",
-                (width / patch_size_ + 1) * patch_size_, ") or enable pad_to_patch");
+                (height + patch_size_ - 1) / patch_size_ * patch_size_, "x",
+                (width + patch_size_ - 1) / patch_size_ * patch_size_,
+                ") or enable zero-padding (--pad-to-patch, pad_to_patch)");
     const int64_t pad_bottom = (patch_size_ - height % patch_size_) % patch_size_;
     const int64_t pad_right = (patch_size_ - width % patch_size_) % patch_size_;
     input = torch::constant_pad_nd(images, {0, pad_right, 0, pad_bottom});

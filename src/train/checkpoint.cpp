@@ -106,8 +106,7 @@ nlohmann::json read_checkpoint_config(const std::string& path) {
   }
 }
 
-TrainingProgress load_checkpoint(const std::string& path, torch::nn::Module& model,
-                                 torch::optim::Optimizer* optimizer) {
+void load_model_tensors(const std::string& path, torch::nn::Module& model) {
   auto archive = open_archive(path);
   std::string mismatches;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;  // (target, stored)
@@ -141,12 +140,14 @@ TrainingProgress load_checkpoint(const std::string& path, torch::nn::Module& mod
     for (auto& [target, stored] : assignments)
       target.copy_(stored);
   }
-  if (optimizer != nullptr) {
-    torch::serialize::InputArchive optimizer_archive;
-    TORCH_CHECK(archive.try_read("optimizer", optimizer_archive), path,
-                " has no optimiser state to resume from");
-    optimizer->load(optimizer_archive);
-  }
+}
+
+TrainingProgress load_training_state(const std::string& path, torch::optim::Optimizer& optimizer) {
+  auto archive = open_archive(path);
+  torch::serialize::InputArchive optimizer_archive;
+  TORCH_CHECK(archive.try_read("optimizer", optimizer_archive), path,
+              " has no optimiser state to resume from");
+  optimizer.load(optimizer_archive);
   TrainingProgress progress;
   c10::IValue value;
   auto read_int = [&](const char* key) {

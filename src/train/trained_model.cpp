@@ -8,7 +8,7 @@ TrainedModel load_trained_model(const std::string& checkpoint) {
   TrainedModel trained;
   trained.config = RunConfig::from_json(read_checkpoint_config(checkpoint));
   trained.model = VisionTransformer(trained.config.model);
-  load_checkpoint(checkpoint, *trained.model, /*optimizer=*/nullptr);
+  load_model_tensors(checkpoint, *trained.model);
   trained.model->eval();
   return trained;
 }

@@ -75,7 +75,6 @@ std::string checkpoint_path(const std::string& out_dir) {
 
 // The training loop shared by new and resumed runs.
 TrainingOutcome run_training(RunConfig config, const std::string& out_dir, bool resume) {
-  prepare_output_folder(out_dir);
   const std::string checkpoint = checkpoint_path(out_dir);
   config.training.validate();
 
@@ -104,11 +103,14 @@ TrainingOutcome run_training(RunConfig config, const std::string& out_dir, bool 
   auto optimizer = make_optimizer(model, training);
   TrainingProgress progress;
   if (resume) {
-    progress = load_checkpoint(checkpoint, *model, &optimizer);
+    load_model_tensors(checkpoint, *model);
+    progress = load_training_state(checkpoint, optimizer);
     if (progress.rng_state.defined())
       restore_rng_state(progress.rng_state);
   }
   const nlohmann::json config_json = config.to_json();
+  // after every input was checked, before any time is spent training
+  prepare_output_folder(out_dir);
 
   BatchLoader loader(train_data, training.batch_size, /*shuffle=*/true, /*drop_last=*/true,
                      training.augmentation, config.normalization, training.seed,

@@ -34,10 +34,11 @@ void save_checkpoint(const std::string& path, const nlohmann::json& config,
 // Throws for a missing file or one that is not a posenc checkpoint.
 nlohmann::json read_checkpoint_config(const std::string& path);
 
-// Loads tensors into `model` (and the optimiser state, if given) and returns the progress.
-// Every mismatch (missing, unexpected, or differently shaped tensors) is listed by name and
-// shape in one error; nothing is loaded then.
-TrainingProgress load_checkpoint(const std::string& path, torch::nn::Module& model,
-                                 torch::optim::Optimizer* optimizer);
+// Loads the model tensors stored in `path` into `model`. Every mismatch (missing, unexpected or
+// differently shaped tensors) is listed by name and shape in one error; nothing is loaded then.
+void load_model_tensors(const std::string& path, torch::nn::Module& model);
+
+// Loads what resuming needs besides the model: the optimiser state and the progress.
+TrainingProgress load_training_state(const std::string& path, torch::optim::Optimizer& optimizer);
 
 }  // namespace posenc

@@ -10,7 +10,8 @@ namespace posenc {
 struct TrainingOutcome {
   enum class Status { Completed, Interrupted, TimeBudgetReached } status = Status::Completed;
   int64_t epochs_done = 0;
-  double last_test_accuracy = 0.0;
+  // test accuracy after the last epoch trained in this call; empty if none was (already done)
+  std::optional<double> last_test_accuracy;
   std::string checkpoint;  // the last checkpoint written
   RunConfig config;        // as trained (data-derived fields filled in)
 };

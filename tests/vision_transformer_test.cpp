@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "posenc/models/vision_transformer.h"
+#include "posenc/train/run_config.h"
 #include "support/test_encodings.h"
 
 namespace posenc {
@@ -121,6 +122,23 @@ TEST(VisionTransformer, OptionsRoundTripThroughJsonAndRejectBadValues) {
         VisionTransformerOptions::from_json({{"depht", 3}});
       },
       {"unknown model option 'depht'", "depth"});
+  expect_error_containing(
+      [] {
+        TrainingOptions::from_json({{"learning_rte", 0.1}});
+      },
+      {"unknown training option 'learning_rte'", "learning_rate"});
+  expect_error_containing(
+      [] {
+        DataSource::from_json({{"folder", "x"}});
+      },
+      {"unknown data option 'folder'", "directory"});
+  expect_error_containing(
+      [] {
+        RunConfig::from_json({{"model", nlohmann::json::object()},
+                              {"training", nlohmann::json::object()},
+                              {"extra", 1}});
+      },
+      {"unknown run configuration option 'extra'"});
   expect_error_containing(
       [] {
         VisionTransformerOptions::from_json({{"dim", 10}, {"heads", 3}});

@@ -6,6 +6,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "core/json_keys.h"
+
 namespace posenc {
 namespace {
 
@@ -90,6 +92,7 @@ nlohmann::json AugmentationOptions::to_json() const {
 
 AugmentationOptions AugmentationOptions::from_json(const nlohmann::json& json) {
   AugmentationOptions options;
+  check_known_keys(json, options.to_json(), "augmentation");
   options.resized_crop_min_scale = json.value("resized_crop_min_scale", 0.0);
   options.crop_padding = json.value("crop_padding", int64_t{2});
   options.horizontal_flip = json.value("horizontal_flip", 0.5);

@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include "core/json_keys.h"
 #include "posenc/data/idx_file.h"
 #include "posenc/data/image_folder.h"
 
@@ -51,6 +52,7 @@ nlohmann::json DataSource::to_json() const {
 
 DataSource DataSource::from_json(const nlohmann::json& json) {
   DataSource source;
+  check_known_keys(json, source.to_json(), "data");
   source.kind = json.value("kind", source.kind);
   source.directory = json.value("directory", "");
   source.train_images = json.value("train_images", "");

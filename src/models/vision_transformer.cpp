@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include "core/json_keys.h"
 #include "posenc/encoding_registry.h"
 
 namespace posenc {
@@ -75,18 +76,11 @@ nlohmann::json VisionTransformerOptions::to_json() const {
 }
 
 VisionTransformerOptions VisionTransformerOptions::from_json(const nlohmann::json& json) {
-  TORCH_CHECK(json.is_object(), "model options must be a JSON object, got ", json.dump());
   VisionTransformerOptions options;
   auto known = options.to_json();
-  for (const auto& item : json.items()) {
-    if (!known.contains(item.key())) {
-      std::string keys;
-      for (const auto& field : known.items())
-        keys += (keys.empty() ? "" : ", ") + field.key();
-      TORCH_CHECK(false, "unknown model option '", item.key(), "'; valid options: ", keys);
-    }
+  check_known_keys(json, known, "model");
+  for (const auto& item : json.items())
     known[item.key()] = item.value();
-  }
   try {
     options.image_channels = known.at("image_channels").get<int64_t>();
     options.classes = known.at("classes").get<int64_t>();

@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "core/json_keys.h"
+
 namespace posenc {
 
 void TrainingOptions::validate() const {
@@ -44,6 +46,7 @@ nlohmann::json TrainingOptions::to_json() const {
 
 TrainingOptions TrainingOptions::from_json(const nlohmann::json& json) {
   TrainingOptions options;
+  check_known_keys(json, options.to_json(), "training");
   try {
     options.epochs = json.value("epochs", options.epochs);
     options.batch_size = json.value("batch_size", options.batch_size);
@@ -82,6 +85,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& json) {
   RunConfig config;
   config.model = VisionTransformerOptions::from_json(json.at("model"));
   config.training = TrainingOptions::from_json(json.at("training"));
+  check_known_keys(json, config.to_json(), "run configuration");
   config.data = DataSource::from_json(json.value("data", nlohmann::json::object()));
   if (json.contains("normalization")) {
     config.normalization.mean = json["normalization"].at("mean").get<std::vector<double>>();

@@ -138,16 +138,14 @@ TrainingOutcome run_training(RunConfig config, const std::string& out_dir, bool 
   TrainingOutcome outcome;
   outcome.checkpoint = checkpoint;
   outcome.config = config;
-  std::fprintf(
-      stderr, "training %lld parameters, %lld steps per epoch, %s %s\n",
-      static_cast<long long>([&] {
-        int64_t count = 0;
-        for (const auto& p : model->parameters())
-          count += p.numel();
-        return count;
-      }()),
-      static_cast<long long>(steps_per_epoch), resume ? "resuming at" : "starting at",
-      c10::str("epoch ", progress.epoch + 1, " step ", progress.batch_in_epoch + 1).c_str());
+  int64_t parameter_count = 0;
+  for (const auto& parameter : model->parameters())
+    parameter_count += parameter.numel();
+  std::fprintf(stderr,
+               "training %lld parameters, %lld steps per epoch, %s at epoch %lld step %lld\n",
+               static_cast<long long>(parameter_count), static_cast<long long>(steps_per_epoch),
+               resume ? "resuming" : "starting", static_cast<long long>(progress.epoch + 1),
+               static_cast<long long>(progress.batch_in_epoch + 1));
 
   for (int64_t epoch = progress.epoch; epoch < training.epochs; ++epoch) {
     loader.start_epoch(epoch, progress.batch_in_epoch);

@@ -1,5 +1,8 @@
 // Training: schedule, checkpoints (atomic, exact resume, clear mismatch reports), and the
 // training loop end to end on a tiny generated data set.
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -110,6 +113,37 @@ TEST(Checkpoint, AFailedWriteKeepsThePreviousFileAndLeavesNoTemporary) {
   expect_error_containing([&] { save_checkpoint(folder.path("c.pt"), {}, *model, nullptr, {}); },
                           {"could not write checkpoint", "previous checkpoint"});
   EXPECT_TRUE(fs::is_directory(folder.path("c.pt/inside")));
+  for (const auto& entry : fs::directory_iterator(folder.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+  }
+}
+
+// A write that fails half-way (RLIMIT_FSIZE stands in for a full disk) leaves the previous
+// checkpoint byte for byte as it was.
+TEST(Checkpoint, AFullDiskKeepsThePreviousCheckpoint) {
+  TemporaryFolder folder;
+  VisionTransformer model(tiny_model());
+  save_checkpoint(folder.path("c.pt"), {{"version", 1}}, *model, nullptr, {});
+  std::ifstream before_file(folder.path("c.pt"), std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(before_file)), {});
+  rlimit original{};
+  getrlimit(RLIMIT_FSIZE, &original);
+  auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);  // fail the write instead of dying
+  rlimit tiny = original;
+  tiny.rlim_cur = 4096;
+  setrlimit(RLIMIT_FSIZE, &tiny);
+  std::string message;
+  try {
+    save_checkpoint(folder.path("c.pt"), {{"version", 2}}, *model, nullptr, {});
+  } catch (const c10::Error& error) {
+    message = error.what_without_backtrace();
+  }
+  setrlimit(RLIMIT_FSIZE, &original);
+  std::signal(SIGXFSZ, previous_handler);
+  EXPECT_NE(message.find("could not write checkpoint"), std::string::npos) << message;
+  std::ifstream after_file(folder.path("c.pt"), std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(after_file)), {}), before);
+  EXPECT_EQ(read_checkpoint_config(folder.path("c.pt"))["version"], 1);
   for (const auto& entry : fs::directory_iterator(folder.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
   }

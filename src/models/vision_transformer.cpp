@@ -139,16 +139,17 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   additive_encodings_ = register_module("additive_encodings", torch::nn::ModuleList());
   conditional_encodings_ = register_module("conditional_encodings", torch::nn::ModuleList());
   for (const auto& spec : options_.encodings) {
-    auto probe = make_encoding(spec, context);
-    if (probe->kind() == EncodingKind::Additive) {
-      additive_encodings_->push_back(probe.ptr());
+    auto encoding = make_encoding(spec, context);
+    if (encoding->kind() == EncodingKind::Additive) {
+      additive_encodings_->push_back(encoding.ptr());
       continue;
     }
     TORCH_CHECK(!options_.conditional_after_blocks.empty(), "conditional encoding '", spec,
                 "' needs at least one position in conditional_after_blocks");
     // One independent module per position, as CPVT's PEG at blocks 0-5.
     for (size_t i = 0; i < options_.conditional_after_blocks.size(); ++i) {
-      conditional_encodings_->push_back(i == 0 ? probe.ptr() : make_encoding(spec, context).ptr());
+      conditional_encodings_->push_back(i == 0 ? encoding.ptr()
+                                               : make_encoding(spec, context).ptr());
       conditional_slots_.push_back(options_.conditional_after_blocks[i]);
     }
   }

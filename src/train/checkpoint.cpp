@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
+#include <sstream>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -24,6 +27,29 @@ void sync_to_disk(const std::string& path) {
   ::close(fd);
   TORCH_CHECK(result == 0, "cannot flush ", path, " to disk (", std::strerror(errno),
               "); is the disk full?");
+}
+
+// Writes `bytes` to `path` and flushes them to disk; throws on any failure (e.g. a full disk).
+void write_file_durably(const std::string& path, const std::string& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TORCH_CHECK(fd >= 0, "cannot create ", path, " (", std::strerror(errno), ")");
+  size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t result = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (result < 0 && errno == EINTR)
+      continue;
+    if (result <= 0) {
+      const int error = errno;
+      ::close(fd);
+      TORCH_CHECK(false, "writing ", path, " failed after ", written, " of ", bytes.size(),
+                  " bytes (", std::strerror(error), ")");
+    }
+    written += static_cast<size_t>(result);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const int error = errno;
+  TORCH_CHECK(::close(fd) == 0 && synced, "flushing ", path, " to disk failed (",
+              std::strerror(error), ")");
 }
 
 torch::serialize::InputArchive open_archive(const std::string& path) {
@@ -74,21 +100,23 @@ void save_checkpoint(const std::string& path, const nlohmann::json& config,
   if (progress.rng_state.defined())
     archive.write("progress.rng_state", progress.rng_state, true);
 
+  // Serialised in memory first: LibTorch's file writer terminates the process when a write fails
+  // (its destructor throws again), so posenc writes the bytes itself and can report a full disk.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
   const fs::path target(path);
   const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
   const std::string temporary = (folder / ("." + target.filename().string() + ".tmp")).string();
   try {
-    archive.save_to(temporary);
-    sync_to_disk(temporary);
+    write_file_durably(temporary, bytes.str());
     fs::rename(temporary, target);
     sync_to_disk(folder.string());
   } catch (const std::exception& error) {
     std::error_code ignored;
     fs::remove(temporary, ignored);
-    const std::string reason = dynamic_cast<const c10::Error*>(&error)
-                                   ? static_cast<const c10::Error&>(error).what_without_backtrace()
-                                   : error.what();
-    TORCH_CHECK(false, "could not write checkpoint ", path, ": ", reason,
+    const auto* torch_error = dynamic_cast<const c10::Error*>(&error);
+    TORCH_CHECK(false, "could not write checkpoint ", path, ": ",
+                torch_error ? torch_error->what_without_backtrace() : error.what(),
                 ". The previous checkpoint, if any, is unchanged; free disk space or choose "
                 "another --out folder");
   }

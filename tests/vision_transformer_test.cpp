@@ -93,11 +93,12 @@ TEST(VisionTransformer, SplitsParametersForWeightDecayLikeTheOfficialRecipe) {
   auto options = small_model();
   options.encodings = {"peg", "learned1d"};
   VisionTransformer model(options);
+  const auto groups = model->weight_decay_groups();
   std::set<const void*> without;
-  for (const auto& p : model->parameters_without_weight_decay())
+  for (const auto& p : groups.not_decayed)
     without.insert(p.data_ptr());
   std::set<const void*> with;
-  for (const auto& p : model->parameters_with_weight_decay())
+  for (const auto& p : groups.decayed)
     with.insert(p.data_ptr());
   for (const auto& item : model->named_parameters()) {
     const auto& name = item.key();

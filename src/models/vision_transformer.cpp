@@ -210,29 +210,17 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   return head_->forward(pooled);
 }
 
-bool VisionTransformerImpl::is_without_weight_decay(const std::string& name,
-                                                    const torch::Tensor& parameter) const {
-  // norms and biases are 1-D; the class token and every encoding parameter are excluded by name
-  return parameter.dim() <= 1 || name == "cls_token" || name.rfind("additive_encodings.", 0) == 0 ||
-         name.rfind("conditional_encodings.", 0) == 0;
-}
-
-std::vector<torch::Tensor> VisionTransformerImpl::parameters_without_weight_decay() const {
-  std::vector<torch::Tensor> selected;
+VisionTransformerImpl::WeightDecayGroups VisionTransformerImpl::weight_decay_groups() const {
+  WeightDecayGroups groups;
   for (const auto& item : named_parameters()) {
-    if (is_without_weight_decay(item.key(), item.value()))
-      selected.push_back(item.value());
+    const auto& name = item.key();
+    // norms and biases are 1-D; the class token and every encoding parameter are named
+    const bool exempt = item.value().dim() <= 1 || name == "cls_token" ||
+                        name.rfind("additive_encodings.", 0) == 0 ||
+                        name.rfind("conditional_encodings.", 0) == 0;
+    (exempt ? groups.not_decayed : groups.decayed).push_back(item.value());
   }
-  return selected;
-}
-
-std::vector<torch::Tensor> VisionTransformerImpl::parameters_with_weight_decay() const {
-  std::vector<torch::Tensor> selected;
-  for (const auto& item : named_parameters()) {
-    if (!is_without_weight_decay(item.key(), item.value()))
-      selected.push_back(item.value());
-  }
-  return selected;
+  return groups;
 }
 
 }  // namespace posenc

@@ -42,14 +42,13 @@ void prepare_output_folder(const std::string& out_dir) {
 
 torch::optim::AdamW make_optimizer(VisionTransformer& model, const TrainingOptions& training) {
   using torch::optim::AdamWOptions;
+  auto [decayed, not_decayed] = model->weight_decay_groups();
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(
-      model->parameters_with_weight_decay(),
-      std::make_unique<AdamWOptions>(
-          AdamWOptions(training.learning_rate).weight_decay(training.weight_decay)));
-  groups.emplace_back(
-      model->parameters_without_weight_decay(),
-      std::make_unique<AdamWOptions>(AdamWOptions(training.learning_rate).weight_decay(0.0)));
+      decayed, std::make_unique<AdamWOptions>(
+                   AdamWOptions(training.learning_rate).weight_decay(training.weight_decay)));
+  groups.emplace_back(not_decayed, std::make_unique<AdamWOptions>(
+                                       AdamWOptions(training.learning_rate).weight_decay(0.0)));
   return torch::optim::AdamW(std::move(groups), AdamWOptions(training.learning_rate));
 }
 

@@ -70,17 +70,19 @@ class VisionTransformerImpl : public torch::nn::Module {
   torch::Tensor features(const torch::Tensor& images);
 
   const VisionTransformerOptions& options() const { return options_; }
-  // Parameters that AdamW should not decay: norms, biases, the class token and every
-  // positional-encoding parameter (as the official DeiT/CPVT code).
-  std::vector<torch::Tensor> parameters_without_weight_decay() const;
-  std::vector<torch::Tensor> parameters_with_weight_decay() const;
+  // The parameters split for AdamW: weight decay applies to `decayed`, not to norms, biases, the
+  // class token and positional-encoding parameters (as the official DeiT/CPVT code).
+  struct WeightDecayGroups {
+    std::vector<torch::Tensor> decayed;
+    std::vector<torch::Tensor> not_decayed;
+  };
+  WeightDecayGroups weight_decay_groups() const;
 
  private:
   // images (B, C_in, H, W) -> (tokens (B, N, dim) with prefix and additive encodings, grid)
   std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);
   torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenGrid& grid,
                                   int64_t after_block);
-  bool is_without_weight_decay(const std::string& name, const torch::Tensor& parameter) const;
 
   VisionTransformerOptions options_;
   PatchEmbedding patch_embed_{nullptr};

@@ -6,8 +6,8 @@
 
 #include "commands.h"
 #include "posenc/data/image_folder.h"
+#include "posenc/data/image_resize.h"
 #include "posenc/system_info.h"
-#include "posenc/train/evaluation.h"
 #include "posenc/train/trained_model.h"
 
 namespace posenc::cli {
@@ -36,7 +36,7 @@ void run_predict(const PredictArguments& arguments) {
   for (const auto& path : arguments.images) {
     // (C, H, W) uint8 -> normalised (1, C, H, W) at the model's input size
     auto image = read_image_file(path, config.model.image_channels).to(torch::kFloat32) / 255.0;
-    auto input = resize_batch(((image - mean) / std).unsqueeze(0), height, width);
+    auto input = resize_images(((image - mean) / std).unsqueeze(0), height, width);
     auto probabilities = torch::softmax(trained.model->forward(input), 1).squeeze(0);
     auto [values, indices] = probabilities.topk(k);
     std::cout << path << "\n";

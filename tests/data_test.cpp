@@ -181,6 +181,20 @@ TEST(BatchLoader, ServesASeededOrderThatAResumedEpochReproduces) {
   EXPECT_FALSE(torch::equal(loader.next()->labels, full[0].labels));
 }
 
+TEST(Normalization, MeasuresEachChannelsMeanAndStandardDeviation) {
+  ImageDataset dataset;
+  dataset.images = torch::randint(0, 256, {50, 3, 6, 7}, torch::kLong).to(torch::kUInt8);
+  dataset.images.select(1, 2).fill_(9);  // a constant channel keeps a usable, tiny std
+  const auto measured = Normalization::measure(dataset);
+  for (int64_t c = 0; c < 2; ++c) {
+    auto plane = dataset.images.select(1, c).to(torch::kFloat64) / 255.0;
+    EXPECT_NEAR(measured.mean[c], plane.mean().item<double>(), 1e-12);
+    EXPECT_NEAR(measured.std[c], plane.std(/*unbiased=*/false).item<double>(), 1e-12);
+  }
+  EXPECT_NEAR(measured.mean[2], 9.0 / 255.0, 1e-12);
+  EXPECT_EQ(measured.std[2], 1e-6);
+}
+
 TEST(BatchLoader, NormalisesAndKeepsEveryImageOnceWithoutShuffling) {
   const auto dataset = counting_dataset(10);
   BatchLoader loader(dataset, 4, false, false, std::nullopt, Normalization{{0.0}, {1.0}}, 0);

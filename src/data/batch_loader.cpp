@@ -1,6 +1,7 @@
 #include "posenc/data/batch_loader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -25,11 +26,18 @@ uint64_t mix(std::initializer_list<uint64_t> values) {
 }  // namespace
 
 Normalization Normalization::measure(const ImageDataset& dataset) {
+  // From the histogram of byte values per channel: exact, and without a floating-point copy of
+  // the whole data set.
   Normalization normalization;
   for (int64_t c = 0; c < dataset.channels(); ++c) {
-    auto plane = dataset.images.select(1, c).to(torch::kFloat64) / 255.0;
-    normalization.mean.push_back(plane.mean().item<double>());
-    normalization.std.push_back(std::max(plane.std().item<double>(), 1e-6));
+    const auto counts =
+        torch::bincount(dataset.images.select(1, c).flatten(), {}, 256).to(torch::kFloat64);
+    const auto values = torch::arange(256, torch::kFloat64) / 255.0;
+    const double total = counts.sum().item<double>();
+    const double mean = (counts * values).sum().item<double>() / total;
+    const double variance = (counts * (values - mean).pow(2)).sum().item<double>() / total;
+    normalization.mean.push_back(mean);
+    normalization.std.push_back(std::max(std::sqrt(variance), 1e-6));
   }
   return normalization;
 }
@@ -38,7 +46,8 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool s
                          bool drop_last, std::optional<AugmentationOptions> augmentation,
                          Normalization normalization, uint64_t seed,
                          std::vector<int64_t> resolutions)
-    : dataset_(dataset),
+    : images_(dataset.images.contiguous()),
+      labels_(dataset.labels.to(torch::kLong).contiguous()),
       batch_size_(batch_size),
       shuffle_(shuffle),
       drop_last_(drop_last),
@@ -60,8 +69,8 @@ BatchLoader::~BatchLoader() {
 }
 
 int64_t BatchLoader::batches_per_epoch() const {
-  return drop_last_ ? dataset_.size() / batch_size_
-                    : (dataset_.size() + batch_size_ - 1) / batch_size_;
+  const int64_t size = images_.size(0);
+  return drop_last_ ? size / batch_size_ : (size + batch_size_ - 1) / batch_size_;
 }
 
 void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
@@ -70,7 +79,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   pending_ = {};
   epoch_ = epoch;
   next_batch_ = first_batch;
-  order_.resize(dataset_.size());
+  order_.resize(images_.size(0));
   std::iota(order_.begin(), order_.end(), 0);
   if (shuffle_) {
     std::mt19937_64 rng(mix({seed_, static_cast<uint64_t>(epoch), 1}));
@@ -96,15 +105,13 @@ std::optional<Batch> BatchLoader::next() {
 
 Batch BatchLoader::assemble(int64_t batch_index) const {
   const int64_t begin = batch_index * batch_size_;
-  const int64_t count = std::min(batch_size_, dataset_.size() - begin);
-  const int64_t channels = dataset_.channels(), height = dataset_.height(),
-                width = dataset_.width();
+  const int64_t count = std::min(batch_size_, images_.size(0) - begin);
+  const int64_t channels = images_.size(1), height = images_.size(2), width = images_.size(3);
   const int64_t pixels = height * width;
   Batch batch{torch::empty({count, channels, height, width}, torch::kFloat32),
               torch::empty({count}, torch::kLong)};
-  const auto source = dataset_.images.contiguous();
-  const auto* bytes = source.data_ptr<uint8_t>();
-  const auto* labels = dataset_.labels.data_ptr<int64_t>();
+  const auto* bytes = images_.data_ptr<uint8_t>();
+  const auto* labels = labels_.data_ptr<int64_t>();
   auto* out = batch.images.data_ptr<float>();
   auto* out_labels = batch.labels.data_ptr<int64_t>();
   for (int64_t i = 0; i < count; ++i) {

@@ -10,6 +10,8 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include "posenc/data/image_resize.h"
+
 namespace posenc {
 namespace {
 
@@ -38,19 +40,6 @@ torch::Tensor read_image_file(const std::string& path, int64_t channels) {
   // (H, W, C) interleaved -> (C, H, W)
   auto image = torch::from_blob(pixels.get(), {height, width, channels}, torch::kUInt8);
   return image.permute({2, 0, 1}).clone();
-}
-
-torch::Tensor resize_images(const torch::Tensor& images, int64_t height, int64_t width) {
-  if (images.size(2) == height && images.size(3) == width)
-    return images;
-  namespace F = torch::nn::functional;
-  auto resized =
-      F::interpolate(images.to(torch::kFloat32), F::InterpolateFuncOptions()
-                                                     .size(std::vector<int64_t>{height, width})
-                                                     .mode(torch::kBilinear)
-                                                     .align_corners(false)
-                                                     .antialias(true));
-  return resized.round().clamp(0, 255).to(torch::kUInt8);
 }
 
 ImageDataset load_image_folder(const std::string& root, int64_t channels, int64_t height,

@@ -2,18 +2,9 @@
 
 #include <torch/torch.h>
 
-namespace posenc {
+#include "posenc/data/image_resize.h"
 
-torch::Tensor resize_batch(const torch::Tensor& images, int64_t height, int64_t width) {
-  if (images.size(2) == height && images.size(3) == width)
-    return images;
-  namespace F = torch::nn::functional;
-  return F::interpolate(images, F::InterpolateFuncOptions()
-                                    .size(std::vector<int64_t>{height, width})
-                                    .mode(torch::kBilinear)
-                                    .align_corners(false)
-                                    .antialias(true));
-}
+namespace posenc {
 
 AccuracyAtResolution evaluate(VisionTransformer& model, const ImageDataset& dataset,
                               const Normalization& normalization, int64_t height, int64_t width,
@@ -28,7 +19,7 @@ AccuracyAtResolution evaluate(VisionTransformer& model, const ImageDataset& data
   double loss_sum = 0.0;
   int64_t correct = 0;
   while (auto batch = loader.next()) {
-    auto logits = model->forward(resize_batch(batch->images, height, width));
+    auto logits = model->forward(resize_images(batch->images, height, width));
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, batch->labels,
                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))

@@ -1,6 +1,7 @@
 #include "train/metrics_log.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -21,16 +22,23 @@ void MetricsLog::truncate_from(int64_t epoch) const {
     if (line.empty())
       continue;
     try {
-      if (nlohmann::json::parse(line).value("epoch", int64_t{0}) < epoch + 1)
+      if (nlohmann::json::parse(line).value("epoch", int64_t{0}) <= epoch)
         kept.push_back(line);
     } catch (const nlohmann::json::exception&) {
       // a line cut by a kill is dropped
     }
   }
   in.close();
-  std::ofstream out(path_, std::ios::trunc);
-  for (const auto& line : kept)
-    out << line << "\n";
+  // rewritten beside the log and renamed over it, so a kill now cannot lose the kept epochs
+  const std::string temporary = path_ + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    for (const auto& line : kept)
+      out << line << "\n";
+    out.flush();
+    TORCH_CHECK(out.good(), "cannot rewrite ", path_, "; is the disk full?");
+  }
+  std::filesystem::rename(temporary, path_);
 }
 
 void MetricsLog::append(const nlohmann::json& entry) const {

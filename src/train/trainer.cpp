@@ -11,6 +11,7 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include "posenc/data/image_resize.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/evaluation.h"
 #include "posenc/train/learning_rate_schedule.h"
@@ -136,7 +137,6 @@ TrainingOutcome run_training(RunConfig config, const std::string& out_dir, bool 
 
   TrainingOutcome outcome;
   outcome.checkpoint = checkpoint;
-  outcome.config = config;
   int64_t parameter_count = 0;
   for (const auto& parameter : model->parameters())
     parameter_count += parameter.numel();
@@ -154,7 +154,7 @@ TrainingOutcome run_training(RunConfig config, const std::string& out_dir, bool 
     while (auto batch = loader.next()) {
       const int64_t height = batch->resolution > 0 ? batch->resolution : config.model.image_height;
       const int64_t width = batch->resolution > 0 ? batch->resolution : config.model.image_width;
-      auto images = resize_batch(batch->images, height, width);
+      auto images = resize_images(batch->images, height, width);
       set_learning_rate(optimizer, schedule.at(progress.global_step));
       optimizer.zero_grad();
       auto logits = model->forward(images);

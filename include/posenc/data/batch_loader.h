@@ -51,7 +51,9 @@ class BatchLoader {
   Batch assemble(int64_t batch_index) const;
   void prefetch();
 
-  const ImageDataset& dataset_;
+  // the data set's tensors, made contiguous once so the loader thread can read raw pointers
+  torch::Tensor images_;  // (N, C, H, W) uint8
+  torch::Tensor labels_;  // (N) int64
   int64_t batch_size_;
   bool shuffle_;
   bool drop_last_;

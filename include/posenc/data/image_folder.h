@@ -14,10 +14,6 @@ namespace posenc {
 // decoder's reason for a missing, truncated or undecodable file.
 torch::Tensor read_image_file(const std::string& path, int64_t channels);
 
-// Resizes uint8 images (N, C, H, W) to (N, C, height, width) with antialiased bilinear
-// interpolation.
-torch::Tensor resize_images(const torch::Tensor& images, int64_t height, int64_t width);
-
 // An image folder: one sub-folder per class (sorted names are the classes), image files inside.
 // Every image is read with `channels` channels and resized to height x width.
 // Throws for a missing folder, no class sub-folders, a class without images or a bad image file.

@@ -19,10 +19,6 @@ struct AccuracyAtResolution {
   int64_t images = 0;
 };
 
-// Resizes normalised float images (B, C, H, W) to height x width (antialiased bilinear), the
-// same resampling for training at several scales and for evaluation at other resolutions.
-torch::Tensor resize_batch(const torch::Tensor& images, int64_t height, int64_t width);
-
 // Top-1 accuracy of `model` on `dataset` with every image resized to height x width.
 AccuracyAtResolution evaluate(VisionTransformer& model, const ImageDataset& dataset,
                               const Normalization& normalization, int64_t height, int64_t width,

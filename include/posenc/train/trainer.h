@@ -13,7 +13,6 @@ struct TrainingOutcome {
   // test accuracy after the last epoch trained in this call; empty if none was (already done)
   std::optional<double> last_test_accuracy;
   std::string checkpoint;  // the last checkpoint written
-  RunConfig config;        // as trained (data-derived fields filled in)
 };
 
 // Trains a VisionTransformer as `config` says, writing into `out_dir`:

@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev             # encoding configurations
   libcli11-dev                   # the posenc command line
   zlib1g-dev libstb-dev          # IDX .gz files, PNG/JPEG images
+  libsleef-dev                   # vectorised sin/cos in the fused Fourier-feature kernel
   dataset-fashion-mnist          # the default data set
   gnuplot-nox                    # PNG plots of training curves
   libgtest-dev libgmock-dev      # tests

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "encodings/fourier_features.h"
+#include "posenc/kernels/fourier_features.h"
 #include "posenc/encoding_registry.h"
 #include "support/test_encodings.h"
 

@@ -12,7 +12,7 @@
 
 #include <torch/torch.h>
 
-#include "encodings/fourier_features.h"
+#include "posenc/kernels/fourier_features.h"
 #include "posenc/encoding_registry.h"
 
 namespace posenc {

@@ -1,0 +1,340 @@
+#!/usr/bin/python3
+"""Latency of posenc's fused CPU kernels (PEG and LFF, forward and forward+backward) against
+PyTorch eager written the way the public code writes them, same shapes, same thread count.
+
+PyTorch side: the CPVT/Twins PosCNN (transpose to (B, C, H, W), depthwise kxk conv with bias,
+residual, flatten back; prefix tokens split off and concatenated back) and the common PyTorch port
+of Learnable Fourier Features (Wr linear without bias, 1/sqrt(F) * [cos, sin], GELU MLP), float32
+on the CPU. Each figure is the median of --repeats timed calls after --warmup untimed ones.
+posenc side: `posenc bench --json` run as a subprocess with the same shapes and threads; its fused
+and reference (composite LibTorch) timings come from there. If the binary is missing or the command
+fails, the PyTorch figures are printed alone (exit status 1 only with --require-posenc).
+Unless --no-malloc-tuning, glibc malloc is told to keep freed memory (no mmap for blocks up to
+32 MiB, no trimming), in this process by mallopt and in posenc's by GLIBC_TUNABLES: otherwise the
+eager temporaries of several MB are mapped and unmapped every call and page faults, which two
+threads take in turn, dominate and make the figures bimodal (seen on a 2-core VM).
+Run with Debian's interpreter, which has python3-torch: /usr/bin/python3.
+"""
+import argparse
+import json
+import ctypes
+import ctypes.util
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PEG_KEYS = ("B", "H", "W", "C", "k", "prefix")
+LFF_KEYS = ("B", "N", "G", "M", "F", "H", "D")
+CASES = ("peg_forward", "peg_forward_backward", "lff_forward", "lff_forward_backward")
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
+TRIM_THRESHOLD = 2 ** 31 - 1
+MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:"
+                   f"glibc.malloc.trim_threshold={TRIM_THRESHOLD}")
+
+
+def tune_malloc():
+    """Keep freed heap memory in this process (glibc only); True if mallopt took both settings."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(
+        mallopt(m_trim_threshold, TRIM_THRESHOLD))
+
+
+class PosCNN(nn.Module):
+    """CPVT/Twins PEG: depthwise kxk conv on the (B, C, H, W) view of the patch tokens, residual."""
+
+    def __init__(self, channels, kernel):
+        super().__init__()
+        self.proj = nn.Sequential(
+            nn.Conv2d(channels, channels, kernel, 1, kernel // 2, bias=True, groups=channels))
+
+    def forward(self, x, height, width, prefix=0):
+        batch, _, channels = x.shape
+        if prefix:
+            prefix_tokens, feature_tokens = x[:, :prefix], x[:, prefix:]
+        else:
+            feature_tokens = x
+        cnn_feat = feature_tokens.transpose(1, 2).view(batch, channels, height, width)
+        out = self.proj(cnn_feat) + cnn_feat
+        out = out.flatten(2).transpose(1, 2)
+        if prefix:
+            out = torch.cat((prefix_tokens, out), dim=1)
+        return out
+
+
+class LearnableFourierFeatures(nn.Module):
+    """Learnable Fourier Features (Li et al. 2021) as commonly ported to PyTorch."""
+
+    def __init__(self, groups, pos_dim, fourier_dim, hidden_dim, out_dim, gamma=1.0):
+        super().__init__()
+        assert fourier_dim % 2 == 0 and out_dim % groups == 0
+        self.groups, self.out_dim, self.fourier_dim = groups, out_dim, fourier_dim
+        self.Wr = nn.Linear(pos_dim, fourier_dim // 2, bias=False)
+        nn.init.normal_(self.Wr.weight.data, mean=0.0, std=1.0 / gamma)
+        self.mlp = nn.Sequential(nn.Linear(fourier_dim, hidden_dim), nn.GELU(),
+                                 nn.Linear(hidden_dim, out_dim // groups))
+
+    def forward(self, x):
+        batch, tokens, _, _ = x.shape
+        projected = self.Wr(x)
+        features = 1 / math.sqrt(self.fourier_dim) * torch.cat(
+            [torch.cos(projected), torch.sin(projected)], dim=-1)
+        return self.mlp(features).reshape(batch, tokens, self.out_dim)
+
+
+def median_ms(step, warmup, repeats, before=None):
+    """Median wall time of step() in ms; before() (untimed) runs ahead of every call."""
+    for _ in range(warmup):
+        if before:
+            before()
+        step()
+    samples = []
+    for _ in range(repeats):
+        if before:
+            before()
+        begin = time.perf_counter()
+        step()
+        samples.append((time.perf_counter() - begin) * 1000)
+    return statistics.median(samples)
+
+
+def time_peg(shape, warmup, repeats):
+    torch.manual_seed(0)
+    b, h, w, c, k, prefix = (shape[key] for key in PEG_KEYS)
+    module = PosCNN(c, k)
+    x = torch.randn(b, prefix + h * w, c)
+    grad_out = torch.randn(b, prefix + h * w, c)
+    with torch.no_grad():
+        forward = median_ms(lambda: module(x, h, w, prefix), warmup, repeats)
+    x_grad = x.clone().requires_grad_(True)
+
+    def clear():
+        x_grad.grad = None
+        module.zero_grad(set_to_none=True)
+
+    backward = median_ms(lambda: module(x_grad, h, w, prefix).backward(grad_out), warmup, repeats,
+                         before=clear)
+    return {"peg_forward": forward, "peg_forward_backward": backward}
+
+
+def time_lff(shape, extent, warmup, repeats):
+    torch.manual_seed(0)
+    b, n, g, m, f, hidden, d = (shape[key] for key in LFF_KEYS)
+    module = LearnableFourierFeatures(g, m, f, hidden, d)
+    positions = torch.rand(b, n, g, m) * extent
+    grad_out = torch.randn(b, n, d)
+    with torch.no_grad():
+        forward = median_ms(lambda: module(positions), warmup, repeats)
+    backward = median_ms(lambda: module(positions).backward(grad_out), warmup, repeats,
+                         before=lambda: module.zero_grad(set_to_none=True))
+    return {"lff_forward": forward, "lff_forward_backward": backward}
+
+
+def parse_shape(text, keys):
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != len(keys):
+        raise argparse.ArgumentTypeError(f"expected {len(keys)} integers {','.join(keys)}: {text!r}")
+    return dict(zip(keys, values))
+
+
+def run_posenc(binary, args):
+    """posenc bench's JSON object, or (None, reason)."""
+    command = [str(binary), "bench", "--json", "--threads", str(args.threads),
+               "--repeats", str(args.repeats),
+               "--peg-shape", ",".join(str(args.peg_shape[key]) for key in PEG_KEYS),
+               "--lff-shape", ",".join(str(args.lff_shape[key]) for key in LFF_KEYS)]
+    if not binary.is_file():
+        return None, f"posenc binary not found: {binary}", command
+    env = dict(os.environ)
+    if not args.no_malloc_tuning:
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), MALLOC_TUNABLES)))
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.posenc_timeout,
+                              env=env)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"`{' '.join(command)}` failed: {error}", command
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        return None, (f"`{' '.join(command)}` exited with {done.returncode}"
+                      + (f": {detail[-1]}" if detail else "")), command
+    text = done.stdout
+    try:
+        result = json.loads(text)
+    except json.JSONDecodeError:
+        try:  # tolerate log lines around the object
+            result = json.loads(text[text.index("{"):text.rindex("}") + 1])
+        except ValueError:
+            return None, "posenc bench printed no JSON object on stdout", command
+    if not isinstance(result, dict) or not isinstance(result.get("cases"), list):
+        return None, "posenc bench JSON has no \"cases\" list", command
+    return result, None, command
+
+
+def shape_text(shape):
+    return ",".join(f"{key}={value}" for key, value in shape.items())
+
+
+def speedup_text(ratio):
+    if ratio is None:
+        return "-"
+    return f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def merge(pytorch_ms, shapes, posenc):
+    theirs = {}
+    if posenc:
+        for case in posenc["cases"]:
+            if isinstance(case, dict) and case.get("name") in CASES:
+                theirs[case["name"]] = case
+    copy_gbs = posenc.get("copy_bandwidth_gbs") if posenc else None
+    rows = []
+    for name in CASES:
+        if posenc and name not in theirs:
+            continue  # only cases present on both sides
+        shape = shapes[name.split("_")[0]]
+        row = {"name": name, "shape": shape, "pytorch_ms": pytorch_ms[name]}
+        case = theirs.get(name)
+        if case:
+            fused, reference = case.get("fused_ms"), case.get("reference_ms")
+            row.update(fused_ms=fused, reference_ms=reference,
+                       speedup=pytorch_ms[name] / fused if fused else None)
+            their_shape = case.get("shape")
+            if their_shape is not None and {k: their_shape.get(k) for k in shape} != shape:
+                row["posenc_shape"] = their_shape
+                row["shape_mismatch"] = True
+            if name.startswith("peg"):
+                gbs = case.get("gbs")
+                if gbs is None and case.get("bytes") and fused:
+                    gbs = case["bytes"] / (fused * 1e-3) / 1e9
+                row["gbs"] = gbs
+                if gbs is not None and copy_gbs:
+                    row["copy_fraction"] = gbs / copy_gbs
+        rows.append(row)
+    return rows
+
+
+def print_table(rows, args, posenc, note, malloc_tuned):
+    print(f"PyTorch {torch.__version__} eager, float32 CPU, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} after {args.warmup} warm-up, malloc "
+          + ("tuned (no mmap/trim up to 32 MiB)" if malloc_tuned else "default"))
+    if posenc:
+        copy = posenc.get("copy_bandwidth_gbs")
+        print(f"posenc bench: {posenc.get('threads', '?')} threads, SIMD {posenc.get('simd', '?')}"
+              + (f", copy bandwidth {copy:.1f} GB/s" if copy else ""))
+        if posenc.get("threads") not in (None, args.threads):
+            print(f"warning: posenc ran with {posenc['threads']} threads, PyTorch with {args.threads}")
+    elif note:
+        print(f"note: {note}; PyTorch figures only")
+
+    def ms(value):
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+    header = (f"{'case':21} {'shape':38} {'pytorch ms':>10} {'fused ms':>9} {'ref ms':>9} "
+              f"{'speed-up':>9}  fused bandwidth")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        bandwidth = ""
+        if row.get("gbs") is not None:
+            bandwidth = f"{row['gbs']:.1f} GB/s"
+            if row.get("copy_fraction") is not None:
+                bandwidth += f" ({100 * row['copy_fraction']:.0f}% of copy)"
+        print(f"{row['name']:21} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
+              f"{ms(row.get('fused_ms')):>9} {ms(row.get('reference_ms')):>9} "
+              f"{speedup_text(row.get('speedup')):>9}  {bandwidth}".rstrip())
+        if row.get("shape_mismatch"):
+            print(f"  warning: posenc timed shape {shape_text(row['posenc_shape'])}")
+    if posenc:
+        print("speed-up = PyTorch eager ms / posenc fused ms; ref = posenc's composite LibTorch path")
+        if not rows:
+            print("note: posenc bench reported none of the PyTorch cases")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--posenc", type=Path, default=REPO_ROOT / "build" / "posenc",
+                        help="posenc CLI (default: build/posenc under the repository root)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=30, help="timed iterations (median)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
+    parser.add_argument("--peg-shape", type=lambda text: parse_shape(text, PEG_KEYS),
+                        default=parse_shape("64,14,14,192,3,0", PEG_KEYS),
+                        metavar="B,H,W,C,k,prefix", help="default 64,14,14,192,3,0")
+    parser.add_argument("--lff-shape", type=lambda text: parse_shape(text, LFF_KEYS),
+                        default=parse_shape("64,196,1,2,128,64,192", LFF_KEYS),
+                        metavar="B,N,G,M,F,H,D", help="default 64,196,1,2,128,64,192")
+    parser.add_argument("--lff-extent", type=float, default=14.0,
+                        help="LFF positions are uniform in [0, extent) (default 14)")
+    parser.add_argument("--pytorch-only", action="store_true", help="do not run posenc bench")
+    parser.add_argument("--require-posenc", action="store_true",
+                        help="exit with status 1 if posenc bench is missing or fails")
+    parser.add_argument("--posenc-timeout", type=float, default=600, help="seconds")
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="leave glibc malloc's mmap/trim thresholds at their defaults")
+    parser.add_argument("--json", action="store_true", help="print the merged result as JSON")
+    args = parser.parse_args()
+    if args.pytorch_only and args.require_posenc:
+        parser.error("--pytorch-only and --require-posenc exclude each other")
+    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("--threads and --repeats must be positive, --warmup non-negative")
+    peg, lff = args.peg_shape, args.lff_shape
+    if peg["k"] % 2 == 0:
+        parser.error("PEG kernel size k must be odd (padding k//2 keeps H x W)")
+    if lff["F"] % 2 or lff["D"] % lff["G"]:
+        parser.error("LFF needs an even F and D divisible by G")
+
+    malloc_tuned = not args.no_malloc_tuning and tune_malloc()
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already fixed once parallel work has started
+
+    posenc, note, command = None, None, None
+    if not args.pytorch_only:  # run posenc first, alone, so the two never compete for cores
+        posenc, note, command = run_posenc(args.posenc, args)
+    pytorch_ms = {}
+    pytorch_ms.update(time_peg(peg, args.warmup, args.repeats))
+    pytorch_ms.update(time_lff(lff, args.lff_extent, args.warmup, args.repeats))
+    rows = merge(pytorch_ms, {"peg": peg, "lff": lff}, posenc)
+
+    if args.json:
+        merged = {"pytorch": {"version": torch.__version__, "threads": torch.get_num_threads(),
+                              "interop_threads": torch.get_num_interop_threads(),
+                              "repeats": args.repeats, "warmup": args.warmup,
+                              "malloc_tuned": malloc_tuned,
+                              "lff_extent": args.lff_extent},
+                  "posenc": None if posenc is None else {
+                      key: value for key, value in posenc.items() if key != "cases"},
+                  "cases": rows}
+        if command is not None:
+            merged["posenc_command"] = command
+        if note:
+            merged["note"] = note
+            print(f"note: {note}; PyTorch figures only", file=sys.stderr)
+        print(json.dumps(merged, indent=2))
+    else:
+        print_table(rows, args, posenc, note, malloc_tuned)
+    if args.require_posenc and posenc is None:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+#pragma once
+// The raw-pointer interface between the dispatching code (src/kernels/*.cpp with LibTorch) and the
+// kernel bodies compiled once per instruction set (simd_scalar.cpp, simd_avx2.cpp,
+// simd_avx512.cpp). Nothing here includes LibTorch, so the per-ISA translation units share no
+// inline code with the rest of the program that could be compiled with the wrong -m flags.
+// All tensors are float32; "stride" counts floats.
+#include <cstdint>
+
+namespace posenc::kernels {
+
+// For one grid axis of length L and a k-tap filter: which input index each output index reads at
+// each tap (the padding mode lives here), and, inverted, which (output, tap) pairs read each input.
+struct AxisTaps {
+  const int32_t* source = nullptr;   // (L, k): input index read by output o at tap t, -1 = zero pad
+  const int32_t* readers = nullptr;  // pairs (o, t), grouped by input index
+  const int32_t* reader_offsets = nullptr;  // (L + 1): input i's pairs are [offsets[i], offsets[i+1])
+};
+
+// PEG: out = tokens + depthwise_conv(tokens) + bias on the grid tokens, prefix tokens copied.
+// Tokens are (B, N, C) with N = prefix + H * W and channels contiguous.
+struct PegProblem {
+  int64_t height = 0, width = 0, channels = 0, prefix = 0, kernel = 0;
+  AxisTaps rows, columns;
+  const float* taps = nullptr;  // (k * k, C): weight[c, 0, di, dj] at taps[(di * k + dj) * C + c]
+  const float* bias = nullptr;  // (C) or null
+};
+
+struct TokenTensor {
+  float* data = nullptr;
+  int64_t batch_stride = 0, token_stride = 0;
+};
+
+struct ConstTokenTensor {
+  const float* data = nullptr;
+  int64_t batch_stride = 0, token_stride = 0;
+};
+
+// Work is split in grid rows: row r is image r / H, grid row r % H.
+// Forward for rows [begin, end); writes the prefix tokens of an image with its first row.
+using PegForwardRows = void (*)(const PegProblem& problem, ConstTokenTensor input,
+                                TokenTensor output, int64_t begin, int64_t end);
+// Backward for rows [begin, end): writes grad_input for those rows (prefix tokens with the first
+// row) and adds their contributions to grad_taps (k * k, C) and grad_bias (C, may be null), which
+// belong to the calling chunk alone.
+using PegBackwardRows = void (*)(const PegProblem& problem, ConstTokenTensor grad_output,
+                                 ConstTokenTensor input, TokenTensor grad_input,
+                                 float* grad_taps, float* grad_bias, int64_t begin, int64_t end);
+
+// Fourier features r_x = scale * [cos(x W_r^T) || sin(x W_r^T)] of P positions.
+struct FourierProblem {
+  int64_t values = 0;       // M
+  int64_t frequencies = 0;  // F / 2
+  float scale = 0.0F;       // 1 / sqrt(F)
+  const float* wr_transposed = nullptr;  // (M, F/2)
+};
+
+// positions (P, M) contiguous -> features (P, F) contiguous, for positions [begin, end).
+using FourierForwardRows = void (*)(const FourierProblem& problem, const float* positions,
+                                    float* features, int64_t begin, int64_t end);
+// From grad_features (P, F) and the forward's features (P, F): adds d loss / d W_r^T of positions
+// [begin, end) to grad_wr_transposed (M, F/2, owned by the chunk; may be null) and writes
+// grad_positions (P, M; may be null).
+using FourierBackwardRows = void (*)(const FourierProblem& problem, const float* positions,
+                                     const float* features, const float* grad_features,
+                                     float* grad_wr_transposed, float* grad_positions,
+                                     int64_t begin, int64_t end);
+
+struct SimdKernels {
+  PegForwardRows peg_forward;
+  PegBackwardRows peg_backward;
+  FourierForwardRows fourier_forward;
+  FourierBackwardRows fourier_backward;
+};
+
+// Defined in the per-ISA translation units; the AVX ones exist only on x86-64.
+const SimdKernels& scalar_kernels();
+const SimdKernels& avx2_kernels();
+const SimdKernels& avx512_kernels();
+
+}  // namespace posenc::kernels

@@ -1,0 +1,48 @@
+// posenc's portable kernels: one float per "vector", plain C++ the compiler may vectorise for the
+// baseline target. The fallback on CPUs without AVX2 and on other architectures; tests run it on
+// every machine (ScopedSimdLevel), so it is never exercised only by chance.
+#include <cmath>
+#include <cstdint>
+
+#define POSENC_SIMD_NAMESPACE portable
+
+namespace posenc::kernels::portable {
+namespace {
+
+struct Vec {
+  using Register = float;
+  static constexpr int64_t kLanes = 1;
+  static Register zero() { return 0.0F; }
+  static Register broadcast(float value) { return value; }
+  static Register load(const float* p) { return *p; }
+  static void store(float* p, Register v) { *p = v; }
+  // never called: with one lane there is no partial vector
+  static Register load_partial(const float* p, int64_t) { return *p; }
+  static void store_partial(float* p, Register v, int64_t) { *p = v; }
+  static Register add(Register a, Register b) { return a + b; }
+  static Register sub(Register a, Register b) { return a - b; }
+  static Register mul(Register a, Register b) { return a * b; }
+  static Register fmadd(Register a, Register b, Register c) { return a * b + c; }
+  static float sum(Register v) { return v; }
+  static void sincos(Register x, Register& sine, Register& cosine) {
+    sine = std::sin(x);
+    cosine = std::cos(x);
+  }
+};
+
+}  // namespace
+}  // namespace posenc::kernels::portable
+
+#include "kernels/fourier_features_body.h"
+#include "kernels/peg_conv_body.h"
+
+namespace posenc::kernels {
+
+const SimdKernels& scalar_kernels() {
+  static const SimdKernels kernels{portable::peg_forward_rows, portable::peg_backward_rows,
+                                   portable::fourier_forward_rows,
+                                   portable::fourier_backward_rows};
+  return kernels;
+}
+
+}  // namespace posenc::kernels

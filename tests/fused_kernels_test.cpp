@@ -1,0 +1,373 @@
+// posenc's fused CPU kernels against the composite LibTorch reference (evaluated in double):
+// values and every gradient, over odd shapes, H != W, k = 1..7, prefix 0 and 1, every padding,
+// 1 and 2 threads, every SIMD level this CPU has (the portable one always), non-contiguous inputs.
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "posenc/encoding_registry.h"
+#include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/kernel_settings.h"
+#include "posenc/kernels/peg_conv.h"
+#include "support/counting_allocator.h"
+#include "support/test_encodings.h"
+
+namespace posenc {
+namespace {
+
+using testing::expect_error_containing;
+
+std::vector<SimdLevel> simd_levels_on_this_cpu() {
+  std::vector<SimdLevel> levels;
+  for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512})
+    if (level <= supported_simd_level())
+      levels.push_back(level);
+  return levels;
+}
+
+// Runs `check` once per (SIMD level, thread count), naming both in failures.
+template <typename Check>
+void for_each_simd_level_and_thread_count(Check&& check) {
+  const int threads_before = at::get_num_threads();
+  for (SimdLevel level : simd_levels_on_this_cpu()) {
+    ScopedSimdLevel simd(level);
+    for (int threads : {1, 2}) {
+      at::set_num_threads(threads);
+      SCOPED_TRACE(to_string(level) + ", " + std::to_string(threads) + " thread(s)");
+      check();
+    }
+  }
+  at::set_num_threads(threads_before);
+}
+
+// |fused - reference| <= atol + rtol |reference|, reporting the worst entry.
+void expect_close(const torch::Tensor& fused, const torch::Tensor& reference,
+                  const std::string& what, double rtol = 1e-5, double atol = 1e-5) {
+  ASSERT_TRUE(fused.defined()) << what << " is undefined";
+  ASSERT_EQ(fused.sizes(), reference.sizes()) << what;
+  ASSERT_EQ(fused.scalar_type(), torch::kFloat) << what;
+  auto error = (fused.to(torch::kDouble) - reference).abs();
+  auto allowed = atol + rtol * reference.abs();
+  auto excess = (error - allowed).max().item<double>();
+  EXPECT_LE(excess, 0.0) << what << ": max abs error " << error.max().item<double>()
+                         << " (reference max " << reference.abs().max().item<double>() << ")";
+}
+
+struct PegCase {
+  int64_t batch, height, width, channels, kernel, prefix;
+  PegPadding padding;
+  bool bias;
+
+  std::string describe() const {
+    return "B=" + std::to_string(batch) + " " + std::to_string(height) + "x" +
+           std::to_string(width) + " C=" + std::to_string(channels) +
+           " k=" + std::to_string(kernel) + " prefix=" + std::to_string(prefix) + " " +
+           to_string(padding) + (bias ? "" : " no bias");
+  }
+};
+
+// Channel counts cover a whole block of vectors, single vectors and a partial vector at both
+// vector widths (8 and 16 lanes), and fewer channels than one vector.
+const std::vector<PegCase> kPegCases = {
+    {2, 5, 7, 19, 3, 1, PegPadding::Zeros, true},
+    {3, 1, 1, 8, 7, 0, PegPadding::Circular, true},
+    {1, 6, 3, 33, 5, 1, PegPadding::Replicate, true},
+    {2, 14, 14, 192, 3, 0, PegPadding::Zeros, true},
+    {1, 4, 9, 83, 1, 1, PegPadding::Zeros, true},
+    {2, 3, 2, 17, 7, 0, PegPadding::Replicate, false},
+    {2, 7, 5, 48, 5, 0, PegPadding::Circular, true},
+    {1, 2, 2, 3, 3, 1, PegPadding::Zeros, true},
+    {2, 9, 4, 72, 7, 1, PegPadding::Zeros, false},
+    {1, 5, 6, 100, 3, 1, PegPadding::Replicate, true},
+};
+
+struct PegTensors {
+  torch::Tensor tokens, weight, bias, grad_output;
+};
+
+PegTensors random_peg_tensors(const PegCase& c) {
+  torch::manual_seed(3);
+  const int64_t tokens = c.prefix + c.height * c.width;
+  PegTensors t;
+  t.tokens = torch::randn({c.batch, tokens, c.channels});
+  t.weight = torch::randn({c.channels, 1, c.kernel, c.kernel});
+  if (c.bias)
+    t.bias = torch::randn({c.channels});
+  t.grad_output = torch::randn({c.batch, tokens, c.channels});
+  return t;
+}
+
+// Output and gradients (tokens, weight, bias) of `op` at the given tensors, in their dtype.
+template <typename Op>
+std::vector<torch::Tensor> peg_output_and_gradients(Op&& op, const PegTensors& t,
+                                                    const PegCase& c, torch::ScalarType dtype) {
+  auto tokens = t.tokens.to(dtype).detach().requires_grad_(true);
+  auto weight = t.weight.to(dtype).detach().requires_grad_(true);
+  torch::Tensor bias;
+  if (c.bias)
+    bias = t.bias.to(dtype).detach().requires_grad_(true);
+  auto output = op(tokens, weight, bias, TokenGrid{c.height, c.width, c.prefix}, c.padding);
+  output.backward(t.grad_output.to(dtype));
+  return {output.detach(), tokens.grad(), weight.grad(), c.bias ? bias.grad() : torch::Tensor()};
+}
+
+void expect_peg_matches_reference(const PegCase& c, const PegTensors& t) {
+  auto reference = peg_output_and_gradients(peg_conv_reference, t, c, torch::kDouble);
+  auto fused = peg_output_and_gradients(peg_conv_fused, t, c, torch::kFloat);
+  const char* names[] = {"output", "grad tokens", "grad weight", "grad bias"};
+  for (size_t i = 0; i < 4; ++i)
+    if (reference[i].defined())
+      expect_close(fused[i], reference[i], std::string(names[i]) + " at " + c.describe(), 1e-5,
+                   1e-4);
+}
+
+TEST(FusedPegKernel, MatchesReferenceValuesAndGradients) {
+  for (const auto& c : kPegCases) {
+    const auto tensors = random_peg_tensors(c);
+    for_each_simd_level_and_thread_count([&] { expect_peg_matches_reference(c, tensors); });
+  }
+}
+
+TEST(FusedPegKernel, ReadsNonContiguousTokensAndGradients) {
+  const PegCase c{2, 5, 6, 40, 3, 1, PegPadding::Zeros, true};
+  auto t = random_peg_tensors(c);
+  const int64_t token_count = c.prefix + c.height * c.width;
+  // tokens as a channel slice of a wider tensor: token stride 50, channels contiguous
+  auto wide = torch::randn({c.batch, token_count, 50});
+  wide.narrow(2, 5, c.channels).copy_(t.tokens);
+  // gradient with channels not contiguous: a transposed (B, C, N) tensor
+  auto transposed_grad = t.grad_output.transpose(1, 2).contiguous().transpose(1, 2);
+  ASSERT_NE(transposed_grad.stride(2), 1);
+  for_each_simd_level_and_thread_count([&] {
+    auto strided_tokens = wide.narrow(2, 5, c.channels).detach().requires_grad_(true);
+    auto weight = t.weight.clone().requires_grad_(true);
+    auto bias = t.bias.clone().requires_grad_(true);
+    auto output = peg_conv_fused(strided_tokens, weight, bias, {c.height, c.width, c.prefix},
+                                 c.padding);
+    output.backward(transposed_grad);
+    auto reference = peg_output_and_gradients(peg_conv_reference, t, c, torch::kDouble);
+    expect_close(output.detach(), reference[0], "output from strided tokens");
+    expect_close(strided_tokens.grad(), reference[1], "grad tokens from a transposed gradient");
+    expect_close(weight.grad(), reference[2], "grad weight", 1e-5, 1e-4);
+    expect_close(bias.grad(), reference[3], "grad bias", 1e-5, 1e-4);
+  });
+  // a gradient broadcast along the batch (stride 0), as the backward of a sum produces
+  auto tokens = t.tokens.clone().requires_grad_(true);
+  peg_conv_fused(tokens, t.weight, t.bias, {c.height, c.width, c.prefix}, c.padding)
+      .sum()
+      .backward();
+  auto reference_tokens = t.tokens.to(torch::kDouble).requires_grad_(true);
+  peg_conv_reference(reference_tokens, t.weight.to(torch::kDouble), t.bias.to(torch::kDouble),
+                     {c.height, c.width, c.prefix}, c.padding)
+      .sum()
+      .backward();
+  expect_close(tokens.grad(), reference_tokens.grad(), "grad tokens of a sum");
+}
+
+TEST(FusedPegKernel, GradientsDoNotDependOnTheThreadCount) {
+  // Fixed chunking: the weight gradient is summed in the same order on 1 and 2 threads.
+  const PegCase c{4, 14, 14, 64, 3, 1, PegPadding::Zeros, true};
+  const auto t = random_peg_tensors(c);
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(1);
+  auto one = peg_output_and_gradients(peg_conv_fused, t, c, torch::kFloat);
+  at::set_num_threads(2);
+  auto two = peg_output_and_gradients(peg_conv_fused, t, c, torch::kFloat);
+  at::set_num_threads(threads_before);
+  for (size_t i = 0; i < one.size(); ++i)
+    EXPECT_TRUE(torch::equal(one[i], two[i])) << "tensor " << i << " differs";
+}
+
+TEST(FusedPegKernel, ForwardAllocatesOnlyItsOutput) {
+  const PegCase c{8, 14, 14, 192, 3, 1, PegPadding::Zeros, true};
+  const auto t = random_peg_tensors(c);
+  torch::NoGradGuard no_grad;
+  peg_conv_fused(t.tokens, t.weight, t.bias, {c.height, c.width, c.prefix}, c.padding);  // warm
+  testing::CountingCpuAllocator counting;
+  auto output =
+      peg_conv_fused(t.tokens, t.weight, t.bias, {c.height, c.width, c.prefix}, c.padding);
+  const int64_t output_bytes = output.numel() * 4;
+  const int64_t taps_bytes = c.kernel * c.kernel * c.channels * 4;
+  EXPECT_GT(counting.peak_bytes(), 0) << "the counting allocator saw no allocation";
+  EXPECT_LE(counting.peak_bytes(), output_bytes + taps_bytes + 4096)
+      << "output is " << output_bytes << " bytes";
+}
+
+TEST(FusedPegKernel, IsWhatPegConvRunsForFloatOnTheCpu) {
+  const PegCase c{1, 3, 4, 8, 3, 1, PegPadding::Zeros, true};
+  auto t = random_peg_tensors(c);
+  auto tokens = t.tokens.clone().requires_grad_(true);
+  const TokenGrid grid{c.height, c.width, c.prefix};
+  auto fused = peg_conv(tokens, t.weight, t.bias, grid, c.padding);
+  EXPECT_NE(fused.grad_fn()->name().find("PegConvFunction"), std::string::npos)
+      << fused.grad_fn()->name();
+  {
+    ScopedKernelPath reference_path(false);
+    auto reference = peg_conv(tokens, t.weight, t.bias, grid, c.padding);
+    EXPECT_EQ(reference.grad_fn()->name().find("PegConvFunction"), std::string::npos);
+  }
+  auto in_double = peg_conv(tokens.to(torch::kDouble), t.weight.to(torch::kDouble),
+                            t.bias.to(torch::kDouble), grid, c.padding);
+  EXPECT_EQ(in_double.grad_fn()->name().find("PegConvFunction"), std::string::npos)
+      << "double must take the reference path";
+}
+
+TEST(FusedPegKernel, RejectsMismatchedShapes) {
+  auto tokens = torch::randn({2, 13, 8});
+  expect_error_containing(
+      [&] {
+        peg_conv_fused(tokens, torch::randn({8, 1, 3, 3}), {}, {3, 4, 0}, PegPadding::Zeros);
+      },
+      {"tokens must be (B, N, C) with N = 12", "[2, 13, 8]"});
+  expect_error_containing(
+      [&] {
+        peg_conv_fused(tokens, torch::randn({8, 1, 2, 2}), {}, {3, 4, 1}, PegPadding::Zeros);
+      },
+      {"weight must be (C, 1, k, k)", "k odd"});
+  expect_error_containing(
+      [&] {
+        peg_conv_fused(tokens, torch::randn({8, 1, 3, 3}), torch::randn({7}), {3, 4, 1},
+                       PegPadding::Zeros);
+      },
+      {"bias must be (C) with C = 8"});
+  expect_error_containing(
+      [&] {
+        peg_conv_fused(tokens.to(torch::kDouble), torch::randn({8, 1, 3, 3}).to(torch::kDouble),
+                       {}, {3, 4, 1}, PegPadding::Zeros);
+      },
+      {"float32", "use peg_conv"});
+  expect_error_containing([] { parse_peg_padding("reflect"); }, {"reflect", "circular"});
+}
+
+// --- Fourier features -----------------------------------------------------------------------
+
+struct FourierCase {
+  std::vector<int64_t> position_shape;  // (..., M)
+  int64_t frequencies;                  // F / 2
+};
+
+const std::vector<FourierCase> kFourierCases = {
+    {{37, 2}, 64}, {{5, 1}, 1},       {{3, 11, 4}, 67},  {{2, 7, 1, 2}, 21},
+    {{1, 3}, 8},   {{200, 2}, 16},    {{4, 5, 2, 2}, 33}, {{9, 20}, 40},
+};
+
+std::vector<torch::Tensor> fourier_output_and_gradients(
+    torch::Tensor (*op)(const torch::Tensor&, const torch::Tensor&), const torch::Tensor& positions,
+    const torch::Tensor& wr, const torch::Tensor& grad_output, torch::ScalarType dtype) {
+  auto x = positions.to(dtype).detach().requires_grad_(true);
+  auto w = wr.to(dtype).detach().requires_grad_(true);
+  auto features = op(x, w);
+  features.backward(grad_output.to(dtype));
+  return {features.detach(), x.grad(), w.grad()};
+}
+
+TEST(FusedFourierFeatures, MatchReferenceValuesAndGradients) {
+  for (const auto& c : kFourierCases) {
+    torch::manual_seed(5);
+    const int64_t values = c.position_shape.back();
+    auto positions = torch::rand(c.position_shape) * 20.0 - 5.0;
+    auto wr = torch::randn({c.frequencies, values});
+    auto output_shape = c.position_shape;
+    output_shape.back() = 2 * c.frequencies;
+    auto grad_output = torch::randn(output_shape);
+    const std::string where = "positions " + c10::str(positions.sizes()) +
+                              ", F/2 = " + std::to_string(c.frequencies);
+    auto reference =
+        fourier_output_and_gradients(fourier_features_reference, positions, wr, grad_output,
+                                     torch::kDouble);
+    for_each_simd_level_and_thread_count([&] {
+      auto fused = fourier_output_and_gradients(fourier_features_fused, positions, wr,
+                                                grad_output, torch::kFloat);
+      // float32 arguments of |x w| up to ~100: the argument itself carries ~1e-5 relative error
+      expect_close(fused[0], reference[0], "features at " + where, 1e-4, 2e-5);
+      expect_close(fused[1], reference[1], "grad positions at " + where, 1e-4, 1e-3);
+      expect_close(fused[2], reference[2], "grad W_r at " + where, 1e-4, 1e-3);
+    });
+  }
+}
+
+TEST(FusedFourierFeatures, GradientOfWrAloneWhenPositionsAreData) {
+  auto positions = torch::rand({50, 2}) * 14.0;
+  auto wr = torch::randn({64, 2}).requires_grad_(true);
+  auto grad_output = torch::randn({50, 128});
+  fourier_features_fused(positions, wr).backward(grad_output);
+  auto reference_wr = wr.detach().to(torch::kDouble).requires_grad_(true);
+  fourier_features_reference(positions.to(torch::kDouble), reference_wr)
+      .backward(grad_output.to(torch::kDouble));
+  expect_close(wr.grad(), reference_wr.grad(), "grad W_r", 1e-4, 1e-3);
+}
+
+// Whether the autograd graph that produced `tensor` has a node whose name contains `name`.
+bool graph_contains(const torch::Tensor& tensor, const std::string& name) {
+  std::vector<torch::autograd::Node*> pending{tensor.grad_fn().get()};
+  while (!pending.empty()) {
+    auto* node = pending.back();
+    pending.pop_back();
+    if (node == nullptr)
+      continue;
+    if (node->name().find(name) != std::string::npos)
+      return true;
+    for (const auto& edge : node->next_edges())
+      pending.push_back(edge.function.get());
+  }
+  return false;
+}
+
+TEST(FusedFourierFeatures, IsWhatFourierFeaturesRunsForFloatOnTheCpu) {
+  auto wr = torch::randn({4, 2}).requires_grad_(true);
+  auto positions = torch::rand({3, 2});
+  EXPECT_TRUE(graph_contains(fourier_features(positions, wr), "FourierFeaturesFunction"));
+  EXPECT_FALSE(graph_contains(fourier_features(positions.to(torch::kDouble),
+                                               wr.to(torch::kDouble)),
+                              "FourierFeaturesFunction"))
+      << "double must take the reference path";
+  ScopedKernelPath reference_path(false);
+  EXPECT_FALSE(graph_contains(fourier_features(positions, wr), "FourierFeaturesFunction"));
+}
+
+TEST(FusedFourierFeatures, RejectsMismatchedShapes) {
+  expect_error_containing(
+      [] { fourier_features_fused(torch::rand({5, 3}), torch::randn({8, 2})); },
+      {"positions must be (..., M) with M = 2", "[5, 3]"});
+  expect_error_containing([] { fourier_features_fused(torch::rand({5, 2}), torch::randn({8})); },
+                          {"wr must be (F/2, M)"});
+}
+
+// --- Settings ---------------------------------------------------------------------------------
+
+TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
+  EXPECT_EQ(parse_simd_level("avx2"), SimdLevel::Avx2);
+  expect_error_containing([] { parse_simd_level("sse9"); }, {"sse9", "scalar, avx2 or avx512"});
+  const SimdLevel before = active_simd_level();
+  {
+    ScopedSimdLevel portable(SimdLevel::Scalar);
+    EXPECT_EQ(active_simd_level(), SimdLevel::Scalar);
+  }
+  EXPECT_EQ(active_simd_level(), before);
+  if (supported_simd_level() < SimdLevel::Avx512)
+    expect_error_containing([] { ScopedSimdLevel too_wide(SimdLevel::Avx512); },
+                            {"this CPU supports up to"});
+}
+
+TEST(KernelSettings, EncodingsGiveTheSameResultOnBothPaths) {
+  const TokenGrid grid{6, 5, 1};
+  for (const std::string spec : {"peg:k=5", "peg:padding=replicate", "lff:F=32,H=16",
+                                 "lff:G=2,M=3,F=20"}) {
+    torch::manual_seed(9);
+    auto encoding = make_encoding(spec, {16, grid});
+    auto tokens = testing::random_tokens(2, grid, 16);
+    auto layout = encoding->accepts_positions() && spec.find("G=2") != std::string::npos
+                      ? TokenLayout::at_positions(torch::rand({2, 30, 2, 3}) * 5.0, 1)
+                      : TokenLayout(grid);
+    auto fused = encoding->forward(tokens, layout);
+    ScopedKernelPath reference_path(false);
+    auto reference = encoding->forward(tokens, layout);
+    EXPECT_TRUE(torch::allclose(fused, reference, 1e-5, 1e-5)) << spec;
+  }
+}
+
+}  // namespace
+}  // namespace posenc

@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
   posenc::cli::add_train_command(app);
   posenc::cli::add_eval_command(app);
   posenc::cli::add_predict_command(app);
+  posenc::cli::add_bench_command(app);
   try {
     posenc::configure_threads();
     app.parse(argc, argv);

@@ -154,7 +154,7 @@ def parse_shape(text, keys):
 
 
 def run_posenc(binary, args):
-    """posenc bench's JSON object, or (None, reason)."""
+    """(posenc bench's JSON object, None, command), or (None, why it failed, command)."""
     command = [str(binary), "bench", "--json", "--threads", str(args.threads),
                "--repeats", str(args.repeats),
                "--peg-shape", ",".join(str(args.peg_shape[key]) for key in PEG_KEYS),
@@ -170,9 +170,9 @@ def run_posenc(binary, args):
     except (OSError, subprocess.TimeoutExpired) as error:
         return None, f"`{' '.join(command)}` failed: {error}", command
     if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
+        detail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         return None, (f"`{' '.join(command)}` exited with {done.returncode}"
-                      + (f": {detail[-1]}" if detail else "")), command
+                      + (f": {detail[0].strip()}" if detail else "")), command
     text = done.stdout
     try:
         result = json.loads(text)

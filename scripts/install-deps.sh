@@ -14,6 +14,7 @@ packages=(
   dataset-fashion-mnist          # the default data set
   gnuplot-nox                    # PNG plots of training curves
   libgtest-dev libgmock-dev      # tests
+  libbenchmark-dev               # kernel micro-benchmarks (bench/)
 )
 
 missing=()

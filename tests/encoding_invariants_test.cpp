@@ -60,6 +60,41 @@ TEST_P(EveryEncoding, IsDeterministicAndTreatsBatchElementsIndependently) {
   }
 }
 
+TEST_P(EveryEncoding, InferenceResultsFollowEveryParameterChange) {
+  // Additive encodings cache their grid PE when autograd is off; the cache must never serve a
+  // stale PE: after in-place parameter updates, a dtype change or a write into the returned PE.
+  const TokenGrid grid{5, 4, 1};
+  auto encoding = make({7, 7, 1});
+  auto tokens = random_tokens(2, grid, kChannels);
+  auto fresh = [&] { return encoding->forward(tokens, grid).detach(); };  // grad mode: no cache
+  torch::NoGradGuard no_grad;
+  auto first = encoding->forward(tokens, grid);
+  EXPECT_TRUE(torch::equal(first, encoding->forward(tokens, grid)));
+  for (auto& parameter : encoding->parameters())
+    parameter.add_(torch::randn_like(parameter) * 0.5);
+  {
+    torch::AutoGradMode grad_on(true);
+    EXPECT_TRUE(torch::allclose(encoding->forward(tokens, grid), fresh()));
+  }
+  auto after_update = encoding->forward(tokens, grid);
+  {
+    torch::AutoGradMode grad_on(true);
+    EXPECT_TRUE(torch::equal(after_update, fresh())) << "stale PE after an in-place update";
+  }
+  if (auto* additive = dynamic_cast<AdditiveEncodingImpl*>(encoding.get())) {
+    auto pe = additive->embedding(grid, tokens.options());
+    EXPECT_EQ(pe.data_ptr(), additive->embedding(grid, tokens.options()).data_ptr())
+        << "the grid PE was recomputed although nothing changed";
+    pe.add_(1.0);
+    EXPECT_TRUE(torch::equal(encoding->forward(tokens, grid), after_update))
+        << "a write into the returned PE leaked into the next forward";
+  }
+  encoding->to(torch::kFloat64);
+  auto in_double = encoding->forward(tokens.to(torch::kFloat64), grid);
+  EXPECT_EQ(in_double.scalar_type(), torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(in_double.to(torch::kFloat32), after_update, 1e-5, 1e-5));
+}
+
 TEST_P(EveryEncoding, GradientsMatchCentralDifferencesInDouble) {
   // At the trained grid and at another one (exercises resampling of learned tables).
   for (const TokenGrid grid : {TokenGrid{3, 3, 1}, TokenGrid{2, 4, 1}}) {

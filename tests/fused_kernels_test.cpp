@@ -82,6 +82,11 @@ const std::vector<PegCase> kPegCases = {
     {1, 2, 2, 3, 3, 1, PegPadding::Zeros, true},
     {2, 9, 4, 72, 7, 1, PegPadding::Zeros, false},
     {1, 5, 6, 100, 3, 1, PegPadding::Replicate, true},
+    // wide enough rows for interior tiles at every padding and k = 5, 7
+    {2, 6, 11, 24, 3, 1, PegPadding::Circular, true},
+    {1, 8, 12, 40, 5, 0, PegPadding::Circular, true},
+    {1, 10, 12, 20, 7, 1, PegPadding::Replicate, true},
+    {1, 3, 13, 9, 9, 0, PegPadding::Zeros, true},  // k = 9: the generic tap-gradient path
 };
 
 struct PegTensors {
@@ -102,8 +107,8 @@ PegTensors random_peg_tensors(const PegCase& c) {
 
 // Output and gradients (tokens, weight, bias) of `op` at the given tensors, in their dtype.
 template <typename Op>
-std::vector<torch::Tensor> peg_output_and_gradients(Op&& op, const PegTensors& t,
-                                                    const PegCase& c, torch::ScalarType dtype) {
+std::vector<torch::Tensor> peg_output_and_gradients(Op&& op, const PegTensors& t, const PegCase& c,
+                                                    torch::ScalarType dtype) {
   auto tokens = t.tokens.to(dtype).detach().requires_grad_(true);
   auto weight = t.weight.to(dtype).detach().requires_grad_(true);
   torch::Tensor bias;
@@ -145,8 +150,8 @@ TEST(FusedPegKernel, ReadsNonContiguousTokensAndGradients) {
     auto strided_tokens = wide.narrow(2, 5, c.channels).detach().requires_grad_(true);
     auto weight = t.weight.clone().requires_grad_(true);
     auto bias = t.bias.clone().requires_grad_(true);
-    auto output = peg_conv_fused(strided_tokens, weight, bias, {c.height, c.width, c.prefix},
-                                 c.padding);
+    auto output =
+        peg_conv_fused(strided_tokens, weight, bias, {c.height, c.width, c.prefix}, c.padding);
     output.backward(transposed_grad);
     auto reference = peg_output_and_gradients(peg_conv_reference, t, c, torch::kDouble);
     expect_close(output.detach(), reference[0], "output from strided tokens");
@@ -235,8 +240,8 @@ TEST(FusedPegKernel, RejectsMismatchedShapes) {
       {"bias must be (C) with C = 8"});
   expect_error_containing(
       [&] {
-        peg_conv_fused(tokens.to(torch::kDouble), torch::randn({8, 1, 3, 3}).to(torch::kDouble),
-                       {}, {3, 4, 1}, PegPadding::Zeros);
+        peg_conv_fused(tokens.to(torch::kDouble), torch::randn({8, 1, 3, 3}).to(torch::kDouble), {},
+                       {3, 4, 1}, PegPadding::Zeros);
       },
       {"float32", "use peg_conv"});
   expect_error_containing([] { parse_peg_padding("reflect"); }, {"reflect", "circular"});
@@ -250,8 +255,8 @@ struct FourierCase {
 };
 
 const std::vector<FourierCase> kFourierCases = {
-    {{37, 2}, 64}, {{5, 1}, 1},       {{3, 11, 4}, 67},  {{2, 7, 1, 2}, 21},
-    {{1, 3}, 8},   {{200, 2}, 16},    {{4, 5, 2, 2}, 33}, {{9, 20}, 40},
+    {{37, 2}, 64}, {{5, 1}, 1},    {{3, 11, 4}, 67},   {{2, 7, 1, 2}, 21},
+    {{1, 3}, 8},   {{200, 2}, 16}, {{4, 5, 2, 2}, 33}, {{9, 20}, 40},
 };
 
 std::vector<torch::Tensor> fourier_output_and_gradients(
@@ -273,14 +278,13 @@ TEST(FusedFourierFeatures, MatchReferenceValuesAndGradients) {
     auto output_shape = c.position_shape;
     output_shape.back() = 2 * c.frequencies;
     auto grad_output = torch::randn(output_shape);
-    const std::string where = "positions " + c10::str(positions.sizes()) +
-                              ", F/2 = " + std::to_string(c.frequencies);
-    auto reference =
-        fourier_output_and_gradients(fourier_features_reference, positions, wr, grad_output,
-                                     torch::kDouble);
+    const std::string where =
+        "positions " + c10::str(positions.sizes()) + ", F/2 = " + std::to_string(c.frequencies);
+    auto reference = fourier_output_and_gradients(fourier_features_reference, positions, wr,
+                                                  grad_output, torch::kDouble);
     for_each_simd_level_and_thread_count([&] {
-      auto fused = fourier_output_and_gradients(fourier_features_fused, positions, wr,
-                                                grad_output, torch::kFloat);
+      auto fused = fourier_output_and_gradients(fourier_features_fused, positions, wr, grad_output,
+                                                torch::kFloat);
       // float32 arguments of |x w| up to ~100: the argument itself carries ~1e-5 relative error
       expect_close(fused[0], reference[0], "features at " + where, 1e-4, 2e-5);
       expect_close(fused[1], reference[1], "grad positions at " + where, 1e-4, 1e-3);
@@ -320,8 +324,7 @@ TEST(FusedFourierFeatures, IsWhatFourierFeaturesRunsForFloatOnTheCpu) {
   auto wr = torch::randn({4, 2}).requires_grad_(true);
   auto positions = torch::rand({3, 2});
   EXPECT_TRUE(graph_contains(fourier_features(positions, wr), "FourierFeaturesFunction"));
-  EXPECT_FALSE(graph_contains(fourier_features(positions.to(torch::kDouble),
-                                               wr.to(torch::kDouble)),
+  EXPECT_FALSE(graph_contains(fourier_features(positions.to(torch::kDouble), wr.to(torch::kDouble)),
                               "FourierFeaturesFunction"))
       << "double must take the reference path";
   ScopedKernelPath reference_path(false);
@@ -330,10 +333,15 @@ TEST(FusedFourierFeatures, IsWhatFourierFeaturesRunsForFloatOnTheCpu) {
 
 TEST(FusedFourierFeatures, RejectsMismatchedShapes) {
   expect_error_containing(
-      [] { fourier_features_fused(torch::rand({5, 3}), torch::randn({8, 2})); },
+      [] {
+        fourier_features_fused(torch::rand({5, 3}), torch::randn({8, 2}));
+      },
       {"positions must be (..., M) with M = 2", "[5, 3]"});
-  expect_error_containing([] { fourier_features_fused(torch::rand({5, 2}), torch::randn({8})); },
-                          {"wr must be (F/2, M)"});
+  expect_error_containing(
+      [] {
+        fourier_features_fused(torch::rand({5, 2}), torch::randn({8}));
+      },
+      {"wr must be (F/2, M)"});
 }
 
 // --- Settings ---------------------------------------------------------------------------------
@@ -354,8 +362,8 @@ TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
 
 TEST(KernelSettings, EncodingsGiveTheSameResultOnBothPaths) {
   const TokenGrid grid{6, 5, 1};
-  for (const std::string spec : {"peg:k=5", "peg:padding=replicate", "lff:F=32,H=16",
-                                 "lff:G=2,M=3,F=20"}) {
+  for (const std::string spec :
+       {"peg:k=5", "peg:padding=replicate", "lff:F=32,H=16", "lff:G=2,M=3,F=20"}) {
     torch::manual_seed(9);
     auto encoding = make_encoding(spec, {16, grid});
     auto tokens = testing::random_tokens(2, grid, 16);

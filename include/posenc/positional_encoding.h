@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -73,7 +76,16 @@ class AdditiveEncodingImpl : public PositionalEncodingImpl {
   // The embedding added to the tokens, for inspection (similarity maps) and caching.
   // returns (1, N, C) on a grid (one PE shared by the batch), (B, N, C) at explicit positions;
   // prefix tokens included. `options` gives the dtype/device for parameter-free encodings.
+  //
+  // On a grid with autograd off (inference), the PE depends only on the grid and the weights, so
+  // it is cached: the next call with the same grid, dtype and device returns it without
+  // recomputing, and any change to a parameter (an optimiser step, load, copy_, to()) is seen by
+  // its version counter and recomputes. The cached tensor is shared: do not modify it in place
+  // (that is detected too, and recomputes). Writes through `parameter.data()` bypass the version
+  // counter; call clear_embedding_cache() after them.
   torch::Tensor embedding(const TokenLayout& layout, const torch::TensorOptions& options);
+
+  void clear_embedding_cache();
 
  protected:
   using PositionalEncodingImpl::PositionalEncodingImpl;
@@ -87,6 +99,21 @@ class AdditiveEncodingImpl : public PositionalEncodingImpl {
 
  private:
   torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
+
+  // What a cached embedding was computed from: the grid, dtype and device, and each parameter's
+  // storage and version.
+  struct EmbeddingKey {
+    TokenGrid grid;
+    caffe2::TypeMeta dtype;
+    torch::Device device = torch::kCPU;
+    std::vector<std::pair<const void*, int64_t>> parameters;
+    bool operator==(const EmbeddingKey& other) const;
+  };
+  EmbeddingKey embedding_key(const TokenGrid& grid, const torch::TensorOptions& options) const;
+
+  std::optional<EmbeddingKey> cached_key_;
+  torch::Tensor cached_embedding_;
+  int64_t cached_embedding_version_ = 0;
 };
 
 TORCH_MODULE(PositionalEncoding);

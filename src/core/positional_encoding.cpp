@@ -53,13 +53,43 @@ void PositionalEncodingImpl::check_position_shape(const TokenLayout& layout, int
               positions.sizes());
 }
 
+bool AdditiveEncodingImpl::EmbeddingKey::operator==(const EmbeddingKey& other) const {
+  return grid == other.grid && dtype == other.dtype && device == other.device &&
+         parameters == other.parameters;
+}
+
+AdditiveEncodingImpl::EmbeddingKey AdditiveEncodingImpl::embedding_key(
+    const TokenGrid& grid, const torch::TensorOptions& options) const {
+  EmbeddingKey key{grid, options.dtype(), options.device(), {}};
+  for (const auto& parameter : parameters())
+    key.parameters.emplace_back(parameter.data_ptr(), parameter._version());
+  return key;
+}
+
 torch::Tensor AdditiveEncodingImpl::embedding(const TokenLayout& layout,
                                               const torch::TensorOptions& options) {
+  const bool cacheable = layout.is_grid() && !torch::GradMode::is_enabled();
+  std::optional<EmbeddingKey> key;
+  if (cacheable) {
+    key = embedding_key(layout.grid(), options);
+    if (cached_key_ == key && cached_embedding_._version() == cached_embedding_version_)
+      return cached_embedding_;
+  }
   torch::Tensor pe = compute_embedding(layout, options);
   // pe: (1 or B, N, C)
   TORCH_INTERNAL_ASSERT(pe.dim() == 3 && pe.size(1) == layout.total_tokens() &&
                         pe.size(2) == dim());
+  if (cacheable) {
+    cached_key_ = std::move(key);
+    cached_embedding_ = pe;
+    cached_embedding_version_ = pe._version();
+  }
   return pe;
+}
+
+void AdditiveEncodingImpl::clear_embedding_cache() {
+  cached_key_.reset();
+  cached_embedding_ = torch::Tensor();
 }
 
 torch::Tensor AdditiveEncodingImpl::with_zero_prefix(const torch::Tensor& positioned,

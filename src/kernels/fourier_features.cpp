@@ -87,12 +87,11 @@ class FourierFeaturesFunction : public torch::autograd::Function<FourierFeatures
                                    count * chunk / chunks, count * (chunk + 1) / chunks);
       });
     } else if (want_positions) {
-      at::parallel_for(0, count, position_grain(problem.frequencies),
-                       [&](int64_t begin, int64_t end) {
-                         kernels.fourier_backward(problem, position_data, feature_data,
-                                                  grad_feature_data, nullptr, grad_position_data,
-                                                  begin, end);
-                       });
+      at::parallel_for(
+          0, count, position_grain(problem.frequencies), [&](int64_t begin, int64_t end) {
+            kernels.fourier_backward(problem, position_data, feature_data, grad_feature_data,
+                                     nullptr, grad_position_data, begin, end);
+          });
     }
     torch::Tensor grad_wr;
     if (want_wr)

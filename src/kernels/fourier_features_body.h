@@ -24,9 +24,9 @@ void fourier_forward_rows(const FourierProblem& p, const float* positions, float
       for (int64_t m = 0; m < values; ++m) {
         const Register coordinate = Vec::broadcast(x[m]);
         for (int u = 0; u < U; ++u)
-          projected[u] = Vec::fmadd(
-              coordinate, load_lanes(p.wr_transposed + m * half + f + u * kLanes, tail),
-              projected[u]);
+          projected[u] =
+              Vec::fmadd(coordinate, load_lanes(p.wr_transposed + m * half + f + u * kLanes, tail),
+                         projected[u]);
       }
       for (int u = 0; u < U; ++u) {
         Register sine, cosine;
@@ -65,14 +65,13 @@ void fourier_backward_rows(const FourierProblem& p, const float* positions, cons
       constexpr int U = decltype(vectors)::value;
       for (int u = 0; u < U; ++u) {
         const int64_t f = block + u * kLanes;
-        const Register grad_z = Vec::sub(
-            Vec::mul(load_lanes(cos_feature + f, tail), load_lanes(grad_sin + f, tail)),
-            Vec::mul(load_lanes(sin_feature + f, tail), load_lanes(grad_cos + f, tail)));
+        const Register grad_z =
+            Vec::sub(Vec::mul(load_lanes(cos_feature + f, tail), load_lanes(grad_sin + f, tail)),
+                     Vec::mul(load_lanes(sin_feature + f, tail), load_lanes(grad_cos + f, tail)));
         for (int64_t m = 0; m < values; ++m) {
           if (grad_wr_transposed != nullptr) {
             float* sum = grad_wr_transposed + m * half + f;
-            store_lanes(sum, Vec::fmadd(grad_z, Vec::broadcast(x[m]), load_lanes(sum, tail)),
-                        tail);
+            store_lanes(sum, Vec::fmadd(grad_z, Vec::broadcast(x[m]), load_lanes(sum, tail)), tail);
           }
           if (grad_positions != nullptr) {
             const Register product =

@@ -70,7 +70,9 @@ SimdLevel supported_simd_level() {
   return SimdLevel::Scalar;
 }
 
-SimdLevel active_simd_level() { return current_simd_level(); }
+SimdLevel active_simd_level() {
+  return current_simd_level();
+}
 
 ScopedSimdLevel::ScopedSimdLevel(SimdLevel level) : previous_(current_simd_level()) {
   TORCH_CHECK(level <= supported_simd_level(), "cannot use ", to_string(level),
@@ -78,14 +80,20 @@ ScopedSimdLevel::ScopedSimdLevel(SimdLevel level) : previous_(current_simd_level
   current_simd_level() = level;
 }
 
-ScopedSimdLevel::~ScopedSimdLevel() { current_simd_level() = previous_; }
+ScopedSimdLevel::~ScopedSimdLevel() {
+  current_simd_level() = previous_;
+}
 
-bool fused_kernels_enabled() { return current_fused_kernels(); }
+bool fused_kernels_enabled() {
+  return current_fused_kernels();
+}
 
 ScopedKernelPath::ScopedKernelPath(bool use_fused_kernels) : previous_(current_fused_kernels()) {
   current_fused_kernels() = use_fused_kernels;
 }
 
-ScopedKernelPath::~ScopedKernelPath() { current_fused_kernels() = previous_; }
+ScopedKernelPath::~ScopedKernelPath() {
+  current_fused_kernels() = previous_;
+}
 
 }  // namespace posenc

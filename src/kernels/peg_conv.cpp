@@ -108,7 +108,8 @@ kernels::TokenTensor view(torch::Tensor& tokens) {
 
 // Enough rows per task that a task does at least ~32k multiply-adds.
 int64_t row_grain(const TokenGrid& grid, int64_t channels, int64_t kernel) {
-  return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, grid.width * channels * kernel * kernel));
+  return std::max<int64_t>(1,
+                           32768 / std::max<int64_t>(1, grid.width * channels * kernel * kernel));
 }
 
 class PegConvFunction : public torch::autograd::Function<PegConvFunction> {
@@ -178,7 +179,7 @@ class PegConvFunction : public torch::autograd::Function<PegConvFunction> {
     torch::Tensor grad_bias;
     if (with_bias)
       grad_bias = summed.narrow(0, kernel * kernel * channels, channels).clone();
-    return {grad_tokens,    grad_weight,     grad_bias,       torch::Tensor(),
+    return {grad_tokens,     grad_weight,     grad_bias,      torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -241,8 +242,8 @@ torch::Tensor peg_conv_fused(const torch::Tensor& tokens, const torch::Tensor& w
   TORCH_CHECK(!bias.defined() || bias.scalar_type() == torch::kFloat,
               "peg_conv_fused: bias must be float32 like the weight, got ", bias.scalar_type());
   const auto bias_or_empty = bias.defined() ? bias : torch::empty({0}, weight.options());
-  return PegConvFunction::apply(tokens, weight, bias_or_empty, grid.height, grid.width, grid.prefix_tokens,
-                                static_cast<int64_t>(padding));
+  return PegConvFunction::apply(tokens, weight, bias_or_empty, grid.height, grid.width,
+                                grid.prefix_tokens, static_cast<int64_t>(padding));
 }
 
 torch::Tensor peg_conv_reference(const torch::Tensor& tokens, const torch::Tensor& weight,
@@ -270,8 +271,8 @@ torch::Tensor peg_conv_reference(const torch::Tensor& tokens, const torch::Tenso
       return padding == PegPadding::Circular ? torch::remainder(index, length)
                                              : torch::clamp(index, 0, length - 1);
     };
-    auto padded = image.index_select(2, source_index(grid.height))
-                      .index_select(3, source_index(grid.width));
+    auto padded =
+        image.index_select(2, source_index(grid.height)).index_select(3, source_index(grid.width));
     convolved = F::conv2d(padded, weight, F::Conv2dFuncOptions().bias(bias).groups(channels));
   }
   // (B, C, H, W) -> (B, H*W, C)

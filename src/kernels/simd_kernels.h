@@ -13,7 +13,8 @@ namespace posenc::kernels {
 struct AxisTaps {
   const int32_t* source = nullptr;   // (L, k): input index read by output o at tap t, -1 = zero pad
   const int32_t* readers = nullptr;  // pairs (o, t), grouped by input index
-  const int32_t* reader_offsets = nullptr;  // (L + 1): input i's pairs are [offsets[i], offsets[i+1])
+  const int32_t* reader_offsets =
+      nullptr;  // (L + 1): input i's pairs are [offsets[i], offsets[i+1])
 };
 
 // PEG: out = tokens + depthwise_conv(tokens) + bias on the grid tokens, prefix tokens copied.
@@ -43,14 +44,14 @@ using PegForwardRows = void (*)(const PegProblem& problem, ConstTokenTensor inpu
 // row) and adds their contributions to grad_taps (k * k, C) and grad_bias (C, may be null), which
 // belong to the calling chunk alone.
 using PegBackwardRows = void (*)(const PegProblem& problem, ConstTokenTensor grad_output,
-                                 ConstTokenTensor input, TokenTensor grad_input,
-                                 float* grad_taps, float* grad_bias, int64_t begin, int64_t end);
+                                 ConstTokenTensor input, TokenTensor grad_input, float* grad_taps,
+                                 float* grad_bias, int64_t begin, int64_t end);
 
 // Fourier features r_x = scale * [cos(x W_r^T) || sin(x W_r^T)] of P positions.
 struct FourierProblem {
-  int64_t values = 0;       // M
-  int64_t frequencies = 0;  // F / 2
-  float scale = 0.0F;       // 1 / sqrt(F)
+  int64_t values = 0;                    // M
+  int64_t frequencies = 0;               // F / 2
+  float scale = 0.0F;                    // 1 / sqrt(F)
   const float* wr_transposed = nullptr;  // (M, F/2)
 };
 

@@ -40,8 +40,7 @@ namespace posenc::kernels {
 
 const SimdKernels& scalar_kernels() {
   static const SimdKernels kernels{portable::peg_forward_rows, portable::peg_backward_rows,
-                                   portable::fourier_forward_rows,
-                                   portable::fourier_backward_rows};
+                                   portable::fourier_forward_rows, portable::fourier_backward_rows};
   return kernels;
 }
 

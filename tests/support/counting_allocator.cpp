@@ -23,7 +23,8 @@ void release(void* context) {
 
 }  // namespace
 
-CountingCpuAllocator::CountingCpuAllocator() : underlying_(c10::GetAllocator(c10::DeviceType::CPU)) {
+CountingCpuAllocator::CountingCpuAllocator()
+    : underlying_(c10::GetAllocator(c10::DeviceType::CPU)) {
   live_bytes = 0;
   peak = 0;
   c10::SetAllocator(c10::DeviceType::CPU, this);
@@ -45,6 +46,8 @@ c10::DataPtr CountingCpuAllocator::allocate(size_t bytes) const {
   return {data, allocation, &release, device};
 }
 
-int64_t CountingCpuAllocator::peak_bytes() const { return peak.load(); }
+int64_t CountingCpuAllocator::peak_bytes() const {
+  return peak.load();
+}
 
 }  // namespace posenc::testing

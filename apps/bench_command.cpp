@@ -1,0 +1,125 @@
+// `posenc bench`: times posenc's fused CPU kernels against the composite LibTorch reference on the
+// shapes of the kernel issue (PEG at B=64, 14x14, C=192; LFF at 12,544 positions), with the PEG's
+// achieved GB/s against this machine's measured copy bandwidth.
+// bench/compare_kernels_with_pytorch.py runs it with --json and adds the PyTorch eager figures.
+#include <cstdio>
+#include <iostream>
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "kernel_cases.h"
+#include "posenc/kernels/kernel_settings.h"
+#include "posenc/system_info.h"
+
+namespace posenc::cli {
+namespace {
+
+struct BenchArguments {
+  int threads = 0;
+  int repeats = 30;
+  bool json = false;
+  std::string peg_shape = "64,14,14,192,3,0";
+  std::string lff_shape = "64,196,1,2,128,64,192";
+};
+
+std::string describe_shape(const nlohmann::json& shape) {
+  std::string text;
+  for (const auto& [key, value] : shape.items())
+    text += (text.empty() ? "" : " ") + key + "=" +
+            (value.is_string() ? value.get<std::string>() : value.dump());
+  return text;
+}
+
+void run_bench(const BenchArguments& arguments) {
+  if (arguments.threads > 0)
+    configure_threads(arguments.threads);
+  std::cerr << blas_warning(detect_blas());
+  const auto peg_shape = bench::parse_peg_shape(arguments.peg_shape);
+  const auto lff_shape = bench::parse_lff_shape(arguments.lff_shape);
+  const int64_t peg_tensor_bytes = peg_shape.batch *
+                                   (peg_shape.prefix + peg_shape.height * peg_shape.width) *
+                                   peg_shape.channels * 4;
+  const double copy_gbs = bench::copy_bandwidth_gbs(peg_tensor_bytes, arguments.repeats);
+
+  auto cases = bench::peg_cases(peg_shape);
+  for (auto& lff_case : bench::lff_cases(lff_shape))
+    cases.push_back(std::move(lff_case));
+
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& kernel_case : cases) {
+    const double fused = bench::median_seconds(kernel_case.fused, arguments.repeats);
+    const double reference = bench::median_seconds(kernel_case.reference, arguments.repeats);
+    nlohmann::json result = {{"name", kernel_case.name},
+                             {"shape", kernel_case.shape},
+                             {"fused_ms", fused * 1e3},
+                             {"reference_ms", reference * 1e3},
+                             {"note", kernel_case.note}};
+    if (kernel_case.bytes > 0) {
+      result["bytes"] = kernel_case.bytes;
+      result["gbs"] = static_cast<double>(kernel_case.bytes) / fused / 1e9;
+      // the time the bytes take at copy bandwidth: the memory-traffic bound
+      result["bound_ms"] = static_cast<double>(kernel_case.bytes) / (copy_gbs * 1e9) * 1e3;
+    }
+    results.push_back(result);
+  }
+
+  const nlohmann::json report = {
+      {"threads", at::get_num_threads()}, {"simd", to_string(active_simd_level())},
+      {"copy_bandwidth_gbs", copy_gbs},   {"copy_buffer_bytes", peg_tensor_bytes},
+      {"repeats", arguments.repeats},     {"cases", results}};
+  if (arguments.json) {
+    std::cout << report.dump(2) << "\n";
+    return;
+  }
+  std::printf(
+      "posenc bench: %d threads, %s kernels, copy bandwidth %.1f GB/s (%.1f MB buffers),"
+      " median of %d runs\n\n",
+      at::get_num_threads(), to_string(active_simd_level()).c_str(), copy_gbs,
+      static_cast<double>(peg_tensor_bytes) / 1e6, arguments.repeats);
+  std::printf("%-24s %10s %13s %9s %22s\n", "case", "fused ms", "reference ms", "speed-up",
+              "GB/s (x memory bound)");
+  for (const auto& result : results) {
+    const double fused = result["fused_ms"], reference = result["reference_ms"];
+    std::string traffic;
+    if (result.contains("gbs")) {
+      char text[64];
+      std::snprintf(text, sizeof(text), "%.1f (%.2fx)", result["gbs"].get<double>(),
+                    fused / result["bound_ms"].get<double>());
+      traffic = text;
+    }
+    std::printf("%-24s %10.3f %13.3f %8.1fx %22s\n", result["name"].get<std::string>().c_str(),
+                fused, reference, reference / fused, traffic.c_str());
+  }
+  std::printf("\nshapes:\n");
+  for (const auto& result : results)
+    std::printf("  %-22s %s; %s\n", result["name"].get<std::string>().c_str(),
+                describe_shape(result["shape"]).c_str(), result["note"].get<std::string>().c_str());
+  std::printf(
+      "\n\"x memory bound\": fused time over the time its minimal bytes take at copy bandwidth.\n"
+      "PyTorch eager on the same shapes: /usr/bin/python3 bench/compare_kernels_with_pytorch.py\n");
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto arguments = std::make_shared<BenchArguments>();
+  auto* command = app.add_subcommand(
+      "bench", "Time the fused PEG and LFF kernels against the LibTorch reference path");
+  command
+      ->add_option("--threads", arguments->threads,
+                   "intra-op threads (default: OMP_NUM_THREADS or every core)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--repeats", arguments->repeats, "timed runs per case (the median counts)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--peg-shape", arguments->peg_shape, "PEG shape B,H,W,C,k,prefix")
+      ->capture_default_str();
+  command->add_option("--lff-shape", arguments->lff_shape, "LFF shape B,N,G,M,F,H,D")
+      ->capture_default_str();
+  command->add_flag("--json", arguments->json, "print one JSON object instead of a table");
+  command->callback([arguments] { run_bench(*arguments); });
+}
+
+}  // namespace posenc::cli

@@ -28,13 +28,6 @@ inline void copy_prefix(const PegProblem& p, const float* source, int64_t source
                 static_cast<size_t>(p.channels) * sizeof(float));
 }
 
-// Calls body(U, c, tail) over the channels: U (an integral_constant) vectors at channel c, in
-// blocks of kBlock vectors, then single vectors, then one partial vector of `tail` lanes.
-template <typename Body>
-inline void for_channel_blocks(int64_t channels, Body&& body) {
-  for_vector_blocks(channels, body);
-}
-
 // Calls body(c, tail) for each channel vector: full vectors (tail 0), then a partial one.
 template <typename Body>
 inline void for_channel_vectors(int64_t channels, Body&& body) {
@@ -78,7 +71,7 @@ void peg_forward_rows(const PegProblem& p, ConstTokenTensor input, TokenTensor o
 
     auto single = [&](int64_t j) {
       const int32_t* column_source = p.columns.source + j * k;
-      for_channel_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
+      for_vector_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
         constexpr int U = decltype(vectors)::value;
         Register acc[U];
         for (int u = 0; u < U; ++u) {
@@ -142,7 +135,7 @@ void peg_input_gradient_row(const PegProblem& p, const float* grid_grad_out, int
     const int32_t* column_readers = p.columns.readers + 2 * p.columns.reader_offsets[j];
     const int64_t column_reader_count =
         p.columns.reader_offsets[j + 1] - p.columns.reader_offsets[j];
-    for_channel_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
+    for_vector_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
       constexpr int U = decltype(vectors)::value;
       Register acc[U];
       for (int u = 0; u < U; ++u)

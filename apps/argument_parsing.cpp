@@ -30,6 +30,14 @@ std::vector<std::string> split(const std::string& text, char separator) {
 
 }  // namespace
 
+std::vector<int64_t> parse_integer_list(const std::string& text) {
+  std::vector<int64_t> values;
+  for (const auto& item : split(text, ','))
+    values.push_back(parse_integer(item, text));
+  TORCH_CHECK(!values.empty(), "empty list '", text, "'");
+  return values;
+}
+
 std::vector<int64_t> parse_index_list(const std::string& text) {
   std::vector<int64_t> values;
   for (const auto& item : split(text, ',')) {

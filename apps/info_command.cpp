@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "posenc/encoding_registry.h"
+#include "posenc/kernels/kernel_settings.h"
 #include "posenc/system_info.h"
 #include "posenc/version.h"
 
@@ -56,7 +57,8 @@ nlohmann::json info_as_json(const BlasInfo& blas) {
           {"blas", {{"kind", describe(blas.kind)}, {"library", blas.library_path}}},
           {"threads", at::get_num_threads()},
           {"cores", available_cores()},
-          {"simd", cpu_simd_level()},
+          {"simd", to_string(supported_simd_level())},
+          {"kernels", fused_kernels_enabled() ? to_string(active_simd_level()) : "reference"},
           {"encodings", encodings}};
 }
 
@@ -66,7 +68,8 @@ void print_info(const nlohmann::json& info) {
             << "BLAS:    " << info["blas"]["kind"].get<std::string>() << "  "
             << info["blas"]["library"].get<std::string>() << "\n"
             << "threads: " << info["threads"] << " of " << info["cores"] << " available cores\n"
-            << "SIMD:    " << info["simd"].get<std::string>() << "\n\n"
+            << "SIMD:    " << info["simd"].get<std::string>() << " (fused kernels: "
+            << info["kernels"].get<std::string>() << ")\n\n"
             << "Encodings (spec: NAME:KEY=VALUE,...  e.g. lff:F=64,H=32,gamma=10):\n";
   for (const auto& encoding : info["encodings"]) {
     std::cout << "\n  " << encoding["name"].get<std::string>() << "  "

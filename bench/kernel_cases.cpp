@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <sstream>
 
 #include <torch/torch.h>
 
+#include "argument_parsing.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/kernels/peg_conv.h"
@@ -13,24 +13,13 @@
 namespace posenc::bench {
 namespace {
 
-std::vector<int64_t> parse_integers(const std::string& text, size_t count, const char* form) {
-  std::vector<int64_t> values;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    size_t used = 0;
-    int64_t value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    TORCH_CHECK(used == item.size() && !item.empty() && value >= 0, "shape '", text, "' must be ",
-                form, " (non-negative integers), '", item, "' is not");
-    values.push_back(value);
-  }
+// "B,H,W,..." -> `count` non-negative integers
+std::vector<int64_t> parse_shape(const std::string& text, size_t count, const char* form) {
+  auto values = cli::parse_integer_list(text);
   TORCH_CHECK(values.size() == count, "shape '", text, "' must be ", form, " (", count,
               " values), got ", values.size());
+  for (int64_t value : values)
+    TORCH_CHECK(value >= 0, "shape '", text, "' must be ", form, ": ", value, " is negative");
   return values;
 }
 
@@ -42,12 +31,12 @@ void clear_gradients(const std::vector<torch::Tensor>& tensors) {
 }  // namespace
 
 PegShape parse_peg_shape(const std::string& text) {
-  auto v = parse_integers(text, 6, "B,H,W,C,k,prefix");
+  auto v = parse_shape(text, 6, "B,H,W,C,k,prefix");
   return {v[0], v[1], v[2], v[3], v[4], v[5]};
 }
 
 LffShape parse_lff_shape(const std::string& text) {
-  auto v = parse_integers(text, 7, "B,N,G,M,F,H,D");
+  auto v = parse_shape(text, 7, "B,N,G,M,F,H,D");
   return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
 }
 

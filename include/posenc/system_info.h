@@ -26,8 +26,4 @@ int available_cores();
 // so programs call this once at startup.
 int configure_threads(int requested = 0);
 
-// The widest SIMD instruction set this CPU supports that posenc can use: "avx512", "avx2" or
-// "scalar".
-std::string cpu_simd_level();
-
 }  // namespace posenc

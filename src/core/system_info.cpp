@@ -65,12 +65,4 @@ int configure_threads(int requested) {
   return threads;
 }
 
-std::string cpu_simd_level() {
-  if (__builtin_cpu_supports("avx512f"))
-    return "avx512";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return "avx2";
-  return "scalar";
-}
-
 }  // namespace posenc

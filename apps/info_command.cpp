@@ -68,8 +68,8 @@ void print_info(const nlohmann::json& info) {
             << "BLAS:    " << info["blas"]["kind"].get<std::string>() << "  "
             << info["blas"]["library"].get<std::string>() << "\n"
             << "threads: " << info["threads"] << " of " << info["cores"] << " available cores\n"
-            << "SIMD:    " << info["simd"].get<std::string>() << " (fused kernels: "
-            << info["kernels"].get<std::string>() << ")\n\n"
+            << "SIMD:    " << info["simd"].get<std::string>()
+            << " (fused kernels: " << info["kernels"].get<std::string>() << ")\n\n"
             << "Encodings (spec: NAME:KEY=VALUE,...  e.g. lff:F=64,H=32,gamma=10):\n";
   for (const auto& encoding : info["encodings"]) {
     std::cout << "\n  " << encoding["name"].get<std::string>() << "  "

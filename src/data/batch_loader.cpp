@@ -45,7 +45,7 @@ Normalization Normalization::measure(const ImageDataset& dataset) {
 BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool shuffle,
                          bool drop_last, std::optional<AugmentationOptions> augmentation,
                          Normalization normalization, uint64_t seed,
-                         std::vector<int64_t> resolutions)
+                         std::vector<int64_t> resolutions, Shard shard)
     : images_(dataset.images.contiguous()),
       labels_(dataset.labels.to(torch::kLong).contiguous()),
       batch_size_(batch_size),
@@ -54,13 +54,20 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool s
       augmentation_(std::move(augmentation)),
       normalization_(std::move(normalization)),
       seed_(seed),
-      resolutions_(std::move(resolutions)) {
+      resolutions_(std::move(resolutions)),
+      shard_(shard) {
   TORCH_CHECK(batch_size >= 1, "batch size must be >= 1, got ", batch_size);
+  TORCH_CHECK(shard.count >= 1 && shard.index >= 0 && shard.index < shard.count, "shard ",
+              shard.index, " of ", shard.count, " does not exist");
+  TORCH_CHECK(shard.count == 1 || drop_last,
+              "a sharded loader drops the last partial batch, so that every rank gets a full one");
   TORCH_CHECK(static_cast<int64_t>(normalization_.mean.size()) == dataset.channels(),
               "normalisation has ", normalization_.mean.size(), " channels but the images have ",
               dataset.channels());
-  TORCH_CHECK(!drop_last || dataset.size() >= batch_size, dataset.source, " has ", dataset.size(),
-              " images, fewer than one batch of ", batch_size, "; use a smaller --batch-size");
+  TORCH_CHECK(!drop_last || dataset.size() >= batch_size * shard.count, dataset.source, " has ",
+              dataset.size(), " images, fewer than one batch of ", batch_size,
+              shard.count > 1 ? c10::str(" per rank x ", shard.count, " ranks") : std::string(),
+              "; use a smaller --batch-size");
 }
 
 BatchLoader::~BatchLoader() {
@@ -70,7 +77,8 @@ BatchLoader::~BatchLoader() {
 
 int64_t BatchLoader::batches_per_epoch() const {
   const int64_t size = images_.size(0);
-  return drop_last_ ? size / batch_size_ : (size + batch_size_ - 1) / batch_size_;
+  const int64_t global_batch = batch_size_ * shard_.count;
+  return drop_last_ ? size / global_batch : (size + global_batch - 1) / global_batch;
 }
 
 void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
@@ -104,7 +112,7 @@ std::optional<Batch> BatchLoader::next() {
 }
 
 Batch BatchLoader::assemble(int64_t batch_index) const {
-  const int64_t begin = batch_index * batch_size_;
+  const int64_t begin = (batch_index * shard_.count + shard_.index) * batch_size_;
   const int64_t count = std::min(batch_size_, images_.size(0) - begin);
   const int64_t channels = images_.size(1), height = images_.size(2), width = images_.size(3);
   const int64_t pixels = height * width;

@@ -19,4 +19,13 @@ void ImageDataset::validate() const {
               "], found values from ", low, " to ", high);
 }
 
+ImageDataset ImageDataset::part(int64_t index, int64_t count) const {
+  TORCH_CHECK(count >= 1 && index >= 0 && index < count, "part ", index, " of ", count,
+              " does not exist");
+  const int64_t begin = size() * index / count;
+  const int64_t end = size() * (index + 1) / count;
+  return {images.narrow(0, begin, end - begin), labels.narrow(0, begin, end - begin), class_names,
+          c10::str(source, " (part ", index + 1, " of ", count, ")")};
+}
+
 }  // namespace posenc

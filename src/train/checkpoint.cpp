@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -52,11 +53,12 @@ void write_file_durably(const std::string& path, const std::string& bytes) {
               std::strerror(error), ")");
 }
 
-torch::serialize::InputArchive open_archive(const std::string& path) {
-  TORCH_CHECK(fs::is_regular_file(path), "checkpoint ", path, " does not exist");
+torch::serialize::InputArchive open_archive(const CheckpointBytes& checkpoint) {
+  const std::string& path = checkpoint.name;
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    std::istringstream stream(checkpoint.bytes);
+    archive.load_from(stream);
   } catch (const c10::Error& error) {
     TORCH_CHECK(false, path, " is not a readable posenc checkpoint (truncated or another format): ",
                 error.what_without_backtrace());
@@ -72,7 +74,21 @@ std::string describe(const torch::Tensor& tensor) {
   return c10::str(tensor.sizes(), " ", tensor.scalar_type());
 }
 
+// The key of rank r's generator state (rank 0's keeps the name of single-process checkpoints).
+std::string rng_state_key(size_t rank) {
+  return rank == 0 ? "progress.rng_state" : "progress.rng_state.rank" + std::to_string(rank);
+}
+
 }  // namespace
+
+CheckpointBytes CheckpointBytes::read(const std::string& path) {
+  TORCH_CHECK(fs::is_regular_file(path), "checkpoint ", path, " does not exist");
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << file.rdbuf();
+  TORCH_CHECK(file.good() || file.eof(), "cannot read checkpoint ", path);
+  return {path, bytes.str()};
+}
 
 void save_checkpoint(const std::string& path, const nlohmann::json& config,
                      const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
@@ -97,8 +113,9 @@ void save_checkpoint(const std::string& path, const nlohmann::json& config,
   archive.write("progress.epoch_images", c10::IValue(progress.epoch_images));
   archive.write("progress.elapsed_seconds", c10::IValue(progress.elapsed_seconds));
   archive.write("progress.epoch_started_at", c10::IValue(progress.epoch_started_at));
-  if (progress.rng_state.defined())
-    archive.write("progress.rng_state", progress.rng_state, true);
+  archive.write("progress.world_size", c10::IValue(progress.world_size));
+  for (size_t rank = 0; rank < progress.rng_states.size(); ++rank)
+    archive.write(rng_state_key(rank), progress.rng_states[rank], true);
 
   // Serialised in memory first: LibTorch's file writer terminates the process when a write fails
   // (its destructor throws again), so posenc writes the bytes itself and can report a full disk.
@@ -123,7 +140,12 @@ void save_checkpoint(const std::string& path, const nlohmann::json& config,
 }
 
 nlohmann::json read_checkpoint_config(const std::string& path) {
-  auto archive = open_archive(path);
+  return read_checkpoint_config(CheckpointBytes::read(path));
+}
+
+nlohmann::json read_checkpoint_config(const CheckpointBytes& checkpoint) {
+  const std::string& path = checkpoint.name;
+  auto archive = open_archive(checkpoint);
   c10::IValue config;
   TORCH_CHECK(archive.try_read("config", config) && config.isString(), path,
               " has no run configuration");
@@ -135,7 +157,12 @@ nlohmann::json read_checkpoint_config(const std::string& path) {
 }
 
 void load_model_tensors(const std::string& path, torch::nn::Module& model) {
-  auto archive = open_archive(path);
+  load_model_tensors(CheckpointBytes::read(path), model);
+}
+
+void load_model_tensors(const CheckpointBytes& checkpoint, torch::nn::Module& model) {
+  const std::string& path = checkpoint.name;
+  auto archive = open_archive(checkpoint);
   std::string mismatches;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;  // (target, stored)
   std::set<std::string> expected;
@@ -171,7 +198,13 @@ void load_model_tensors(const std::string& path, torch::nn::Module& model) {
 }
 
 TrainingProgress load_training_state(const std::string& path, torch::optim::Optimizer& optimizer) {
-  auto archive = open_archive(path);
+  return load_training_state(CheckpointBytes::read(path), optimizer);
+}
+
+TrainingProgress load_training_state(const CheckpointBytes& checkpoint,
+                                     torch::optim::Optimizer& optimizer) {
+  const std::string& path = checkpoint.name;
+  auto archive = open_archive(checkpoint);
   torch::serialize::InputArchive optimizer_archive;
   TORCH_CHECK(archive.try_read("optimizer", optimizer_archive), path,
               " has no optimiser state to resume from");
@@ -194,9 +227,13 @@ TrainingProgress load_training_state(const std::string& path, torch::optim::Opti
   progress.epoch_images = read_int("progress.epoch_images");
   progress.elapsed_seconds = read_double("progress.elapsed_seconds");
   progress.epoch_started_at = read_double("progress.epoch_started_at");
+  // written before data-parallel training existed: one process
+  if (archive.try_read("progress.world_size", value))
+    progress.world_size = value.toInt();
+  TORCH_CHECK(progress.world_size >= 1, path, " has an invalid world size ", progress.world_size);
   torch::Tensor rng;
-  if (archive.try_read("progress.rng_state", rng, true))
-    progress.rng_state = rng;
+  for (size_t rank = 0; archive.try_read(rng_state_key(rank), rng, true); ++rank)
+    progress.rng_states.push_back(rng);
   return progress;
 }
 

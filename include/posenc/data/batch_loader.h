@@ -27,20 +27,29 @@ struct Batch {
   int64_t resolution = 0;  // multi-scale: the square size to train this batch at; 0 = as is
 };
 
+// One rank's part of a data-parallel run: each global batch of batch_size x count samples is
+// split into `count` consecutive slices and rank `index` takes slice `index`, so the ranks
+// together see exactly the batches one process with a `count` times larger batch would.
+struct Shard {
+  int64_t index = 0;
+  int64_t count = 1;
+};
+
 // Serves a data set in batches, in a seeded order, with optional augmentation, preparing the
 // next batch on a background thread while the caller computes on the current one.
 // Order, augmentation and each batch's resolution (multi-scale training: one of `resolutions`)
 // depend only on (seed, epoch, sample or batch index), so an epoch resumed at any batch sees
-// exactly the batches an uninterrupted run would.
+// exactly the batches an uninterrupted run would, and the order does not depend on the shard.
 class BatchLoader {
  public:
   BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool shuffle, bool drop_last,
               std::optional<AugmentationOptions> augmentation, Normalization normalization,
-              uint64_t seed, std::vector<int64_t> resolutions = {});
+              uint64_t seed, std::vector<int64_t> resolutions = {}, Shard shard = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
+  // Global batches per epoch (every shard serves one slice of each).
   int64_t batches_per_epoch() const;
   // Begins `epoch` at batch `first_batch` (to resume mid-epoch).
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
@@ -61,6 +70,7 @@ class BatchLoader {
   Normalization normalization_;
   uint64_t seed_;
   std::vector<int64_t> resolutions_;
+  Shard shard_;
   int64_t epoch_ = 0;
   int64_t next_batch_ = 0;
   std::vector<int64_t> order_;

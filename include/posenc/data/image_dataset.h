@@ -20,6 +20,9 @@ struct ImageDataset {
   int64_t channels() const { return images.size(1); }
   int64_t height() const { return images.size(2); }
   int64_t width() const { return images.size(3); }
+  // Consecutive part `index` of `count` near-equal parts (evaluation split over ranks); may be
+  // empty when there are more parts than images. Shares memory with this data set.
+  ImageDataset part(int64_t index, int64_t count) const;
   // Throws unless images and labels agree in count and every label is a valid class.
   void validate() const;
 };

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
@@ -20,7 +21,19 @@ struct TrainingProgress {
   int64_t epoch_images = 0;
   double elapsed_seconds = 0.0;   // training time of all sessions so far
   double epoch_started_at = 0.0;  // elapsed_seconds when the epoch in progress began
-  torch::Tensor rng_state;        // LibTorch's CPU generator (dropout, stochastic depth)
+  // Ranks of the run that wrote it (data-parallel training): the batch size in its
+  // configuration is per rank, so its global batch is batch_size x world_size.
+  int64_t world_size = 1;
+  // LibTorch's CPU generator (dropout, stochastic depth) of each rank, in rank order.
+  std::vector<torch::Tensor> rng_states;
+};
+
+// A checkpoint file read into memory, so that it is read once and rank 0 can hand the very same
+// bytes to the other ranks of a data-parallel run. Throws for a missing or unreadable file.
+struct CheckpointBytes {
+  std::string name;  // where the bytes came from, for messages
+  std::string bytes;
+  static CheckpointBytes read(const std::string& path);
 };
 
 // Writes model tensors, optimiser state, progress and the run configuration to `path`
@@ -33,12 +46,16 @@ void save_checkpoint(const std::string& path, const nlohmann::json& config,
 // The configuration stored in a checkpoint, to rebuild the model before loading its tensors.
 // Throws for a missing file or one that is not a posenc checkpoint.
 nlohmann::json read_checkpoint_config(const std::string& path);
+nlohmann::json read_checkpoint_config(const CheckpointBytes& checkpoint);
 
 // Loads the model tensors stored in `path` into `model`. Every mismatch (missing, unexpected or
 // differently shaped tensors) is listed by name and shape in one error; nothing is loaded then.
 void load_model_tensors(const std::string& path, torch::nn::Module& model);
+void load_model_tensors(const CheckpointBytes& checkpoint, torch::nn::Module& model);
 
 // Loads what resuming needs besides the model: the optimiser state and the progress.
 TrainingProgress load_training_state(const std::string& path, torch::optim::Optimizer& optimizer);
+TrainingProgress load_training_state(const CheckpointBytes& checkpoint,
+                                     torch::optim::Optimizer& optimizer);
 
 }  // namespace posenc

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 namespace posenc::cli {
@@ -11,5 +14,9 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+
+// The command line the program was started with (argv), for commands that start copies of
+// themselves (`train --nproc`).
+const std::vector<std::string>& command_line();
 
 }  // namespace posenc::cli

@@ -9,9 +9,21 @@
 #include "posenc/system_info.h"
 #include "posenc/version.h"
 
+namespace posenc::cli {
+namespace {
+std::vector<std::string> g_command_line;
+}  // namespace
+
+const std::vector<std::string>& command_line() {
+  return g_command_line;
+}
+
+}  // namespace posenc::cli
+
 namespace {
 
 int run(int argc, char** argv) {
+  posenc::cli::g_command_line.assign(argv, argv + argc);
   CLI::App app{std::string("posenc ") + posenc::kVersion +
                ": spatial positional encodings for vision transformers"};
   app.require_subcommand(1);

@@ -1,6 +1,8 @@
 // `posenc train`: train a VisionTransformer with the chosen positional encodings.
 // Settings come from, in increasing precedence: the preset (--model), a JSON file (--config,
 // with "model", "training" and "data" objects as stored in checkpoints), and explicit flags.
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -10,6 +12,8 @@
 
 #include "argument_parsing.h"
 #include "commands.h"
+#include "local_ranks.h"
+#include "posenc/distributed/communicator.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trainer.h"
 
@@ -39,7 +43,69 @@ struct TrainArguments {
   std::string out = "runs/train";
   bool resume = false;
   int threads = 0;
+
+  // data-parallel training
+  int64_t nproc = 0, world_size = 0, rank = 0, master_port = 0;
+  std::string master_addr, timeout;
 };
+
+// Options that only say how this process joins a data-parallel run; the others describe the
+// run, which ranks other than 0 take from rank 0.
+bool describes_the_run(const std::string& flag) {
+  for (const char* own : {"--world-size", "--rank", "--master-addr", "--master-port", "--timeout",
+                          "--threads", "--nproc"}) {
+    if (flag == own)
+      return false;
+  }
+  return true;
+}
+
+RendezvousOptions rendezvous_options(const TrainArguments& a, const CLI::App& command) {
+  auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  auto options = RendezvousOptions::from_environment();
+  if (given("--world-size"))
+    options.world_size = a.world_size;
+  if (given("--rank"))
+    options.rank = a.rank;
+  if (given("--master-addr"))
+    options.master_addr = a.master_addr;
+  if (given("--master-port"))
+    options.master_port = a.master_port;
+  if (given("--timeout"))
+    options.timeout_seconds = parse_duration(a.timeout);
+  return options;
+}
+
+// --nproc N: rank 0 gets the command line without --nproc and --master-port, which the launcher
+// sets for each rank; the other ranks take the run from rank 0 and get only the options that
+// concern their own process.
+int launch_ranks(const TrainArguments& a, const CLI::App& command) {
+  for (const char* flag : {"--rank", "--world-size", "--master-addr"}) {
+    TORCH_CHECK(command.count(flag) == 0, "--nproc starts every rank on this machine and sets ",
+                flag, " itself; drop ", flag, " (or drop --nproc and start each rank yourself)");
+  }
+  const auto& original = command_line();
+  std::vector<std::string> leader{original.at(0)};
+  std::vector<std::string> follower{original.at(0), "train"};
+  for (size_t i = 1; i < original.size(); ++i) {
+    const std::string& argument = original[i];
+    const std::string flag = argument.substr(0, argument.find('='));
+    const bool value_follows = argument == flag && flag.rfind("--", 0) == 0 &&
+                               i + 1 < original.size() && command.get_option_no_throw(flag) &&
+                               command.get_option_no_throw(flag)->get_expected_min() > 0;
+    std::vector<std::string> item{argument};
+    if (value_follows)
+      item.push_back(original[++i]);
+    if (flag == "--nproc" || flag == "--master-port")
+      continue;
+    leader.insert(leader.end(), item.begin(), item.end());
+    if (flag == "--threads" || flag == "--timeout")
+      follower.insert(follower.end(), item.begin(), item.end());
+  }
+  const double timeout = command.count("--timeout") > 0 ? parse_duration(a.timeout)
+                                                        : RendezvousOptions{}.timeout_seconds;
+  return run_local_ranks(a.nproc, leader, follower, a.master_port, timeout);
+}
 
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream file(path);
@@ -167,7 +233,31 @@ RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
 }
 
 void run_train(const TrainArguments& arguments, const CLI::App& command) {
-  configure_threads(arguments.threads);
+  if (command.count("--nproc") > 0) {
+    const int status = launch_ranks(arguments, command);
+    if (status != 0)
+      throw CLI::RuntimeError(status);
+    return;
+  }
+  Communicator communicator(rendezvous_options(arguments, command));
+  // ranks on one machine share its cores instead of each taking all of them
+  const bool threads_chosen = arguments.threads > 0 || std::getenv("OMP_NUM_THREADS") != nullptr;
+  configure_threads(
+      threads_chosen ? arguments.threads
+                     : std::max<int>(1, available_cores() /
+                                            static_cast<int>(communicator.ranks_on_this_host())));
+  if (!communicator.is_leader()) {
+    for (const auto* option : command.get_options()) {
+      const std::string flag = option->get_name();
+      if (option->count() > 0 && describes_the_run(flag)) {
+        std::cerr << "rank " << communicator.rank() << ": ignoring " << flag
+                  << ": ranks other than 0 take the run's settings from rank 0\n";
+      }
+    }
+    join_training(communicator);
+    communicator.finish();
+    return;
+  }
   std::cerr << blas_warning(detect_blas());
   TrainingOutcome outcome;
   if (arguments.resume) {
@@ -177,10 +267,11 @@ void run_train(const TrainArguments& arguments, const CLI::App& command) {
     if (command.count("--time-budget") > 0) {
       overrides.time_budget_seconds = parse_duration(arguments.time_budget);
     }
-    outcome = resume_training(arguments.out, overrides);
+    outcome = resume_training(arguments.out, overrides, communicator);
   } else {
-    outcome = train(build_config(arguments, command), arguments.out);
+    outcome = train(build_config(arguments, command), arguments.out, communicator);
   }
+  communicator.finish();
   if (outcome.status != TrainingOutcome::Status::Completed)
     return;
   if (outcome.last_test_accuracy) {
@@ -248,7 +339,27 @@ void add_train_command(CLI::App& app) {
               "--epochs and --time-budget may change)");
   c->add_option("--time-budget", a.time_budget,
                 "stop after this long (90s, 15m, 2h) with a checkpoint");
-  c->add_option("--threads", a.threads, "intra-op threads (default: all available cores)");
+  c->add_option("--threads", a.threads,
+                "intra-op threads (default: the available cores, shared by the ranks on this "
+                "machine)");
+  auto* distributed = "Data-parallel training (Gloo; see README)";
+  c->add_option("--nproc", a.nproc, "run this many ranks on this machine, one process each")
+      ->group(distributed);
+  c->add_option("--world-size", a.world_size, "number of ranks in the run (env WORLD_SIZE)")
+      ->group(distributed);
+  c->add_option("--rank", a.rank, "this process's rank, 0 .. world size - 1 (env RANK)")
+      ->group(distributed);
+  c->add_option("--master-addr", a.master_addr,
+                "address of rank 0's machine (env MASTER_ADDR; default 127.0.0.1)")
+      ->group(distributed);
+  c->add_option("--master-port", a.master_port,
+                "rendezvous port on rank 0's machine (env MASTER_PORT; default 29500, with "
+                "--nproc a free one)")
+      ->group(distributed);
+  c->add_option("--timeout", a.timeout,
+                "how long to wait for other ranks (to join, in a step) before failing: 90s, 5m "
+                "(default 5m)")
+      ->group(distributed);
   c->callback([arguments, c] { run_train(*arguments, *c); });
 }
 

@@ -16,12 +16,15 @@
 #include "posenc/train/trainer.h"
 #include "support/temporary_folder.h"
 #include "support/test_encodings.h"
+#include "support/tiny_image_task.h"
 
 namespace posenc {
 namespace {
 
 using testing::expect_error_containing;
 using testing::TemporaryFolder;
+using testing::tiny_image_data;
+using testing::tiny_model;
 namespace fs = std::filesystem;
 
 TEST(CosineSchedule, WarmsUpLinearlyThenDecaysToTheFloor) {
@@ -35,15 +38,6 @@ TEST(CosineSchedule, WarmsUpLinearlyThenDecaysToTheFloor) {
     EXPECT_LT(schedule.at(step), schedule.at(step - 1));
 }
 
-VisionTransformerOptions tiny_model() {
-  auto options = VisionTransformerOptions::preset("nano");
-  options.dim = 16;
-  options.depth = 1;
-  options.heads = 2;
-  options.image_height = options.image_width = 8;
-  return options;
-}
-
 TEST(Checkpoint, RoundTripsTensorsAndProgress) {
   TemporaryFolder folder;
   VisionTransformer model(tiny_model());
@@ -52,7 +46,8 @@ TEST(Checkpoint, RoundTripsTensorsAndProgress) {
   progress.batch_in_epoch = 5;
   progress.global_step = 77;
   progress.epoch_loss_sum = 1.5;
-  progress.rng_state = torch::ones({4}, torch::kUInt8);
+  progress.world_size = 2;
+  progress.rng_states = {torch::ones({4}, torch::kUInt8), torch::full({4}, 7, torch::kUInt8)};
   torch::optim::AdamW saved_optimizer(model->parameters());
   save_checkpoint(folder.path("c.pt"), {{"hello", 1}}, *model, &saved_optimizer, progress);
   EXPECT_EQ(read_checkpoint_config(folder.path("c.pt")), (nlohmann::json{{"hello", 1}}));
@@ -64,7 +59,9 @@ TEST(Checkpoint, RoundTripsTensorsAndProgress) {
   EXPECT_EQ(loaded.batch_in_epoch, 5);
   EXPECT_EQ(loaded.global_step, 77);
   EXPECT_EQ(loaded.epoch_loss_sum, 1.5);
-  EXPECT_TRUE(torch::equal(loaded.rng_state, progress.rng_state));
+  EXPECT_EQ(loaded.world_size, 2);
+  ASSERT_EQ(loaded.rng_states.size(), 2u);
+  EXPECT_TRUE(torch::equal(loaded.rng_states[1], progress.rng_states[1]));
   auto expected = model->named_parameters();
   for (const auto& item : other->named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), expected[item.key()])) << item.key();
@@ -149,43 +146,13 @@ TEST(Checkpoint, AFullDiskKeepsThePreviousCheckpoint) {
   }
 }
 
-// A tiny 3-class IDX data set of 8x8 images whose class is the brightest quadrant.
-DataSource tiny_data(const TemporaryFolder& folder) {
-  torch::manual_seed(5);
-  for (const auto& [split, count] :
-       std::vector<std::pair<std::string, int>>{{"train", 96}, {"test", 30}}) {
-    auto labels = torch::randint(0, 3, {count}, torch::kLong);
-    auto images = (torch::rand({count, 8, 8}) * 60).to(torch::kUInt8);
-    for (int i = 0; i < count; ++i) {
-      const int64_t label = labels[i].item<int64_t>();
-      images[i].narrow(0, (label / 2) * 4, 4).narrow(1, (label % 2) * 4, 4) += 150;
-    }
-    const auto bytes = images.contiguous();
-    testing::write_idx_file(
-        folder.path(split + "-images"), {count, 8, 8},
-        std::vector<uint8_t>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + count * 64),
-        true);
-    std::vector<uint8_t> label_bytes;
-    for (int i = 0; i < count; ++i)
-      label_bytes.push_back(static_cast<uint8_t>(labels[i].item<int64_t>()));
-    testing::write_idx_file(folder.path(split + "-labels"), {count}, label_bytes, true);
-  }
-  DataSource data;
-  data.kind = "idx";
-  data.train_images = folder.path("train-images");
-  data.train_labels = folder.path("train-labels");
-  data.test_images = folder.path("test-images");
-  data.test_labels = folder.path("test-labels");
-  return data;
-}
-
 RunConfig tiny_run(const TemporaryFolder& folder) {
   RunConfig config;
   config.model = tiny_model();
   config.model.depth = 2;
   config.model.drop_path = 0.5;  // block 1 drops paths: the RNG state a resume must restore
   config.model.head = "gap";
-  config.data = tiny_data(folder);
+  config.data = tiny_image_data(folder);
   config.training.epochs = 3;
   config.training.batch_size = 16;
   config.training.warmup_epochs = 0.5;

@@ -17,19 +17,41 @@ AccuracyAtResolution evaluate(VisionTransformer& model, const ImageDataset& data
   loader.start_epoch(0);
   AccuracyAtResolution result{height, width};
   double loss_sum = 0.0;
-  int64_t correct = 0;
   while (auto batch = loader.next()) {
     auto logits = model->forward(resize_images(batch->images, height, width));
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, batch->labels,
                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
-    correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
+    result.correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
     result.images += batch->labels.size(0);
   }
-  result.accuracy = static_cast<double>(correct) / static_cast<double>(result.images);
-  result.loss = loss_sum / static_cast<double>(result.images);
+  const auto images = static_cast<double>(std::max<int64_t>(1, result.images));
+  result.accuracy = static_cast<double>(result.correct) / images;
+  result.loss = loss_sum / images;
   model->train(was_training);
+  return result;
+}
+
+AccuracyAtResolution evaluate_across_ranks(VisionTransformer& model, const ImageDataset& dataset,
+                                           const Normalization& normalization, int64_t height,
+                                           int64_t width, int64_t batch_size,
+                                           Communicator& communicator) {
+  auto result = evaluate(model, dataset.part(communicator.rank(), communicator.world_size()),
+                         normalization, height, width, batch_size);
+  if (communicator.world_size() == 1)
+    return result;
+  // summed in float64: image counts and loss sums stay exact far beyond any test set
+  auto sums =
+      torch::tensor({result.loss * static_cast<double>(result.images),
+                     static_cast<double>(result.correct), static_cast<double>(result.images)},
+                    torch::kFloat64);
+  communicator.all_reduce_sum(sums, "summing the evaluation over the ranks");
+  result.correct = static_cast<int64_t>(sums[1].item<double>());
+  result.images = static_cast<int64_t>(sums[2].item<double>());
+  const auto images = static_cast<double>(std::max<int64_t>(1, result.images));
+  result.accuracy = static_cast<double>(result.correct) / images;
+  result.loss = sums[0].item<double>() / images;
   return result;
 }
 

@@ -7,6 +7,7 @@
 
 #include "posenc/data/batch_loader.h"
 #include "posenc/data/image_dataset.h"
+#include "posenc/distributed/communicator.h"
 #include "posenc/models/vision_transformer.h"
 
 namespace posenc {
@@ -14,8 +15,9 @@ namespace posenc {
 struct AccuracyAtResolution {
   int64_t resolution_height = 0;
   int64_t resolution_width = 0;
-  double accuracy = 0.0;  // fraction correct
-  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // fraction correct (0 for no images)
+  double loss = 0.0;      // mean cross-entropy (0 for no images)
+  int64_t correct = 0;
   int64_t images = 0;
 };
 
@@ -23,5 +25,12 @@ struct AccuracyAtResolution {
 AccuracyAtResolution evaluate(VisionTransformer& model, const ImageDataset& dataset,
                               const Normalization& normalization, int64_t height, int64_t width,
                               int64_t batch_size);
+
+// The same in a data-parallel run: each rank evaluates its part of `dataset` and the counts are
+// summed over the ranks, so every rank returns the result for the whole data set.
+AccuracyAtResolution evaluate_across_ranks(VisionTransformer& model, const ImageDataset& dataset,
+                                           const Normalization& normalization, int64_t height,
+                                           int64_t width, int64_t batch_size,
+                                           Communicator& communicator);
 
 }  // namespace posenc

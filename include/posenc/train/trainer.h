@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "posenc/distributed/communicator.h"
 #include "posenc/train/run_config.h"
 
 namespace posenc {
@@ -22,6 +23,12 @@ struct TrainingOutcome {
 // Refuses a folder that already holds a checkpoint (see resume_training).
 // Throws with a clear message for unusable data, an unwritable folder, a full disk, a checkpoint
 // that does not fit, or a non-finite loss (the last good checkpoint is kept).
+//
+// Data-parallel training: rank 0 calls this with the communicator of the run, every other rank
+// calls join_training(). Each rank trains on its shard of every global batch (batch_size per
+// rank); gradients are averaged over the ranks after backward; the loss, accuracy and
+// evaluation are summed over them. Rank 0 alone writes the files above.
+TrainingOutcome train(RunConfig config, const std::string& out_dir, Communicator& communicator);
 TrainingOutcome train(RunConfig config, const std::string& out_dir);
 
 // What a resumed run may change: how long it runs. The time budget is per invocation and not
@@ -33,6 +40,14 @@ struct ResumeOverrides {
 
 // Continues the run in `out_dir` exactly where its last checkpoint stopped (mid-epoch included),
 // with the configuration stored there.
+// A checkpoint written by another number of ranks resumes with the same global batch, split over
+// the ranks now running (it must divide); see docs/training.md.
+TrainingOutcome resume_training(const std::string& out_dir, const ResumeOverrides& overrides,
+                                Communicator& communicator);
 TrainingOutcome resume_training(const std::string& out_dir, const ResumeOverrides& overrides);
+
+// The part of ranks other than 0 in a data-parallel run: the configuration, and the checkpoint
+// when resuming, come from rank 0. Writes no files.
+TrainingOutcome join_training(Communicator& communicator);
 
 }  // namespace posenc

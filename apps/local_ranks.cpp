@@ -2,12 +2,14 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -43,11 +45,20 @@ std::string describe_exit(int status) {
   return "stopped";
 }
 
+constexpr const char* kLauncherVariable = "POSENC_LAUNCHER_PID";
+
 pid_t spawn_rank(const std::vector<std::string>& arguments) {
   std::vector<char*> argv;
   for (const auto& argument : arguments)
     argv.push_back(const_cast<char*>(argument.c_str()));
   argv.push_back(nullptr);
+  std::string launcher = std::string(kLauncherVariable) + "=" + std::to_string(::getpid());
+  std::vector<char*> environment{launcher.data()};
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    if (std::strncmp(*variable, kLauncherVariable, std::strlen(kLauncherVariable)) != 0)
+      environment.push_back(*variable);
+  }
+  environment.push_back(nullptr);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   // Its own process group: Ctrl-C in the terminal then reaches the ranks once, through
@@ -56,13 +67,23 @@ pid_t spawn_rank(const std::vector<std::string>& arguments) {
   posix_spawnattr_setpgroup(&attributes, 0);
   pid_t pid = 0;
   const int error =
-      ::posix_spawn(&pid, "/proc/self/exe", nullptr, &attributes, argv.data(), environ);
+      ::posix_spawn(&pid, "/proc/self/exe", nullptr, &attributes, argv.data(), environment.data());
   posix_spawnattr_destroy(&attributes);
   TORCH_CHECK(error == 0, "--nproc: cannot start a rank (", std::strerror(error), ")");
   return pid;
 }
 
 }  // namespace
+
+void stop_when_launcher_dies() {
+  const char* launcher = std::getenv(kLauncherVariable);
+  if (launcher == nullptr)
+    return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // it may have died before prctl
+  if (::getppid() != static_cast<pid_t>(std::atol(launcher)))
+    ::raise(SIGTERM);
+}
 
 int run_local_ranks(int64_t ranks, const std::vector<std::string>& leader_arguments,
                     const std::vector<std::string>& follower_arguments, int64_t port,

@@ -18,4 +18,9 @@ int run_local_ranks(int64_t ranks, const std::vector<std::string>& leader_argume
                     const std::vector<std::string>& follower_arguments, int64_t port,
                     double timeout_seconds);
 
+// In a rank started by run_local_ranks: have the kernel send this process SIGTERM if the
+// launcher dies (kill -9 included), so the ranks stop together with a checkpoint instead of
+// running on unattended. Does nothing in a process started otherwise.
+void stop_when_launcher_dies();
+
 }  // namespace posenc::cli

@@ -239,6 +239,7 @@ void run_train(const TrainArguments& arguments, const CLI::App& command) {
       throw CLI::RuntimeError(status);
     return;
   }
+  stop_when_launcher_dies();
   Communicator communicator(rendezvous_options(arguments, command));
   // ranks on one machine share its cores instead of each taking all of them
   const bool threads_chosen = arguments.threads > 0 || std::getenv("OMP_NUM_THREADS") != nullptr;

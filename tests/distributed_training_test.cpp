@@ -343,6 +343,28 @@ TEST(DataParallelTraining, KillingARankStopsTheOtherWithAClearErrorWithinTheTime
   EXPECT_NO_THROW(load_trained_model(folder.path("run/last.pt")));
 }
 
+TEST(DataParallelTraining, CtrlCToTheLauncherStopsEveryRankAtOneStepWithACheckpoint) {
+  TemporaryFolder folder;
+  testing::tiny_image_data(folder);
+  ChildProcess launcher(
+      with(tiny_run_command(folder, folder.path("run"), 8, /*epochs=*/1000), "--nproc", "2"),
+      folder.path("run.log"));
+  const auto started = std::chrono::steady_clock::now();
+  while (!std::filesystem::exists(folder.path("run/metrics.jsonl"))) {
+    ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60))
+        << read_text_file(folder.path("run.log"));
+    ASSERT_FALSE(launcher.wait_for(0.05)) << read_text_file(folder.path("run.log"));
+  }
+  launcher.send(SIGINT);
+  const auto status = launcher.wait_for(60.0);
+  const std::string log = read_text_file(folder.path("run.log"));
+  ASSERT_TRUE(status.has_value()) << log;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << log;
+  EXPECT_NE(log.find("interrupted at epoch"), std::string::npos) << log;
+  EXPECT_EQ(log.find("error"), std::string::npos) << "both ranks stop at the same step:\n" << log;
+  EXPECT_NO_THROW(load_trained_model(folder.path("run/last.pt")));
+}
+
 TEST(DataParallelTraining, ARunOfTwoRanksResumesOnOneWithTheSameGlobalBatch) {
   TemporaryFolder folder;
   testing::tiny_image_data(folder);

@@ -270,6 +270,22 @@ std::vector<nlohmann::json> metrics_lines(const std::string& path) {
   return lines;
 }
 
+// Waits (at most a minute) until the run writing into `out` has finished an epoch, which
+// leaves a checkpoint behind; fails if `process` ends first.
+::testing::AssertionResult runs_until_first_epoch_ends(ChildProcess& process,
+                                                       const std::string& out,
+                                                       const std::string& log) {
+  const auto started = std::chrono::steady_clock::now();
+  while (!std::filesystem::exists(out + "/metrics.jsonl")) {
+    if (process.wait_for(0.05))
+      return ::testing::AssertionFailure() << "ended before its first epoch:\n"
+                                           << read_text_file(log);
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(60))
+      return ::testing::AssertionFailure() << "no epoch within 60 s:\n" << read_text_file(log);
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(DataParallelTraining, TwoRanksWithBatchBReachTheParametersOfOneProcessWithBatch2B) {
   TemporaryFolder folder;
   testing::tiny_image_data(folder);
@@ -322,13 +338,8 @@ TEST(DataParallelTraining, KillingARankStopsTheOtherWithAClearErrorWithinTheTime
     follower_command.push_back(flag);
   ChildProcess leader(leader_command, folder.path("rank0.log"));
   ChildProcess follower(follower_command, folder.path("rank1.log"));
-  // wait until a checkpoint exists, so there is something the failure must not damage
-  const auto started = std::chrono::steady_clock::now();
-  while (!std::filesystem::exists(folder.path("run/metrics.jsonl"))) {
-    ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60))
-        << read_text_file(folder.path("rank0.log"));
-    ASSERT_FALSE(leader.wait_for(0.05)) << read_text_file(folder.path("rank0.log"));
-  }
+  // a checkpoint first, so there is something the failure must not damage
+  ASSERT_TRUE(runs_until_first_epoch_ends(leader, folder.path("run"), folder.path("rank0.log")));
   follower.send(SIGKILL);
   const auto killed = std::chrono::steady_clock::now();
   const auto status = leader.wait_for(timeout + 10.0);
@@ -349,12 +360,7 @@ TEST(DataParallelTraining, CtrlCToTheLauncherStopsEveryRankAtOneStepWithACheckpo
   ChildProcess launcher(
       with(tiny_run_command(folder, folder.path("run"), 8, /*epochs=*/1000), "--nproc", "2"),
       folder.path("run.log"));
-  const auto started = std::chrono::steady_clock::now();
-  while (!std::filesystem::exists(folder.path("run/metrics.jsonl"))) {
-    ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60))
-        << read_text_file(folder.path("run.log"));
-    ASSERT_FALSE(launcher.wait_for(0.05)) << read_text_file(folder.path("run.log"));
-  }
+  ASSERT_TRUE(runs_until_first_epoch_ends(launcher, folder.path("run"), folder.path("run.log")));
   launcher.send(SIGINT);
   const auto status = launcher.wait_for(60.0);
   const std::string log = read_text_file(folder.path("run.log"));

@@ -14,6 +14,9 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_import_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
 
 // The command line the program was started with (argv), for commands that start copies of
 // themselves (`train --nproc`).

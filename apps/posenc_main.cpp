@@ -34,6 +34,9 @@ int run(int argc, char** argv) {
   posenc::cli::add_eval_command(app);
   posenc::cli::add_predict_command(app);
   posenc::cli::add_bench_command(app);
+  posenc::cli::add_import_command(app);
+  posenc::cli::add_export_command(app);
+  posenc::cli::add_forward_command(app);
   try {
     posenc::configure_threads();
     app.parse(argc, argv);

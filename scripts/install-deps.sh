@@ -16,6 +16,7 @@ packages=(
   gnuplot-nox                    # PNG plots of training curves
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # kernel micro-benchmarks (bench/)
+  python3-torch                  # PyTorch interop tests and comparisons (same LibTorch build)
 )
 
 missing=()

@@ -1,0 +1,107 @@
+// `posenc import`: a PyTorch state dict (timm ViT/DeiT, CPVT, LFF; saved with torch.save) into a
+// posenc checkpoint that eval, predict, forward and export read.
+#include <filesystem>
+#include <iostream>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include "argument_parsing.h"
+#include "commands.h"
+#include "posenc/interop/pytorch_models.h"
+#include "posenc/train/checkpoint.h"
+#include "posenc/train/run_config.h"
+
+namespace posenc::cli {
+namespace {
+
+struct ImportArguments {
+  std::string family;
+  std::string state_dict;
+  std::string out;
+  int64_t heads = 0;
+  int64_t image_size = 0;
+  std::string conditional_after;
+  std::string mean, std;
+};
+
+std::vector<double> parse_numbers(const std::string& text, const char* flag, int64_t channels) {
+  std::vector<double> numbers;
+  std::stringstream stream(text);
+  for (std::string item; std::getline(stream, item, ',');) {
+    size_t used = 0;
+    double value = 0.0;
+    try {
+      value = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    TORCH_CHECK(used == item.size() && used > 0, flag, ": '", item, "' is not a number");
+    numbers.push_back(value);
+  }
+  TORCH_CHECK(static_cast<int64_t>(numbers.size()) == channels, flag,
+              " needs one value per image "
+              "channel (",
+              channels, "), got ", numbers.size());
+  return numbers;
+}
+
+void run_import(const ImportArguments& a) {
+  TORCH_CHECK(!std::filesystem::exists(a.out), a.out,
+              " already exists; choose another --out (posenc does not overwrite checkpoints)");
+  ImportOptions options;
+  options.family = a.family;
+  options.heads = a.heads;
+  options.image_size = a.image_size;
+  if (!a.conditional_after.empty())
+    options.conditional_after_blocks = parse_index_list(a.conditional_after);
+  auto imported = import_pytorch_model(read_torch_state_dict(a.state_dict), options);
+
+  RunConfig config;
+  config.model = imported.model->options();
+  const int64_t channels = config.model.image_channels;
+  // without --mean/--std, images are fed as they are after scaling to [0, 1]
+  config.normalization.mean = a.mean.empty() ? std::vector<double>(channels, 0.0)
+                                             : parse_numbers(a.mean, "--mean", channels);
+  config.normalization.std =
+      a.std.empty() ? std::vector<double>(channels, 1.0) : parse_numbers(a.std, "--std", channels);
+  for (int64_t c = 0; c < config.model.classes; ++c)
+    config.class_names.push_back(std::to_string(c));
+  save_checkpoint(a.out, config.to_json(), *imported.model, nullptr, TrainingProgress{});
+
+  const auto& model = config.model;
+  std::cout << "imported " << a.family << " from " << a.state_dict << ": dim " << model.dim
+            << ", depth " << model.depth << ", heads " << model.heads << ", patch "
+            << model.patch_size << ", " << model.classes << " classes, " << model.image_height
+            << "x" << model.image_width << " images, encodings";
+  for (const auto& spec : model.encodings)
+    std::cout << " " << spec;
+  std::cout << "\n";
+  for (const auto& note : imported.notes)
+    std::cout << "  note: " << note << "\n";
+  std::cout << "wrote " << a.out << "; run it with posenc forward|eval|predict --checkpoint "
+            << a.out << "\n";
+}
+
+}  // namespace
+
+void add_import_command(CLI::App& app) {
+  auto arguments = std::make_shared<ImportArguments>();
+  auto* c = app.add_subcommand("import",
+                               "Import a PyTorch state dict (torch.save) as a posenc checkpoint");
+  auto& a = *arguments;
+  c->add_option("--from", a.family, "model family: timm-vit, cpvt or lff")->required();
+  c->add_option("state_dict", a.state_dict, "the .pth file written by torch.save")->required();
+  c->add_option("--out", a.out, "the posenc checkpoint to write")->required();
+  c->add_option("--heads", a.heads, "attention heads (default dim / 64, as timm's ViT/DeiT)");
+  c->add_option("--image-size", a.image_size,
+                "resolution to record as trained (default: timm-vit the table's, else 224); a "
+                "timm-vit table is resampled to it");
+  c->add_option("--pe-after", a.conditional_after,
+                "cpvt: blocks after which pos_block.0, .1, ... run (default 0, 1, ...)");
+  c->add_option("--mean", a.mean, "per-channel normalisation mean, e.g. 0.485,0.456,0.406");
+  c->add_option("--std", a.std, "per-channel normalisation std, e.g. 0.229,0.224,0.225");
+  c->callback([arguments] { run_import(*arguments); });
+}
+
+}  // namespace posenc::cli

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "posenc/interop/torch_save_files.h"
+#include "posenc/models/vision_transformer.h"
+
+namespace posenc {
+
+// The PyTorch model families whose state dicts posenc reads and writes. All share timm's names
+// for the transformer (cls_token, patch_embed.proj.*, blocks.N.{norm1,attn.qkv,attn.proj,norm2,
+// mlp.fc1,mlp.fc2}.*, norm.*, head.*) and differ in the positional encoding:
+//   timm-vit  ViT / DeiT: a learned table pos_embed (1, 1 + H*W, C) over class token and grid
+//   cpvt      CPVT / Twins / timm PEG: pos_block.N.proj.0.{weight,bias}, a depthwise conv
+//             (C, 1, k, k) inside an nn.Sequential, after block N (class-token or GAP head)
+//   lff       the common LFF port as the model's pos_embed module: pos_embed.Wr.weight (F/2, 2),
+//             pos_embed.mlp.0.* and pos_embed.mlp.2.* (Linear, GELU, Linear), on patch centres
+const std::vector<std::string>& pytorch_model_families();
+
+struct ImportOptions {
+  std::string family;  // one of pytorch_model_families()
+  // Attention heads do not show in any tensor's shape; 0 takes dim / 64 (timm's ViT/DeiT sizes).
+  int64_t heads = 0;
+  // The resolution posenc records as the trained one (evaluation default, learned-table grid).
+  // 0: timm-vit takes its table's grid x patch; cpvt and lff, which have no table, 224.
+  // A timm-vit table of another grid is resampled bicubically, as timm does.
+  int64_t image_size = 0;
+  // cpvt: the blocks after which pos_block.0, .1, ... run; empty: 0, 1, 2, ... (CPVT's PEG after
+  // block 0, or after each of the first blocks for the stronger variant).
+  std::vector<int64_t> conditional_after_blocks;
+};
+
+struct ImportedModel {
+  VisionTransformer model{nullptr};
+  std::vector<std::string> notes;  // what was inferred, converted or resampled, for the user
+};
+
+// Builds the posenc VisionTransformer that `state` describes and loads its tensors. Throws with
+// every problem listed by name and shape: missing, unexpected, misshapen or non-floating tensors,
+// an unknown family. Floating tensors of another precision are converted to float32 (noted).
+ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& options);
+
+// The model's tensors under the names of its family (timm-vit, cpvt or lff by its encodings;
+// encodings without a PyTorch counterpart keep posenc's names), ready for torch.save.
+StateDict export_pytorch_model(const VisionTransformerImpl& model);
+
+}  // namespace posenc

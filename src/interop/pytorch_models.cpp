@@ -1,0 +1,236 @@
+#include "posenc/interop/pytorch_models.h"
+
+#include <cmath>
+#include <regex>
+#include <set>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include "posenc/encoding_spec.h"
+#include "posenc/grid_table_resampling.h"
+
+namespace posenc {
+namespace {
+
+std::string describe(const torch::Tensor& tensor) {
+  return c10::str(tensor.sizes(), " ", tensor.scalar_type());
+}
+
+// posenc's name of a tensor -> its name in the PyTorch family (the one table both directions
+// use). posenc already follows timm for the transformer; only the encodings are renamed.
+std::string pytorch_name(const std::string& posenc_name) {
+  static const std::regex peg(R"(conditional_encodings\.(\d+)\.(weight|bias))");
+  static const std::regex lff(R"(additive_encodings\.0\.(Wr\.weight|mlp\.[02]\.(weight|bias)))");
+  std::smatch match;
+  if (std::regex_match(posenc_name, match, peg))
+    return "pos_block." + match[1].str() + ".proj.0." + match[2].str();
+  if (std::regex_match(posenc_name, match, lff))
+    return "pos_embed." + match[1].str();
+  if (posenc_name == "additive_encodings.0.pos_embed")
+    return "pos_embed";
+  return posenc_name;
+}
+
+const torch::Tensor& required(const StateDict& state, const std::string& name,
+                              const std::string& family, const char* why) {
+  const auto found = state.find(name);
+  TORCH_CHECK(found != state.end(), "the state dict has no '", name, "', which a ", family,
+              " model needs (", why, "); is this a ", family, " state dict?");
+  return found->second;
+}
+
+// Block indices 0..depth-1 present in `state`, checked to be contiguous.
+int64_t count_blocks(const StateDict& state) {
+  static const std::regex block(R"(blocks\.(\d+)\..*)");
+  std::set<int64_t> indices;
+  for (const auto& item : state) {
+    std::smatch match;
+    if (std::regex_match(item.first, match, block))
+      indices.insert(std::stoll(match[1].str()));
+  }
+  TORCH_CHECK(!indices.empty(), "the state dict has no transformer blocks (blocks.N.*)");
+  TORCH_CHECK(*indices.rbegin() + 1 == static_cast<int64_t>(indices.size()),
+              "the state dict's blocks are not numbered 0..", indices.size() - 1);
+  return static_cast<int64_t>(indices.size());
+}
+
+std::vector<int64_t> peg_positions(const StateDict& state) {
+  static const std::regex peg(R"(pos_block\.(\d+)\.proj\.0\.weight)");
+  std::vector<int64_t> positions;
+  for (const auto& item : state) {
+    std::smatch match;
+    if (std::regex_match(item.first, match, peg))
+      positions.push_back(std::stoll(match[1].str()));
+  }
+  std::sort(positions.begin(), positions.end());
+  return positions;
+}
+
+// The architecture that the tensors' shapes describe, plus what they cannot tell.
+VisionTransformerOptions infer_options(const StateDict& state, const ImportOptions& import,
+                                       std::vector<std::string>& notes) {
+  const std::string& family = import.family;
+  VisionTransformerOptions options;
+  const auto& patch = required(state, "patch_embed.proj.weight", family, "the patch embedding");
+  TORCH_CHECK(patch.dim() == 4 && patch.size(2) == patch.size(3),
+              "patch_embed.proj.weight must be (dim, channels, p, p), got ", describe(patch));
+  options.dim = patch.size(0);
+  options.image_channels = patch.size(1);
+  options.patch_size = patch.size(2);
+  options.depth = count_blocks(state);
+  const auto& fc1 = required(state, "blocks.0.mlp.fc1.weight", family, "the MLP");
+  options.mlp_ratio = static_cast<double>(fc1.size(0)) / static_cast<double>(options.dim);
+  const auto& head = required(state, "head.weight", family, "the classifier");
+  options.classes = head.size(0);
+  options.head = state.count("cls_token") > 0 ? "token" : "gap";
+  options.drop_path = 0.0;
+  options.heads = import.heads;
+  if (options.heads == 0) {
+    TORCH_CHECK(options.dim % 64 == 0, "dim ", options.dim,
+                " is not a multiple of 64, so timm's heads = dim / 64 does not apply; pass "
+                "--heads");
+    options.heads = options.dim / 64;
+    notes.push_back(c10::str("heads = dim / 64 = ", options.heads,
+                             " (timm's ViT/DeiT sizes; the tensors cannot tell; --heads sets it)"));
+  }
+  int64_t image_size = import.image_size > 0 ? import.image_size : 224;
+
+  if (family == "timm-vit") {
+    const auto& table = required(state, "pos_embed", family, "the learned position table");
+    TORCH_CHECK(table.dim() == 3 && table.size(0) == 1 && table.size(2) == options.dim,
+                "pos_embed must be (1, tokens, ", options.dim, "), got ", describe(table));
+    const int64_t cells = table.size(1) - options.prefix_tokens();
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(cells))));
+    TORCH_CHECK(cells > 0 && side * side == cells, "pos_embed has ", table.size(1), " rows: with ",
+                options.prefix_tokens(),
+                " class token that leaves no square grid (timm's no_embed_class and "
+                "non-square tables are not supported)");
+    if (import.image_size == 0)
+      image_size = side * options.patch_size;
+    options.encodings = {"learned1d"};
+    options.conditional_after_blocks = {};
+  } else if (family == "cpvt") {
+    const auto positions = peg_positions(state);
+    TORCH_CHECK(!positions.empty(),
+                "the state dict has no pos_block.N.proj.0.weight, which a cpvt model needs");
+    const auto& weight = state.at("pos_block." + std::to_string(positions[0]) + ".proj.0.weight");
+    TORCH_CHECK(weight.dim() == 4 && weight.size(1) == 1 && weight.size(2) == weight.size(3),
+                "pos_block.", positions[0], ".proj.0.weight must be a depthwise kernel (",
+                options.dim, ", 1, k, k), got ", describe(weight));
+    const bool bias = state.count("pos_block." + std::to_string(positions[0]) + ".proj.0.bias");
+    options.encodings = {c10::str("peg:k=", weight.size(2), bias ? "" : ",bias=false")};
+    for (size_t i = 0; i < positions.size(); ++i) {
+      TORCH_CHECK(positions[i] == static_cast<int64_t>(i), "pos_block indices must be 0..",
+                  positions.size() - 1);
+    }
+    options.conditional_after_blocks.clear();
+    if (import.conditional_after_blocks.empty()) {
+      for (size_t i = 0; i < positions.size(); ++i)
+        options.conditional_after_blocks.push_back(static_cast<int64_t>(i));
+    } else {
+      TORCH_CHECK(import.conditional_after_blocks.size() == positions.size(), "--pe-after names ",
+                  import.conditional_after_blocks.size(), " blocks but the state dict has ",
+                  positions.size(), " PEGs (pos_block.0..", positions.size() - 1, ")");
+      options.conditional_after_blocks = import.conditional_after_blocks;
+    }
+    notes.push_back(c10::str("pos_block.N runs after blocks ",
+                             c10::ArrayRef<int64_t>(options.conditional_after_blocks)));
+  } else if (family == "lff") {
+    const auto& wr = required(state, "pos_embed.Wr.weight", family, "the Fourier features");
+    const auto& hidden = required(state, "pos_embed.mlp.0.weight", family, "the LFF MLP");
+    TORCH_CHECK(wr.dim() == 2 && wr.size(1) == 2,
+                "pos_embed.Wr.weight must be (F/2, 2) for "
+                "positions on the image grid, got ",
+                describe(wr));
+    options.encodings = {c10::str("lff:F=", 2 * wr.size(0), ",H=", hidden.size(0))};
+    options.conditional_after_blocks = {};
+    notes.push_back("LFF positions: patch centres (row + 0.5, column + 0.5) in patch units");
+  } else {
+    std::string families;
+    for (const auto& name : pytorch_model_families())
+      families += (families.empty() ? "" : ", ") + name;
+    TORCH_CHECK(false, "unknown model family '", family, "'; posenc imports: ", families);
+  }
+  options.image_height = options.image_width = image_size;
+  options.validate();
+  return options;
+}
+
+}  // namespace
+
+const std::vector<std::string>& pytorch_model_families() {
+  static const std::vector<std::string> families{"timm-vit", "cpvt", "lff"};
+  return families;
+}
+
+ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& import) {
+  ImportedModel imported;
+  const auto options = infer_options(state, import, imported.notes);
+  imported.model = VisionTransformer(options);
+
+  std::string problems;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;  // (posenc, converted)
+  std::set<std::string> used;
+  auto items = imported.model->named_parameters();
+  for (const auto& buffer : imported.model->named_buffers())
+    items.insert(buffer.key(), buffer.value());
+  for (const auto& item : items) {
+    const std::string name = pytorch_name(item.key());
+    const auto found = state.find(name);
+    if (found == state.end()) {
+      problems += c10::str("\n  missing: ", name, " ", describe(item.value()));
+      continue;
+    }
+    used.insert(name);
+    torch::Tensor tensor = found->second;
+    if (!tensor.is_floating_point()) {
+      problems += c10::str("\n  not floating point: ", name, " is ", describe(tensor));
+      continue;
+    }
+    if (name == "pos_embed" && tensor.sizes() != item.value().sizes() && tensor.dim() == 3) {
+      const int64_t prefix = options.prefix_tokens();
+      const auto side = static_cast<int64_t>(
+          std::llround(std::sqrt(static_cast<double>(tensor.size(1) - prefix))));
+      const TokenGrid from{side, side, prefix};
+      const TokenGrid to = options.trained_grid();
+      tensor = resample_grid_table(tensor.to(torch::kFloat32), from, to);
+      imported.notes.push_back(c10::str("pos_embed resampled from ", from.describe(), " to ",
+                                        to.describe(), " (bicubic, as timm)"));
+    }
+    if (tensor.sizes() != item.value().sizes()) {
+      problems += c10::str("\n  shape differs: ", name, " is ", describe(tensor),
+                           " in the state dict but the model needs ", describe(item.value()));
+      continue;
+    }
+    if (tensor.scalar_type() != torch::kFloat32) {
+      imported.notes.push_back(
+          c10::str(name, " converted from ", tensor.scalar_type(), " to float32"));
+    }
+    assignments.emplace_back(item.value(), tensor.to(torch::kFloat32));
+  }
+  for (const auto& item : state) {
+    if (used.count(item.first) == 0)
+      problems += c10::str("\n  not in a ", import.family, " model: ", item.first, " ",
+                           describe(item.second));
+  }
+  TORCH_CHECK(problems.empty(), "the state dict does not fit the ", import.family,
+              " model its shapes describe (dim ", options.dim, ", depth ", options.depth,
+              ", patch ", options.patch_size, ", ", options.classes, " classes):", problems);
+  torch::NoGradGuard no_grad;
+  for (auto& [target, value] : assignments)
+    target.copy_(value);
+  imported.model->eval();
+  return imported;
+}
+
+StateDict export_pytorch_model(const VisionTransformerImpl& model) {
+  StateDict state;
+  for (const auto& item : model.named_parameters())
+    state[pytorch_name(item.key())] = item.value().detach();
+  for (const auto& item : model.named_buffers())
+    state[pytorch_name(item.key())] = item.value().detach();
+  return state;
+}
+
+}  // namespace posenc

@@ -1,0 +1,117 @@
+#include "posenc/interop/torch_save_files.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include "interop/torch_save_unpickler.h"
+
+namespace posenc {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string type_name(const c10::IValue& value) {
+  return value.isTensor() ? "tensor" : value.tagKind();
+}
+
+// torch.save's zip archive: the pickle in data.pkl, each storage in data/<key>.
+c10::IValue unpickle_archive(caffe2::serialize::PyTorchStreamReader& archive) {
+  const auto [data, size] = archive.getRecord("data.pkl");
+  const std::string pickle(static_cast<const char*>(data.get()), size);
+  return unpickle_torch_save(pickle, [&](const std::string& key) {
+    TORCH_CHECK(archive.hasRecord("data/" + key), "the archive lacks storage data/", key);
+    auto [storage, bytes] = archive.getRecord("data/" + key);
+    return std::make_pair(std::move(storage), bytes);
+  });
+}
+
+c10::IValue read_torch_save_file(const std::string& path) {
+  TORCH_CHECK(fs::is_regular_file(path), path, " does not exist");
+  std::ifstream file(path, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)), {});
+  TORCH_CHECK(!bytes.empty(), path, " is empty");
+  // zip archives start with "PK"; torch.save's legacy format with a pickle protocol byte
+  TORCH_CHECK(bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] == 'K', path,
+              " is not a torch.save file in the zip format (PyTorch >= 1.6's default). If it was "
+              "saved with _use_new_zipfile_serialization=False, load and save it again with "
+              "torch.save(torch.load(f), f)");
+  try {
+    caffe2::serialize::PyTorchStreamReader archive(path);
+    return unpickle_archive(archive);
+  } catch (const c10::Error& error) {
+    TORCH_CHECK(false, path, " cannot be read as a torch.save file (truncated or corrupt?): ",
+                error.what_without_backtrace());
+  } catch (const std::exception& error) {
+    TORCH_CHECK(false, path,
+                " cannot be read as a torch.save file (truncated or corrupt?): ", error.what());
+  }
+}
+
+// Written to a temporary file and renamed: a failure leaves no half-written file behind.
+void write_torch_save_file(const std::string& path, const c10::IValue& value) {
+  const std::vector<char> bytes = torch::pickle_save(value);
+  const fs::path target(path);
+  const fs::path temporary = target.parent_path() / ("." + target.filename().string() + ".tmp");
+  {
+    std::ofstream file(temporary, std::ios::binary);
+    file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    file.flush();
+    TORCH_CHECK(file.good(), "cannot write ", path, " (unwritable folder or full disk?)");
+  }
+  std::error_code error;
+  fs::rename(temporary, target, error);
+  TORCH_CHECK(!error, "cannot write ", path, ": ", error.message());
+}
+
+}  // namespace
+
+StateDict read_torch_state_dict(const std::string& path) {
+  const c10::IValue value = read_torch_save_file(path);
+  TORCH_CHECK(value.isGenericDict(), path, " holds a ", type_name(value),
+              ", not a state dict (a dict of tensor names to tensors)");
+  auto dict = value.toGenericDict();
+  for (const char* wrapper : {"model", "state_dict", "module"}) {
+    const auto found = dict.find(c10::IValue(std::string(wrapper)));
+    if (found != dict.end() && found->value().isGenericDict()) {
+      dict = found->value().toGenericDict();
+      break;
+    }
+  }
+  StateDict state;
+  for (const auto& item : dict) {
+    TORCH_CHECK(item.key().isString(), path, ": a state dict key is a ", type_name(item.key()),
+                ", not a string");
+    const std::string& name = item.key().toStringRef();
+    TORCH_CHECK(item.value().isTensor(), path, ": '", name, "' is a ", type_name(item.value()),
+                ", not a tensor; this is not a state dict");
+    state[name] = item.value().toTensor();
+  }
+  TORCH_CHECK(!state.empty(), path, " holds an empty dict, not a state dict");
+  return state;
+}
+
+void write_torch_state_dict(const std::string& path, const StateDict& state) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, tensor] : state)
+    dict.insert(name, tensor.contiguous());
+  write_torch_save_file(path, dict);
+}
+
+torch::Tensor read_torch_tensor(const std::string& path) {
+  const c10::IValue value = read_torch_save_file(path);
+  TORCH_CHECK(value.isTensor(), path, " holds a ", type_name(value),
+              ", not a tensor; save one with torch.save(tensor, path)");
+  return value.toTensor();
+}
+
+void write_torch_tensor(const std::string& path, const torch::Tensor& tensor) {
+  write_torch_save_file(path, tensor.contiguous());
+}
+
+}  // namespace posenc

@@ -1,0 +1,41 @@
+// posenc's kernels as PyTorch operators, for Python:
+//   torch.ops.load_library("build/libposenc_torch_ops.so")
+//   out = torch.ops.posenc.peg_conv(tokens, weight, bias, height, width, prefix_tokens, "zeros")
+//   features = torch.ops.posenc.fourier_features(positions, wr)
+// Each is registered as a composite kernel that calls posenc's autograd function, so PyTorch's
+// autograd differentiates it through posenc's own backward (the fused kernel on CPU in float32,
+// the LibTorch reference otherwise).
+#include <torch/library.h>
+#include <torch/torch.h>
+
+#include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/peg_conv.h"
+
+namespace posenc {
+namespace {
+
+// tokens: (B, prefix_tokens + height * width, C), weight: (C, 1, k, k), bias: (C) or None
+at::Tensor peg_conv_op(const at::Tensor& tokens, const at::Tensor& weight,
+                       const c10::optional<at::Tensor>& bias, int64_t height, int64_t width,
+                       int64_t prefix_tokens, c10::string_view padding) {
+  const TokenGrid grid{height, width, prefix_tokens};
+  grid.validate();
+  return peg_conv(tokens, weight, bias.has_value() ? *bias : at::Tensor(), grid,
+                  parse_peg_padding(std::string(padding)));
+}
+
+// positions: (..., M), wr: (F/2, M) -> (..., F)
+at::Tensor fourier_features_op(const at::Tensor& positions, const at::Tensor& wr) {
+  return fourier_features(positions, wr);
+}
+
+}  // namespace
+}  // namespace posenc
+
+TORCH_LIBRARY(posenc, m) {
+  m.def(
+      "peg_conv(Tensor tokens, Tensor weight, Tensor? bias, int height, int width, "
+      "int prefix_tokens=0, str padding=\"zeros\") -> Tensor",
+      &posenc::peg_conv_op);
+  m.def("fourier_features(Tensor positions, Tensor wr) -> Tensor", &posenc::fourier_features_op);
+}

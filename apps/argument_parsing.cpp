@@ -7,17 +7,32 @@
 namespace posenc::cli {
 namespace {
 
-int64_t parse_integer(const std::string& text, const std::string& context) {
+// `convert` is std::stoll or std::stod; the whole text must be the number.
+template <typename Number, typename Convert>
+Number parse_whole(const std::string& text, const std::string& context, Convert convert,
+                   const char* kind) {
   size_t used = 0;
-  int64_t value = 0;
+  Number value{};
   try {
-    value = std::stoll(text, &used);
+    value = convert(text, &used);
   } catch (const std::exception&) {
     used = 0;
   }
-  TORCH_CHECK(!text.empty() && used == text.size(), "'", text, "' in '", context,
-              "' is not an integer");
+  TORCH_CHECK(!text.empty() && used == text.size(), "'", text, "' in '", context, "' is not ",
+              kind);
   return value;
+}
+
+int64_t parse_integer(const std::string& text, const std::string& context) {
+  return parse_whole<int64_t>(
+      text, context, [](const std::string& t, size_t* used) { return std::stoll(t, used); },
+      "an integer");
+}
+
+double parse_number(const std::string& text, const std::string& context) {
+  return parse_whole<double>(
+      text, context, [](const std::string& t, size_t* used) { return std::stod(t, used); },
+      "a number");
 }
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -29,6 +44,14 @@ std::vector<std::string> split(const std::string& text, char separator) {
 }
 
 }  // namespace
+
+std::vector<double> parse_number_list(const std::string& text) {
+  std::vector<double> values;
+  for (const auto& item : split(text, ','))
+    values.push_back(parse_number(item, text));
+  TORCH_CHECK(!values.empty(), "empty list '", text, "'");
+  return values;
+}
 
 std::vector<int64_t> parse_integer_list(const std::string& text) {
   std::vector<int64_t> values;

@@ -10,6 +10,9 @@ namespace posenc::cli {
 // "64,14,192" -> {64, 14, 192}: plain comma-separated integers, no ranges.
 std::vector<int64_t> parse_integer_list(const std::string& text);
 
+// "0.485,0.456,0.406" -> {0.485, 0.456, 0.406}: comma-separated numbers.
+std::vector<double> parse_number_list(const std::string& text);
+
 // "0-5" -> {0..5}; "0,3,5" -> {0, 3, 5}; "-1" -> {-1}; ranges and items mix: "-1,2-3".
 std::vector<int64_t> parse_index_list(const std::string& text);
 

@@ -25,24 +25,10 @@ struct ImportArguments {
   std::string mean, std;
 };
 
-std::vector<double> parse_numbers(const std::string& text, const char* flag, int64_t channels) {
-  std::vector<double> numbers;
-  std::stringstream stream(text);
-  for (std::string item; std::getline(stream, item, ',');) {
-    size_t used = 0;
-    double value = 0.0;
-    try {
-      value = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    TORCH_CHECK(used == item.size() && used > 0, flag, ": '", item, "' is not a number");
-    numbers.push_back(value);
-  }
+std::vector<double> per_channel(const std::string& text, const char* flag, int64_t channels) {
+  const auto numbers = parse_number_list(text);
   TORCH_CHECK(static_cast<int64_t>(numbers.size()) == channels, flag,
-              " needs one value per image "
-              "channel (",
-              channels, "), got ", numbers.size());
+              " needs one value per image channel (", channels, "), got ", numbers.size());
   return numbers;
 }
 
@@ -61,10 +47,10 @@ void run_import(const ImportArguments& a) {
   config.model = imported.model->options();
   const int64_t channels = config.model.image_channels;
   // without --mean/--std, images are fed as they are after scaling to [0, 1]
-  config.normalization.mean = a.mean.empty() ? std::vector<double>(channels, 0.0)
-                                             : parse_numbers(a.mean, "--mean", channels);
+  config.normalization.mean =
+      a.mean.empty() ? std::vector<double>(channels, 0.0) : per_channel(a.mean, "--mean", channels);
   config.normalization.std =
-      a.std.empty() ? std::vector<double>(channels, 1.0) : parse_numbers(a.std, "--std", channels);
+      a.std.empty() ? std::vector<double>(channels, 1.0) : per_channel(a.std, "--std", channels);
   for (int64_t c = 0; c < config.model.classes; ++c)
     config.class_names.push_back(std::to_string(c));
   save_checkpoint(a.out, config.to_json(), *imported.model, nullptr, TrainingProgress{});

@@ -40,31 +40,19 @@ const torch::Tensor& required(const StateDict& state, const std::string& name,
   return found->second;
 }
 
-// Block indices 0..depth-1 present in `state`, checked to be contiguous.
-int64_t count_blocks(const StateDict& state) {
-  static const std::regex block(R"(blocks\.(\d+)\..*)");
+// How many modules `pattern` numbers in `state` (its one group is the index), checked to be
+// numbered 0..n-1.
+int64_t count_numbered(const StateDict& state, const std::regex& pattern, const char* what) {
   std::set<int64_t> indices;
   for (const auto& item : state) {
     std::smatch match;
-    if (std::regex_match(item.first, match, block))
+    if (std::regex_match(item.first, match, pattern))
       indices.insert(std::stoll(match[1].str()));
   }
-  TORCH_CHECK(!indices.empty(), "the state dict has no transformer blocks (blocks.N.*)");
-  TORCH_CHECK(*indices.rbegin() + 1 == static_cast<int64_t>(indices.size()),
-              "the state dict's blocks are not numbered 0..", indices.size() - 1);
-  return static_cast<int64_t>(indices.size());
-}
-
-std::vector<int64_t> peg_positions(const StateDict& state) {
-  static const std::regex peg(R"(pos_block\.(\d+)\.proj\.0\.weight)");
-  std::vector<int64_t> positions;
-  for (const auto& item : state) {
-    std::smatch match;
-    if (std::regex_match(item.first, match, peg))
-      positions.push_back(std::stoll(match[1].str()));
-  }
-  std::sort(positions.begin(), positions.end());
-  return positions;
+  const auto count = static_cast<int64_t>(indices.size());
+  TORCH_CHECK(indices.empty() || *indices.rbegin() + 1 == count, "the state dict's ", what,
+              " are not numbered 0..", count - 1);
+  return count;
 }
 
 // The architecture that the tensors' shapes describe, plus what they cannot tell.
@@ -78,7 +66,8 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   options.dim = patch.size(0);
   options.image_channels = patch.size(1);
   options.patch_size = patch.size(2);
-  options.depth = count_blocks(state);
+  options.depth = count_numbered(state, std::regex(R"(blocks\.(\d+)\..*)"), "blocks");
+  TORCH_CHECK(options.depth > 0, "the state dict has no transformer blocks (blocks.N.*)");
   const auto& fc1 = required(state, "blocks.0.mlp.fc1.weight", family, "the MLP");
   options.mlp_ratio = static_cast<double>(fc1.size(0)) / static_cast<double>(options.dim);
   const auto& head = required(state, "head.weight", family, "the classifier");
@@ -111,27 +100,24 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     options.encodings = {"learned1d"};
     options.conditional_after_blocks = {};
   } else if (family == "cpvt") {
-    const auto positions = peg_positions(state);
-    TORCH_CHECK(!positions.empty(),
+    const int64_t pegs = count_numbered(state, std::regex(R"(pos_block\.(\d+)\.proj\.0\.weight)"),
+                                        "pos_block modules");
+    TORCH_CHECK(pegs > 0,
                 "the state dict has no pos_block.N.proj.0.weight, which a cpvt model needs");
-    const auto& weight = state.at("pos_block." + std::to_string(positions[0]) + ".proj.0.weight");
+    const auto& weight = state.at("pos_block.0.proj.0.weight");
     TORCH_CHECK(weight.dim() == 4 && weight.size(1) == 1 && weight.size(2) == weight.size(3),
-                "pos_block.", positions[0], ".proj.0.weight must be a depthwise kernel (",
-                options.dim, ", 1, k, k), got ", describe(weight));
-    const bool bias = state.count("pos_block." + std::to_string(positions[0]) + ".proj.0.bias");
+                "pos_block.0.proj.0.weight must be a depthwise kernel (", options.dim,
+                ", 1, k, k), got ", describe(weight));
+    const bool bias = state.count("pos_block.0.proj.0.bias") > 0;
     options.encodings = {c10::str("peg:k=", weight.size(2), bias ? "" : ",bias=false")};
-    for (size_t i = 0; i < positions.size(); ++i) {
-      TORCH_CHECK(positions[i] == static_cast<int64_t>(i), "pos_block indices must be 0..",
-                  positions.size() - 1);
-    }
     options.conditional_after_blocks.clear();
     if (import.conditional_after_blocks.empty()) {
-      for (size_t i = 0; i < positions.size(); ++i)
-        options.conditional_after_blocks.push_back(static_cast<int64_t>(i));
+      for (int64_t i = 0; i < pegs; ++i)
+        options.conditional_after_blocks.push_back(i);
     } else {
-      TORCH_CHECK(import.conditional_after_blocks.size() == positions.size(), "--pe-after names ",
-                  import.conditional_after_blocks.size(), " blocks but the state dict has ",
-                  positions.size(), " PEGs (pos_block.0..", positions.size() - 1, ")");
+      TORCH_CHECK(static_cast<int64_t>(import.conditional_after_blocks.size()) == pegs,
+                  "--pe-after names ", import.conditional_after_blocks.size(),
+                  " blocks but the state dict has ", pegs, " PEGs (pos_block.0..", pegs - 1, ")");
       options.conditional_after_blocks = import.conditional_after_blocks;
     }
     notes.push_back(c10::str("pos_block.N runs after blocks ",

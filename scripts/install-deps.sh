@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # kernel micro-benchmarks (bench/)
   python3-torch                  # PyTorch interop tests and comparisons (same LibTorch build)
+  clang libclang-rt-14-dev       # sanitizer build and libFuzzer targets (scripts/sanitize.sh, fuzz.sh)
 )
 
 missing=()

@@ -107,7 +107,7 @@ TEST(Rendezvous, RejectsASecondProcessClaimingTheSameRank) {
   std::string duplicate_error;
   std::thread leader([&] {
     try {
-      Communicator communicator(loopback(2, 0, port, 3.0));
+      Communicator communicator(loopback(2, 0, port, 10.0));
     } catch (const std::exception&) {
       // the genuine rank 1 may or may not have paired with it; only the duplicate matters here
     }
@@ -117,7 +117,7 @@ TEST(Rendezvous, RejectsASecondProcessClaimingTheSameRank) {
   for (int i = 0; i < 2; ++i) {
     claimants.emplace_back([&, i] {
       try {
-        Communicator communicator(loopback(2, 1, port, 3.0));
+        Communicator communicator(loopback(2, 1, port, 10.0));
       } catch (const c10::Error& error) {
         errors[i] = error.what_without_backtrace();
       }

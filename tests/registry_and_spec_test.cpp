@@ -39,6 +39,8 @@ TEST(EncodingSpec, RejectsMalformedText) {
   expect_error_containing([] { parse_encoding_spec("lff:F=2,"); }, {"ends with ','"});
   expect_error_containing([] { parse_encoding_spec("{\"type\": "); }, {"not valid JSON"});
   expect_error_containing([] { parse_encoding_spec("{\"k\": 3}"); }, {"string \"type\""});
+  expect_error_containing([] { parse_encoding_spec("lff:F=\xcf\xe9"); },
+                          {"not printable ASCII", "0xcf at position 6"});
 }
 
 TEST(Registry, BuildsEveryEncodingFromItsNameAndFromItsResolvedConfig) {

@@ -53,6 +53,16 @@ nlohmann::json parse_encoding_spec(const std::string& spec) {
                 text);
     return config;
   }
+  // names, keys and values are ASCII; anything else (found by fuzzing: invalid UTF-8) would
+  // only fail later, when a message quotes it as JSON
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    TORCH_CHECK(byte >= 0x20 && byte < 0x7f,
+                "encoding spec has a byte that is not printable "
+                "ASCII (0x",
+                std::hex, static_cast<int>(byte), std::dec, " at position ", i,
+                "); expected NAME or NAME:KEY=VALUE,...");
+  }
   const auto colon = text.find(':');
   const std::string name = trim(text.substr(0, colon));
   TORCH_CHECK(!name.empty(), "encoding spec '", spec,

@@ -304,7 +304,7 @@ class Unpickler {
         return;
       }
       case 'l': {  // LIST
-        c10::IValue list(c10::impl::GenericList(c10::AnyType::get()));
+        c10::IValue list{c10::impl::GenericList(c10::AnyType::get())};
         append(list, values(pop_to_mark()));
         push(list);
         return;

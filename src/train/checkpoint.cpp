@@ -11,7 +11,10 @@
 #include <sstream>
 
 #include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
+
+#include "interop/pickle_framing.h"
 
 namespace posenc {
 namespace {
@@ -53,15 +56,36 @@ void write_file_durably(const std::string& path, const std::string& bytes) {
               std::strerror(error), ")");
 }
 
+// Checks the framing of every pickle in the archive before LibTorch reads it (see
+// check_pickle_framing: a corrupt length makes LibTorch allocate gigabytes first).
+void check_archive_pickles(const CheckpointBytes& checkpoint) {
+  std::istringstream stream(checkpoint.bytes);
+  caffe2::serialize::PyTorchStreamReader reader(&stream);
+  for (const auto& record : reader.getAllRecords()) {
+    if (record.size() > 4 && record.compare(record.size() - 4, 4, ".pkl") == 0) {
+      const auto [data, size] = reader.getRecord(record);
+      check_pickle_framing(std::string(static_cast<const char*>(data.get()), size),
+                           checkpoint.name + " (" + record + ")");
+    }
+  }
+}
+
 torch::serialize::InputArchive open_archive(const CheckpointBytes& checkpoint) {
   const std::string& path = checkpoint.name;
   torch::serialize::InputArchive archive;
   try {
+    check_archive_pickles(checkpoint);
     std::istringstream stream(checkpoint.bytes);
     archive.load_from(stream);
   } catch (const c10::Error& error) {
     TORCH_CHECK(false, path, " is not a readable posenc checkpoint (truncated or another format): ",
                 error.what_without_backtrace());
+  } catch (const std::exception&) {
+    // LibTorch's loader also throws torch::jit::ErrorReport (found by fuzzing), whose message
+    // is a TorchScript parse trace of no use here
+    TORCH_CHECK(false, path,
+                " is not a readable posenc checkpoint (corrupt: its TorchScript "
+                "archive does not parse)");
   }
   c10::IValue format;
   TORCH_CHECK(

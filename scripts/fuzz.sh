@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target (built by scripts/sanitize.sh in build-sanitize/fuzz/) from its
+# seed corpus in fuzz/corpus/<target>/ for SECONDS seconds each (default 60). New inputs go to a
+# scratch folder, not the repository. A crash, leak, timeout or non-posenc exception stops with
+# the reproducer in build-sanitize/fuzz/findings/; make it a regression test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+findings=build-sanitize/fuzz/findings
+mkdir -p "$findings"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizer/lsan.supp}"
+# allocator_may_return_null and a high malloc limit: LibTorch's checkpoint reader reserves
+# memory for lengths it reads from a corrupt file before it finds the file too short (up to
+# 4 GB of address space, never touched); that ends in a clear error, as in a normal process.
+# The RSS limit still catches memory that is really used.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0:allocator_may_return_null=1}"
+for corpus in fuzz/corpus/*/; do
+  target=$(basename "$corpus")
+  scratch=$(mktemp -d)
+  echo "fuzz: ${target} for ${seconds} s"
+  build-sanitize/fuzz/"${target}_fuzzer" "$scratch" "$corpus" -max_total_time="$seconds" \
+    -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=65536 -max_len=65536 -print_final_stats=0 \
+    -artifact_prefix="$findings/${target}-" 2>"$scratch.log" || {
+      tail -n 60 "$scratch.log" >&2
+      echo "fuzz: ${target} found a problem; the input is in $findings/" >&2
+      exit 1
+    }
+  grep -E "^Done [0-9]+ runs" "$scratch.log" | tail -1 || true
+  rm -rf "$scratch" "$scratch.log"
+done

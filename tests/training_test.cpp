@@ -204,6 +204,16 @@ TEST(Trainer, ResumingAfterAStopMidEpochReachesTheSameWeightsAsAnUninterruptedRu
   }
 }
 
+TEST(TrainingOptions, RejectsAWarmUpThatIsNotShorterThanTheRun) {
+  TrainingOptions options;
+  options.epochs = 2;
+  options.warmup_epochs = 3.0;
+  expect_error_containing([&] { options.validate(); },
+                          {"warm-up (3 epochs) must be shorter than the run (2 epochs)"});
+  options.warmup_epochs = 0.5;
+  EXPECT_NO_THROW(options.validate());
+}
+
 TEST(Trainer, StopsOnANonFiniteLossAndSaysWhere) {
   TemporaryFolder folder;
   auto config = tiny_run(folder);

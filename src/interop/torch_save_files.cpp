@@ -16,8 +16,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// What a pickled value is, in Python's words, with its article.
 std::string type_name(const c10::IValue& value) {
-  return value.isTensor() ? "tensor" : value.tagKind();
+  if (value.isTensor())
+    return "a tensor";
+  if (value.isGenericDict())
+    return "a dict";
+  if (value.isList())
+    return "a list";
+  if (value.isTuple())
+    return "a tuple";
+  if (value.isString())
+    return "a string";
+  if (value.isNone())
+    return "None";
+  if (value.isBool())
+    return "a bool";
+  return value.isInt() ? "an integer" : value.isDouble() ? "a number" : "a " + value.tagKind();
 }
 
 // torch.save's zip archive: the pickle in data.pkl, each storage in data/<key>.
@@ -73,7 +88,7 @@ void write_torch_save_file(const std::string& path, const c10::IValue& value) {
 
 StateDict read_torch_state_dict(const std::string& path) {
   const c10::IValue value = read_torch_save_file(path);
-  TORCH_CHECK(value.isGenericDict(), path, " holds a ", type_name(value),
+  TORCH_CHECK(value.isGenericDict(), path, " holds ", type_name(value),
               ", not a state dict (a dict of tensor names to tensors)");
   auto dict = value.toGenericDict();
   for (const char* wrapper : {"model", "state_dict", "module"}) {
@@ -85,10 +100,10 @@ StateDict read_torch_state_dict(const std::string& path) {
   }
   StateDict state;
   for (const auto& item : dict) {
-    TORCH_CHECK(item.key().isString(), path, ": a state dict key is a ", type_name(item.key()),
+    TORCH_CHECK(item.key().isString(), path, ": a state dict key is ", type_name(item.key()),
                 ", not a string");
     const std::string& name = item.key().toStringRef();
-    TORCH_CHECK(item.value().isTensor(), path, ": '", name, "' is a ", type_name(item.value()),
+    TORCH_CHECK(item.value().isTensor(), path, ": '", name, "' is ", type_name(item.value()),
                 ", not a tensor; this is not a state dict");
     state[name] = item.value().toTensor();
   }
@@ -105,7 +120,7 @@ void write_torch_state_dict(const std::string& path, const StateDict& state) {
 
 torch::Tensor read_torch_tensor(const std::string& path) {
   const c10::IValue value = read_torch_save_file(path);
-  TORCH_CHECK(value.isTensor(), path, " holds a ", type_name(value),
+  TORCH_CHECK(value.isTensor(), path, " holds ", type_name(value),
               ", not a tensor; save one with torch.save(tensor, path)");
   return value.toTensor();
 }

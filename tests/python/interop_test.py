@@ -259,8 +259,8 @@ class ImportAndExport(unittest.TestCase):
             torch.save(state, file)
         with open(self.path("good.pth"), "rb") as file:
             whole = file.read()
-        self.expect_import_error("timm-vit", [1, 2, 3], "holds a", "not a state dict")
-        self.expect_import_error("timm-vit", {"a": 1}, "'a' is a", "not a tensor")
+        self.expect_import_error("timm-vit", [1, 2, 3], "holds a list", "not a state dict")
+        self.expect_import_error("timm-vit", {"a": 1}, "'a' is an integer", "not a tensor")
         self.expect_import_error("timm-vit", whole[: len(whole) // 2], "truncated or corrupt",
                                  save=False)
         self.expect_import_error("timm-vit", b"not a pickle", "not a torch.save file", save=False)
@@ -273,6 +273,13 @@ class ImportAndExport(unittest.TestCase):
         wrong_dtype = dict(state)
         wrong_dtype["head.bias"] = torch.zeros(5, dtype=torch.int64)
         self.expect_import_error("timm-vit", wrong_dtype, "not floating point: head.bias")
+        posenc("import", "--from", "timm-vit", self.path("good.pth"), "--out", self.path("good.pt"),
+               "--heads", "2")
+        torch.save(torch.full((1, 3, 16, 16), float("nan")), self.path("nan.pth"))
+        result = posenc("forward", "--checkpoint", self.path("good.pt"), "--input",
+                        self.path("nan.pth"), "--output", self.path("out.pth"), check=False)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("holds NaN or infinite values", result.stderr)
         extra = dict(state)
         extra["dist_token"] = torch.zeros(1, 1, 64)
         self.expect_import_error("timm-vit", extra, "not in a timm-vit model: dist_token")

@@ -9,10 +9,10 @@ seconds="${1:-60}"
 findings=build-sanitize/fuzz/findings
 mkdir -p "$findings"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizer/lsan.supp}"
-# allocator_may_return_null and a high malloc limit: LibTorch's checkpoint reader reserves
-# memory for lengths it reads from a corrupt file before it finds the file too short (up to
-# 4 GB of address space, never touched); that ends in a clear error, as in a normal process.
-# The RSS limit still catches memory that is really used.
+# allocator_may_return_null and a high malloc limit: LibTorch's readers request what a corrupt
+# file's headers claim before they find the file too short. posenc checks the framing of
+# pickles first (src/interop/pickle_framing.h); an impossible request elsewhere fails and ends in
+# a clear error, as in a normal process. The RSS limit still catches memory really used.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0:allocator_may_return_null=1}"
 for corpus in fuzz/corpus/*/; do
   target=$(basename "$corpus")

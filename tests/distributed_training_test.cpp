@@ -2,8 +2,12 @@
 // on threads), then whole runs of the posenc command line on loopback: 2 ranks match 1 process
 // with twice the batch, a killed rank stops the other with a clear error, a 2-rank run resumes
 // on 1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -102,22 +106,46 @@ TEST(Rendezvous, NamesTheRanksThatNeverJoin) {
                           {"ranks 1, 2 did not join", "within 1 s", "--timeout"});
 }
 
+// Whether something accepts TCP connections on 127.0.0.1:port within `seconds`.
+bool listening_within(int64_t port, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const int socket = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    const bool connected =
+        ::connect(socket, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    ::close(socket);
+    if (connected)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// Two processes claim rank 1 of a run of 2 (threads here): the second is refused by name.
+// The claimants start once rank 0 listens, so that a slow start of rank 0 on a loaded machine
+// is not mistaken for a refusal.
 TEST(Rendezvous, RejectsASecondProcessClaimingTheSameRank) {
   const int64_t port = unused_local_port();
-  std::string duplicate_error;
+  std::string leader_error;
   std::thread leader([&] {
     try {
-      Communicator communicator(loopback(2, 0, port, 10.0));
-    } catch (const std::exception&) {
+      Communicator communicator(loopback(2, 0, port, 20.0));
+    } catch (const c10::Error& error) {
       // the genuine rank 1 may or may not have paired with it; only the duplicate matters here
+      leader_error = error.what_without_backtrace();
     }
   });
+  ASSERT_TRUE(listening_within(port, 20.0)) << "rank 0 never listened";
   std::vector<std::thread> claimants;
   std::vector<std::string> errors(2);
   for (int i = 0; i < 2; ++i) {
     claimants.emplace_back([&, i] {
       try {
-        Communicator communicator(loopback(2, 1, port, 10.0));
+        Communicator communicator(loopback(2, 1, port, 20.0));
       } catch (const c10::Error& error) {
         errors[i] = error.what_without_backtrace();
       }
@@ -128,7 +156,7 @@ TEST(Rendezvous, RejectsASecondProcessClaimingTheSameRank) {
   leader.join();
   const bool named = errors[0].find("two processes claim rank 1") != std::string::npos ||
                      errors[1].find("two processes claim rank 1") != std::string::npos;
-  EXPECT_TRUE(named) << errors[0] << " | " << errors[1];
+  EXPECT_TRUE(named) << errors[0] << " | " << errors[1] << " | rank 0: " << leader_error;
 }
 
 TEST(RendezvousOptions, ReadsTheTorchrunVariablesAndRejectsBadValues) {

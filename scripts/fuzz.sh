@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target (built by scripts/sanitize.sh in build-sanitize/fuzz/) from its
-# seed corpus in fuzz/corpus/<target>/ for SECONDS seconds each (default 60). New inputs go to a
+# Runs every libFuzzer target (built by scripts/sanitize.sh in build-sanitize/fuzz/), or the
+# TARGETs named, from its seed corpus in fuzz/corpus/<target>/ for SECONDS seconds each
+# (default 60): scripts/fuzz.sh [SECONDS [TARGET...]]. New inputs go to a
 # scratch folder, not the repository. A crash, leak, timeout or non-posenc exception stops with
 # the reproducer in build-sanitize/fuzz/findings/; make it a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=($(ls fuzz/corpus))
 findings=build-sanitize/fuzz/findings
 mkdir -p "$findings"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizer/lsan.supp}"
@@ -14,8 +18,9 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizer/lsan.supp
 # pickles first (src/interop/pickle_framing.h); an impossible request elsewhere fails and ends in
 # a clear error, as in a normal process. The RSS limit still catches memory really used.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0:allocator_may_return_null=1}"
-for corpus in fuzz/corpus/*/; do
-  target=$(basename "$corpus")
+for target in "${targets[@]}"; do
+  corpus=fuzz/corpus/$target
+  [ -d "$corpus" ] || { echo "fuzz: no target '$target'; targets: $(ls fuzz/corpus | xargs)" >&2; exit 1; }
   scratch=$(mktemp -d)
   echo "fuzz: ${target} for ${seconds} s"
   build-sanitize/fuzz/"${target}_fuzzer" "$scratch" "$corpus" -max_total_time="$seconds" \

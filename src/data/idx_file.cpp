@@ -64,8 +64,10 @@ torch::Tensor read_idx_file(const std::string& path) {
     read_exactly(file.get(), be.data(), 4, path, "IDX header");
     const int64_t size = (int64_t{be[0]} << 24) | (be[1] << 16) | (be[2] << 8) | be[3];
     TORCH_CHECK(size >= 1, path, ": dimension ", d, " has size 0");
+    // checked before multiplying: the product of corrupt sizes overflows (found by fuzzing)
+    TORCH_CHECK(size <= kMaxBytes / total, path,
+                ": header claims more than 16 GiB of data; corrupt");
     total *= size;
-    TORCH_CHECK(total <= kMaxBytes, path, ": header claims more than 16 GiB of data; corrupt");
     sizes.push_back(size);
   }
   auto data = torch::empty(sizes, torch::kUInt8);

@@ -1,5 +1,7 @@
 // The fuzz targets (fuzz/fuzz_targets.cpp) on their seed corpus and on every input that once
-// made them fail (fuzz/regressions/<target>/): each must end in a result or a clear error.
+// made them fail (fuzz/regressions/<target>/): each must end in a result or a clear error, and
+// soon.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -22,8 +24,12 @@ TEST(FuzzRegressions, EverySeedAndEveryPastFindingEndsInAResultOrAClearError) {
       for (const auto& entry : fs::directory_iterator(folder)) {
         std::ifstream file(entry.path(), std::ios::binary);
         const std::string bytes{std::istreambuf_iterator<char>(file), {}};
-        EXPECT_NO_THROW(
-            target.run(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
+        const auto started = std::chrono::steady_clock::now();
+        EXPECT_NO_THROW(target.run(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
+            << target.name << " on " << entry.path();
+        // a hang is a finding too: each of these inputs takes milliseconds when handled well
+        EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                  10.0)
             << target.name << " on " << entry.path();
         ++inputs;
       }

@@ -88,7 +88,8 @@ void encoding_spec(const uint8_t* data, size_t size) {
 void checkpoint(const uint8_t* data, size_t size) {
   const CheckpointBytes bytes{"fuzz.pt", std::string(reinterpret_cast<const char*>(data), size)};
   rejecting_with_clear_errors([&] { RunConfig::from_json(read_checkpoint_config(bytes)); });
-  rejecting_with_clear_errors([&] {
+  // built once: loading overwrites its tensors or changes nothing
+  static VisionTransformer model = [] {
     auto options = VisionTransformerOptions::preset("nano");
     options.dim = 8;
     options.depth = 1;
@@ -98,9 +99,9 @@ void checkpoint(const uint8_t* data, size_t size) {
     options.classes = 3;
     options.encodings = {"learned1d"};
     options.conditional_after_blocks = {};
-    VisionTransformer model(options);
-    load_model_tensors(bytes, *model);
-  });
+    return VisionTransformer(options);
+  }();
+  rejecting_with_clear_errors([&] { load_model_tensors(bytes, *model); });
 }
 
 void torch_save(const uint8_t* data, size_t size) {

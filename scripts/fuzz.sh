@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target (built by scripts/sanitize.sh in build-sanitize/fuzz/), or the
 # TARGETs named, from its seed corpus in fuzz/corpus/<target>/ for SECONDS seconds each
-# (default 60): scripts/fuzz.sh [SECONDS [TARGET...]]. New inputs go to a
+# (default 60): scripts/fuzz.sh [SECONDS [TARGET...]]. With FUZZ_RUNS=N set, each target runs N
+# inputs from the fixed seed 1 instead: the same inputs on every run, so the test command
+# (scripts/test.sh) cannot turn red by chance on a finding nobody has seen yet. New inputs go to a
 # scratch folder, not the repository. A crash, leak, timeout or non-posenc exception stops with
 # the reproducer in build-sanitize/fuzz/findings/; make it a regression test.
 set -euo pipefail
@@ -22,8 +24,14 @@ for target in "${targets[@]}"; do
   corpus=fuzz/corpus/$target
   [ -d "$corpus" ] || { echo "fuzz: no target '$target'; targets: $(ls fuzz/corpus | xargs)" >&2; exit 1; }
   scratch=$(mktemp -d)
-  echo "fuzz: ${target} for ${seconds} s"
-  build-sanitize/fuzz/"${target}_fuzzer" "$scratch" "$corpus" -max_total_time="$seconds" \
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    budget=(-runs="$FUZZ_RUNS" -seed=1)
+    echo "fuzz: ${target}, ${FUZZ_RUNS} inputs from seed 1"
+  else
+    budget=(-max_total_time="$seconds")
+    echo "fuzz: ${target} for ${seconds} s"
+  fi
+  build-sanitize/fuzz/"${target}_fuzzer" "$scratch" "$corpus" "${budget[@]}" \
     -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=65536 -max_len=65536 -print_final_stats=0 \
     -artifact_prefix="$findings/${target}-" 2>"$scratch.log" || {
       tail -n 60 "$scratch.log" >&2

@@ -2,10 +2,11 @@
 # Installs, builds and runs every test:
 #   1. the Release build (gcc): GoogleTest suite, find_package consumer, Python interop;
 #   2. the sanitizer build (clang, AddressSanitizer + UndefinedBehaviorSanitizer): the fast tests;
-#   3. each libFuzzer target for FUZZ_SECONDS seconds (default 15) from its seed corpus.
+#   3. each libFuzzer target on FUZZ_RUNS inputs (default 2000) from its seed corpus and seed 1
+#      (scripts/fuzz.sh SECONDS fuzzes for longer, with fresh random inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 ctest --test-dir build --output-on-failure --parallel "$(nproc)"
 scripts/sanitize.sh
-scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+FUZZ_RUNS="${FUZZ_RUNS:-2000}" scripts/fuzz.sh

@@ -35,10 +35,10 @@ struct TrainArguments {
          label_smoothing = 0.0, gradient_clip = 0.0, resized_crop = 0.0, horizontal_flip = 0.0;
   int64_t crop_padding = 0;
   uint64_t seed = 0;
-  std::string train_resolutions, time_budget, eval_resolutions;
+  std::string train_resolutions, time_budget;
 
   std::string data_kind, data_dir, train_images, train_labels, test_images, test_labels;
-  int64_t channels = 0;
+  int64_t channels = 0, train_subset = 0;
 
   std::string out = "runs/train";
   bool resume = false;
@@ -183,6 +183,8 @@ RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
     data["test_labels"] = a.test_labels;
   if (given("--channels"))
     data["channels"] = a.channels;
+  if (given("--train-subset"))
+    data["train_subset"] = a.train_subset;
   if (data.value("kind", "") == "folder") {
     // image folders are resized to the model's input size
     data["height"] = model["image_height"];
@@ -333,6 +335,9 @@ void add_train_command(CLI::App& app) {
   c->add_option("--test-images", a.test_images, "idx: test images file");
   c->add_option("--test-labels", a.test_labels, "idx: test labels file");
   c->add_option("--channels", a.channels, "folder: read images with 1 or 3 channels");
+  c->add_option("--train-subset", a.train_subset,
+                "train on N images, the first of each class in file order, as many of each class "
+                "as possible (default: the whole training split)");
   c->add_option("--out", a.out, "output folder for checkpoint, metrics and plot")
       ->capture_default_str();
   c->add_flag("--resume", a.resume,

@@ -10,6 +10,7 @@
 
 #include "posenc/data/augmentation.h"
 #include "posenc/data/batch_loader.h"
+#include "posenc/data/data_source.h"
 #include "posenc/data/idx_file.h"
 #include "posenc/data/image_folder.h"
 #include "support/temporary_folder.h"
@@ -155,6 +156,37 @@ ImageDataset counting_dataset(int64_t count) {
   dataset.class_names = {"a", "b", "c"};
   dataset.source = "counting";
   return dataset;
+}
+
+TEST(ImageDataset, ClassBalancedSubsetTakesTheFirstImagesOfEachClassInOrder) {
+  // labels 0,1,2,0,1,2,... but class 2 replaced by 0 after the first two: class 2 is scarce
+  auto dataset = counting_dataset(30);
+  dataset.labels.index_put_({torch::indexing::Slice(6, torch::indexing::None)},
+                            dataset.labels.index({torch::indexing::Slice(6, torch::indexing::None)})
+                                .remainder(2));
+  const auto counts = [](const ImageDataset& d) {
+    const auto bins = torch::bincount(d.labels, {}, d.classes());
+    return std::vector<int64_t>(bins.data_ptr<int64_t>(), bins.data_ptr<int64_t>() + 3);
+  };
+  ASSERT_EQ(counts(dataset)[2], 2);
+
+  const auto even = dataset.class_balanced_subset(6);
+  EXPECT_EQ(counts(even), (std::vector<int64_t>{2, 2, 2}));
+  // the first images of each class, in stored order: the same as the first 6 images here
+  EXPECT_TRUE(torch::equal(even.images, dataset.images.narrow(0, 0, 6)));
+
+  const auto filled = dataset.class_balanced_subset(12);  // class 2 gives its 2, the rest fill up
+  EXPECT_EQ(counts(filled), (std::vector<int64_t>{5, 5, 2}));
+  EXPECT_TRUE(torch::equal(filled.images, dataset.class_balanced_subset(12).images));
+  const auto odd = dataset.class_balanced_subset(7);
+  EXPECT_EQ(counts(odd), (std::vector<int64_t>{3, 2, 2}));
+
+  EXPECT_TRUE(torch::equal(dataset.class_balanced_subset(30).images, dataset.images));
+  expect_error_containing([&] { dataset.class_balanced_subset(31); }, {"31", "from 1 to 30"});
+  expect_error_containing([&] { dataset.class_balanced_subset(0); }, {"from 1 to 30"});
+  DataSource source;
+  source.train_subset = -1;
+  expect_error_containing([&] { source.validate(); }, {"subset", "-1"});
 }
 
 TEST(BatchLoader, ServesASeededOrderThatAResumedEpochReproduces) {

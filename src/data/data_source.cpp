@@ -19,6 +19,8 @@ void DataSource::validate() const {
                 "IDX data needs four files: --train-images, --train-labels, --test-images, "
                 "--test-labels");
   }
+  TORCH_CHECK(train_subset >= 0, "the training subset size must be 0 (all images) or positive, got ",
+              train_subset);
   if (kind == "folder") {
     TORCH_CHECK(!directory.empty(), "image-folder data needs --data-dir holding train/ and test/");
     TORCH_CHECK(channels == 1 || channels == 3, "image channels must be 1 or 3, got ", channels);
@@ -30,12 +32,18 @@ ImageDataset DataSource::load(const std::string& split) const {
   validate();
   TORCH_CHECK(split == "train" || split == "test", "split must be train or test, got ", split);
   const bool train = split == "train";
-  if (kind == "fashion-mnist")
-    return load_fashion_mnist(split, directory);
-  if (kind == "idx") {
-    return load_idx_dataset(train ? train_images : test_images, train ? train_labels : test_labels);
+  ImageDataset dataset;
+  if (kind == "fashion-mnist") {
+    dataset = load_fashion_mnist(split, directory);
+  } else if (kind == "idx") {
+    dataset =
+        load_idx_dataset(train ? train_images : test_images, train ? train_labels : test_labels);
+  } else {
+    dataset = load_image_folder(directory + "/" + split, channels, height, width);
   }
-  return load_image_folder(directory + "/" + split, channels, height, width);
+  if (!train || train_subset == 0)
+    return dataset;
+  return dataset.class_balanced_subset(train_subset);
 }
 
 nlohmann::json DataSource::to_json() const {
@@ -47,7 +55,8 @@ nlohmann::json DataSource::to_json() const {
           {"test_labels", test_labels},
           {"channels", channels},
           {"height", height},
-          {"width", width}};
+          {"width", width},
+          {"train_subset", train_subset}};
 }
 
 DataSource DataSource::from_json(const nlohmann::json& json) {
@@ -62,6 +71,7 @@ DataSource DataSource::from_json(const nlohmann::json& json) {
   source.channels = json.value("channels", source.channels);
   source.height = json.value("height", source.height);
   source.width = json.value("width", source.width);
+  source.train_subset = json.value("train_subset", source.train_subset);
   source.validate();
   return source;
 }

@@ -28,4 +28,38 @@ ImageDataset ImageDataset::part(int64_t index, int64_t count) const {
           c10::str(source, " (part ", index + 1, " of ", count, ")")};
 }
 
+ImageDataset ImageDataset::class_balanced_subset(int64_t count) const {
+  TORCH_CHECK(count >= 1 && count <= size(), source, ": a subset of ", count,
+              " images was asked for, but the data set has ", size(),
+              "; choose a size from 1 to ", size());
+  // Quotas by water-filling: raise a common per-class cap until `count` images fit under it.
+  const auto per_class = torch::bincount(labels, /*weights=*/{}, classes());
+  const auto available = std::vector<int64_t>(per_class.data_ptr<int64_t>(),
+                                              per_class.data_ptr<int64_t>() + classes());
+  std::vector<int64_t> quota(available.size(), 0);
+  int64_t taken = 0;
+  while (taken < count) {
+    for (size_t c = 0; c < quota.size() && taken < count; ++c) {
+      if (quota[c] < available[c]) {
+        ++quota[c];
+        ++taken;
+      }
+    }
+  }
+  std::vector<int64_t> chosen;
+  chosen.reserve(static_cast<size_t>(count));
+  const auto contiguous_labels = labels.contiguous();
+  const auto* label = contiguous_labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < size(); ++i) {
+    auto& left = quota[static_cast<size_t>(label[i])];
+    if (left > 0) {
+      --left;
+      chosen.push_back(i);
+    }
+  }
+  const auto index = torch::tensor(chosen, torch::kInt64);
+  return {images.index_select(0, index), labels.index_select(0, index), class_names,
+          c10::str(source, " (class-balanced subset of ", count, ")")};
+}
+
 }  // namespace posenc

@@ -14,6 +14,7 @@ namespace posenc {
 //   idx:           MNIST-format IDX files, train_* and test_* paths (gzip or raw)
 //   folder:        image folders `directory`/train/<class>/* and `directory`/test/<class>/*,
 //                  read with `channels` channels and resized to height x width
+// The test split is always used whole.
 struct DataSource {
   std::string kind = "fashion-mnist";
   std::string directory;
@@ -21,6 +22,9 @@ struct DataSource {
   int64_t channels = 1;
   int64_t height = 28;
   int64_t width = 28;
+  // Train on a class-balanced subset of this many training images (ImageDataset::
+  // class_balanced_subset), for experiments sized to a CPU budget; 0: the whole training split.
+  int64_t train_subset = 0;
 
   // split: "train" or "test"
   ImageDataset load(const std::string& split) const;

@@ -23,6 +23,11 @@ struct ImageDataset {
   // Consecutive part `index` of `count` near-equal parts (evaluation split over ranks); may be
   // empty when there are more parts than images. Shares memory with this data set.
   ImageDataset part(int64_t index, int64_t count) const;
+  // The first images of each class in stored order, `count` in all, split as evenly over the
+  // classes as they allow (a class with too few images gives all it has and the others fill up).
+  // The choice depends only on the data, so every run that asks for it trains on the same images.
+  // count in [1, size()]
+  ImageDataset class_balanced_subset(int64_t count) const;
   // Throws unless images and labels agree in count and every label is a valid class.
   void validate() const;
 };

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Runs the experiments' grids: every configuration of each named experiment with each seed of
+the recipe, skipping runs whose results are already recorded, so a grid can be spread over
+several sessions. Each finished run appends one JSON line to RESULTS/RECIPE/runs.jsonl.
+
+    python3 experiments/run.py E1 E3            # the standard recipe, all seeds
+    python3 experiments/run.py E1 --jobs 2      # two runs at a time, one thread each
+    python3 experiments/run.py all --stop-after 90m
+    python3 experiments/run.py E1 --recipe smoke --results /tmp/r --runs /tmp/runs   # CI
+
+A run interrupted (Ctrl-C, --stop-after, a crash) resumes from its last checkpoint the next time.
+E4 and E5 (attention maps, encoding probes) read the seed-0 checkpoints of E1's configurations
+and train those first if they are missing.
+"""
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = Path(__file__).resolve().parent
+
+
+class ExperimentError(Exception):
+    pass
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ExperimentError(f"{path} does not exist")
+    except json.JSONDecodeError as error:
+        raise ExperimentError(f"{path} is not valid JSON: {error}")
+
+
+def experiment_files():
+    return {path.name.split("_")[0]: path for path in sorted(EXPERIMENTS.glob("E*_*.json"))}
+
+
+def load_experiment(name):
+    files = experiment_files()
+    if name not in files:
+        raise ExperimentError(f"unknown experiment '{name}'; choose from {', '.join(files)} or all")
+    experiment = read_json(files[name])
+    for key in ("id", "title", "configurations"):
+        if key not in experiment:
+            raise ExperimentError(f"{files[name]} lacks '{key}'")
+    return experiment
+
+
+def parse_duration(text):
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except (ValueError, IndexError):
+        raise ExperimentError(f"--stop-after: '{text}' is not a duration such as 90m, 2h or 600")
+
+
+def source_commit():
+    """The commit the runs come from, '-dirty' when the code differs from it (results excluded)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".",
+                                ":!experiments/results", ":!docs/results.md", ":!docs/results"],
+                               cwd=ROOT).returncode != 0
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class ResultsFile:
+    """RESULTS/RECIPE/runs.jsonl: one line per finished run, keyed by (configuration, seed)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.records = {}
+        if path.exists():
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    key = (record["name"], record["seed"])
+                except (json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise ExperimentError(f"{path}:{number} is not a run record ({error}); "
+                                          "fix or delete that line")
+                self.records[key] = record
+
+    def recorded(self, name, seed, args):
+        record = self.records.get((name, seed))
+        if record is not None and record["args"] != args:
+            raise ExperimentError(
+                f"configuration '{name}' now has the arguments {args}, but its recorded seed-{seed} "
+                f"run used {record['args']}; give the changed configuration a new name, or delete "
+                f"its lines from {self.path} to run it again")
+        return record
+
+    def append(self, record):
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            self.records[(record["name"], record["seed"])] = record
+
+
+def read_metrics(run_dir):
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Runner:
+    def __init__(self, options, recipe_name, recipe):
+        self.options = options
+        self.recipe_name = recipe_name
+        self.recipe = recipe
+        self.results = ResultsFile(Path(options.results) / recipe_name / "runs.jsonl")
+        self.runs_root = Path(options.runs) / recipe_name
+        self.posenc = str(Path(options.posenc).resolve())
+        self.threads = max(1, (os.cpu_count() or 1) // options.jobs)
+        self.deadline = time.monotonic() + parse_duration(options.stop_after) \
+            if options.stop_after else None
+        self.commit = source_commit()
+        self.stopping = threading.Event()
+
+    def run_dir(self, name, seed):
+        return self.runs_root / name / f"seed{seed}"
+
+    def execute(self, command, log_path):
+        with open(log_path, "a") as log:
+            log.write("$ " + shlex.join(command) + "\n")
+            log.flush()
+            completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if completed.returncode != 0:
+            tail = "".join(Path(log_path).read_text().splitlines(True)[-5:])
+            raise ExperimentError(f"{shlex.join(command)} failed with exit code "
+                                  f"{completed.returncode}; the end of {log_path}:\n{tail}")
+
+    def train_command(self, configuration, seed, run_dir, resume):
+        command = [self.posenc, "train", *self.recipe["train_args"], *configuration["args"],
+                   "--seed", str(seed), "--out", str(run_dir), "--threads", str(self.threads)]
+        return command + ["--resume"] if resume else command
+
+    def ensure_trained(self, configuration, seed):
+        """Trains (or finishes) the run; returns its folder, or None when told to stop."""
+        run_dir = self.run_dir(configuration["name"], seed)
+        epochs = int(self.recipe["train_args"][self.recipe["train_args"].index("--epochs") + 1])
+        if len(read_metrics(run_dir)) >= epochs and (run_dir / "last.pt").exists():
+            return run_dir
+        if self.stopping.is_set() or (self.deadline and time.monotonic() > self.deadline):
+            self.stopping.set()
+            return None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resume = (run_dir / "last.pt").exists()
+        print(f"[{self.recipe_name}] {'resume' if resume else 'train'} {configuration['name']} "
+              f"seed {seed}", flush=True)
+        command = self.train_command(configuration, seed, run_dir, resume)
+        if self.deadline:
+            left = max(1, int(self.deadline - time.monotonic()))
+            command += ["--time-budget", f"{left}s"]
+        self.execute(command, run_dir / "train.log")
+        if len(read_metrics(run_dir)) < epochs:  # stopped by its time budget or a signal
+            self.stopping.set()
+            return None
+        return run_dir
+
+    def run_training(self, configuration, seed):
+        name = configuration["name"]
+        if self.results.recorded(name, seed, configuration["args"]):
+            return
+        run_dir = self.ensure_trained(configuration, seed)
+        if run_dir is None:
+            return
+        sizes = ",".join(str(s) for s in self.recipe["test_resolutions"])
+        eval_command = [self.posenc, "eval", "--checkpoint", str(run_dir / "last.pt"),
+                        "--resolutions", sizes, "--json", "--threads", str(self.threads)]
+        log = run_dir / "eval.log"
+        with open(log, "w") as f:
+            completed = subprocess.run(eval_command, stdout=subprocess.PIPE, stderr=f, text=True,
+                                       cwd=ROOT)
+        if completed.returncode != 0:
+            raise ExperimentError(f"{shlex.join(eval_command)} failed; see {log}")
+        evaluation = json.loads(completed.stdout)
+        metrics = read_metrics(run_dir)
+        self.results.append({
+            "name": name,
+            "seed": seed,
+            "recipe": self.recipe_name,
+            "args": configuration["args"],
+            "command": shlex.join(["build/posenc", "train", *self.recipe["train_args"],
+                                   *configuration["args"], "--seed", str(seed)]),
+            "commit": self.commit,
+            "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+            "epochs": [{key: m[key] for key in ("epoch", "train_loss", "test_accuracy",
+                                                  "epoch_seconds")} for m in metrics],
+            "train_seconds": sum(m["epoch_seconds"] for m in metrics),
+            "resolutions": [{"size": r["height"], "grid": r["grid"], "accuracy": r["accuracy"],
+                             "loss": r["loss"]} for r in evaluation["results"]],
+        })
+        final = [r for r in evaluation["results"]
+                 if r["height"] == self.recipe["trained_resolution"]]
+        accuracy = f"{100 * final[0]['accuracy']:.2f}%" if final else "?"
+        print(f"[{self.recipe_name}] done {name} seed {seed}: {accuracy} at the trained size",
+              flush=True)
+
+    def run_inspection(self, experiment):
+        """E4/E5: one posenc command per configuration on its seed-0 checkpoint."""
+        source = load_experiment(experiment["checkpoints_from"])
+        by_name = {c["name"]: c for c in source["configurations"]}
+        out_dir = Path(self.options.figures) / self.recipe_name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in experiment["configurations"]:
+            if name not in by_name:
+                raise ExperimentError(f"{experiment['id']} names '{name}', which "
+                                      f"{experiment['checkpoints_from']} does not define")
+            run_dir = self.ensure_trained(by_name[name], 0)
+            if run_dir is None:
+                return
+            target = out_dir / f"{experiment['id']}_{name}"
+            command = [self.posenc, experiment["command"], "--checkpoint",
+                       str(run_dir / "last.pt"), *experiment.get("args", []),
+                       "--out", str(target) + ".png", "--threads", str(self.threads)]
+            print(f"[{self.recipe_name}] {experiment['id']} {name}", flush=True)
+            completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, cwd=ROOT)
+            if completed.returncode != 0:
+                raise ExperimentError(f"{shlex.join(command)} failed: {completed.stderr.strip()}")
+            if experiment.get("records_json"):
+                record = json.loads(completed.stdout)
+                record.update({"name": name, "experiment": experiment["id"],
+                               "commit": self.commit})
+                (target.with_suffix(".json")).write_text(json.dumps(record, indent=1) + "\n")
+
+    def run(self, experiments):
+        trainings = []
+        for experiment in experiments:
+            if "command" in experiment:
+                continue
+            for configuration in experiment["configurations"]:
+                for seed in self.recipe["seeds"]:
+                    if (configuration["name"], seed) not in [(c["name"], s) for c, s in trainings]:
+                        trainings.append((configuration, seed))
+        with concurrent.futures.ThreadPoolExecutor(self.options.jobs) as pool:
+            futures = [pool.submit(self.run_training, c, s) for c, s in trainings]
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+        for experiment in experiments:
+            if "command" in experiment and not self.stopping.is_set():
+                self.run_inspection(experiment)
+        if self.stopping.is_set():
+            print("stopped before the grid was complete; run the same command again to continue",
+                  flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiments", nargs="+", help="E1 ... E5, or all")
+    parser.add_argument("--recipe", default="standard", help="a recipe in experiments/recipes.json")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time; the cores are split between them (default 1)")
+    parser.add_argument("--stop-after", help="start nothing new after this long, e.g. 90m; "
+                        "the run in progress checkpoints and stops at the limit")
+    parser.add_argument("--posenc", default="build/posenc", help="the posenc executable")
+    parser.add_argument("--results", default=str(EXPERIMENTS / "results"),
+                        help="where run records go (default experiments/results)")
+    parser.add_argument("--figures", default=str(ROOT / "docs" / "results"),
+                        help="where E4/E5 images go (default docs/results)")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "experiments"),
+                        help="where checkpoints go (default runs/experiments)")
+    options = parser.parse_args()
+    try:
+        if options.jobs < 1:
+            raise ExperimentError("--jobs must be at least 1")
+        recipes = read_json(EXPERIMENTS / "recipes.json")
+        if options.recipe not in recipes:
+            raise ExperimentError(f"unknown recipe '{options.recipe}'; choose from "
+                                  f"{', '.join(recipes)}")
+        if not Path(options.posenc).exists():
+            raise ExperimentError(f"{options.posenc} does not exist; build posenc first "
+                                  "(scripts/build.sh) or pass --posenc")
+        names = list(experiment_files()) if options.experiments == ["all"] else options.experiments
+        experiments = [load_experiment(name) for name in names]
+        Runner(options, options.recipe, recipes[options.recipe]).run(experiments)
+    except ExperimentError as error:
+        print(f"run.py: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the runs in progress wrote checkpoints: run the same command again "
+              "to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

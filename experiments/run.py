@@ -100,8 +100,13 @@ class ResultsFile:
                                           "fix or delete that line")
                 self.records[key] = record
 
-    def recorded(self, name, seed, args):
+    def recorded(self, name, seed, args, recipe_args):
         record = self.records.get((name, seed))
+        if record is not None and record["recipe_args"] != recipe_args:
+            raise ExperimentError(
+                f"the recipe's arguments are now {recipe_args}, but the recorded runs in "
+                f"{self.path} used {record['recipe_args']}; define a new recipe in "
+                "experiments/recipes.json instead of changing one that has results")
         if record is not None and record["args"] != args:
             raise ExperimentError(
                 f"configuration '{name}' now has the arguments {args}, but its recorded seed-{seed} "
@@ -181,7 +186,7 @@ class Runner:
 
     def run_training(self, configuration, seed):
         name = configuration["name"]
-        if self.results.recorded(name, seed, configuration["args"]):
+        if self.results.recorded(name, seed, configuration["args"], self.recipe["train_args"]):
             return
         run_dir = self.ensure_trained(configuration, seed)
         if run_dir is None:
@@ -202,6 +207,7 @@ class Runner:
             "seed": seed,
             "recipe": self.recipe_name,
             "args": configuration["args"],
+            "recipe_args": self.recipe["train_args"],
             "command": shlex.join(["build/posenc", "train", *self.recipe["train_args"],
                                    *configuration["args"], "--seed", str(seed)]),
             "commit": self.commit,

@@ -52,6 +52,8 @@ int run(int argc, char** argv) {
   posenc::cli::add_import_command(app);
   posenc::cli::add_export_command(app);
   posenc::cli::add_forward_command(app);
+  posenc::cli::add_attention_command(app);
+  posenc::cli::add_probe_command(app);
   try {
     posenc::configure_threads();
     app.parse(argc, argv);

@@ -210,6 +210,61 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   return head_->forward(pooled);
 }
 
+void VisionTransformerImpl::record_attention(bool on) {
+  for (auto& block : *blocks_)
+    block->as<TransformerBlockImpl>()->attention()->record_attention(on);
+}
+
+std::vector<torch::Tensor> VisionTransformerImpl::last_attention() {
+  std::vector<torch::Tensor> maps;
+  for (auto& block : *blocks_) {
+    const auto& probabilities = block->as<TransformerBlockImpl>()->attention()->last_attention();
+    TORCH_CHECK(probabilities.defined(),
+                "no attention was recorded: call record_attention(true) before forward");
+    maps.push_back(probabilities);
+  }
+  return maps;
+}
+
+TokenGrid VisionTransformerImpl::grid_for(const torch::Tensor& images) const {
+  TORCH_CHECK(images.dim() == 4, "images must be (B, C, H, W), got ", images.sizes());
+  const int64_t patch = options_.patch_size;
+  return {(images.size(2) + patch - 1) / patch, (images.size(3) + patch - 1) / patch,
+          options_.prefix_tokens()};
+}
+
+torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  auto [tokens, grid] = embed(images);  // (B, N, dim)
+  const int64_t prefix = grid.prefix_tokens;
+  if (has_additive_encoding()) {
+    auto signal = torch::zeros({grid.grid_tokens(), options_.dim}, tokens.options());
+    for (const auto& encoding : *additive_encodings_) {
+      auto* additive = encoding->as<AdditiveEncodingImpl>();
+      signal += additive->embedding(grid, tokens.options()).select(0, 0).narrow(0, prefix,
+                                                                              grid.grid_tokens());
+    }
+    return signal;
+  }
+  TORCH_CHECK(!conditional_slots_.empty(),
+              "this model has no positional encoding (--pe none): there is no signal to probe");
+  // run the blocks up to the first conditional encoding and take the difference it makes
+  const auto first = std::min_element(conditional_slots_.begin(), conditional_slots_.end());
+  for (int64_t b = 0; b <= *first; ++b)
+    tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens);
+  auto* encoding =
+      conditional_encodings_[first - conditional_slots_.begin()]->as<PositionalEncodingImpl>();
+  const auto added = encoding->forward(tokens, grid) - tokens;  // (B, N, dim)
+  return added.narrow(1, prefix, grid.grid_tokens()).mean(0);
+}
+
+bool VisionTransformerImpl::has_additive_encoding() const {
+  // `none` is an additive encoding that adds nothing
+  return std::any_of(additive_encodings_->begin(), additive_encodings_->end(), [](const auto& m) {
+    return m->template as<PositionalEncodingImpl>()->type() != "none";
+  });
+}
+
 VisionTransformerImpl::WeightDecayGroups VisionTransformerImpl::weight_decay_groups() const {
   WeightDecayGroups groups;
   for (const auto& item : named_parameters()) {

@@ -78,6 +78,22 @@ class VisionTransformerImpl : public torch::nn::Module {
   };
   WeightDecayGroups weight_decay_groups() const;
 
+  // Inspection (posenc attention, posenc probe).
+  // From the next forward on, each block keeps its attention probabilities.
+  void record_attention(bool on);
+  // One (B, heads, N, N) tensor per block, from the last forward with record_attention(true).
+  std::vector<torch::Tensor> last_attention();
+  // The grid the patch tokens of `images` (B, C_in, H, W) form; prefix tokens included.
+  TokenGrid grid_for(const torch::Tensor& images) const;
+  // What the model's positional encoding tells each patch token at the grid of `images`:
+  // (H*W, dim). With additive encodings, the sum of their embeddings (the images only set the
+  // grid). Otherwise the first conditional encoding (PEG): what it adds to the tokens, averaged
+  // over the images, so that what a token shows averages out and where it sits remains.
+  // Throws for a model without positional encoding.
+  torch::Tensor positional_signal(const torch::Tensor& images);
+  // Whether an additive encoding other than `none` is present.
+  bool has_additive_encoding() const;
+
  private:
   // images (B, C_in, H, W) -> (tokens (B, N, dim) with prefix and additive encodings, grid)
   std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);

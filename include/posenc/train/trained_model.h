@@ -11,6 +11,10 @@ namespace posenc {
 struct TrainedModel {
   RunConfig config;
   VisionTransformer model{nullptr};
+
+  // The first `count` images of the run's test set, normalised as in training and resized to
+  // height x width: (count, C, height, width) float32. Throws if the test set has fewer.
+  torch::Tensor first_test_images(int64_t count, int64_t height, int64_t width) const;
 };
 
 // Throws for a missing or corrupt file, or tensors that do not fit the stored configuration

@@ -1,0 +1,100 @@
+// `posenc attention`: where a trained model looks. For a few test images, the attention of the
+// classifying query (class token, or the mean over tokens for GAP models) in every block, drawn
+// as a PNG grid, and the mean attention distance per block.
+#include <iomanip>
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include "argument_parsing.h"
+#include "commands.h"
+#include "posenc/analysis/attention_maps.h"
+#include "posenc/analysis/tile_canvas.h"
+#include "posenc/system_info.h"
+#include "posenc/train/trained_model.h"
+
+namespace posenc::cli {
+namespace {
+
+struct AttentionArguments {
+  std::string checkpoint;
+  std::string out = "attention.png";
+  std::string resolution;
+  int64_t images = 4;
+  int64_t tile_pixels = 84;
+  bool json = false;
+  int threads = 0;
+};
+
+void run_attention(const AttentionArguments& arguments) {
+  configure_threads(arguments.threads);
+  TORCH_CHECK(arguments.images >= 1 && arguments.images <= 64,
+              "--images must be from 1 to 64 (one row each), got ", arguments.images);
+  TORCH_CHECK(arguments.tile_pixels >= 8 && arguments.tile_pixels <= 512,
+              "--tile-pixels must be from 8 to 512, got ", arguments.tile_pixels);
+  auto trained = load_trained_model(arguments.checkpoint);
+  auto& model = trained.model;
+  const auto [height, width] =
+      arguments.resolution.empty()
+          ? std::pair{model->options().image_height, model->options().image_width}
+          : parse_resolutions(arguments.resolution).at(0);
+  const auto images = trained.first_test_images(arguments.images, height, width);
+  const auto maps = classifier_attention_maps(model, images);  // (depth, B, h, w)
+  const auto distances = mean_attention_distance(model, images);
+  const int64_t depth = maps.size(0);
+
+  TileCanvas canvas(arguments.images, depth + 1, arguments.tile_pixels, arguments.tile_pixels);
+  for (int64_t i = 0; i < arguments.images; ++i) {
+    const auto image = images[i];
+    canvas.draw_image(i, 0, (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6));
+    for (int64_t b = 0; b < depth; ++b) {
+      const auto map = maps[b][i];
+      canvas.draw_heat_map(i, b + 1, map, 0.0, std::max(map.max().item<double>(), 1e-6));
+    }
+  }
+  canvas.write_png(arguments.out);
+  const auto grid = model->grid_for(images);
+  const std::string query = model->options().head == "token"
+                                ? "the class token's attention to each patch"
+                                : "the attention each patch receives, averaged over all tokens";
+  if (arguments.json) {
+    std::cout << nlohmann::json{{"checkpoint", arguments.checkpoint},
+                                {"image", arguments.out},
+                                {"resolution", {height, width}},
+                                {"grid", {grid.height, grid.width}},
+                                {"head", model->options().head},
+                                {"mean_attention_distance", distances}}
+                     .dump(1)
+              << "\n";
+    return;
+  }
+  std::cout << "wrote " << arguments.out << ": " << arguments.images
+            << " test images (rows); the input, then " << query << " in blocks 1 to " << depth
+            << " (columns), averaged over heads, each map scaled to its own maximum; "
+            << grid.height << "x" << grid.width << " patches at " << height << "x" << width
+            << "\nmean attention distance between patches, in patches, per block:";
+  for (double distance : distances)
+    std::cout << " " << std::fixed << std::setprecision(2) << distance;
+  std::cout << "\n";
+}
+
+}  // namespace
+
+void add_attention_command(CLI::App& app) {
+  auto arguments = std::make_shared<AttentionArguments>();
+  auto* c = app.add_subcommand(
+      "attention", "Draw where a trained model's classifier attends, block by block, as a PNG");
+  c->add_option("--checkpoint", arguments->checkpoint, "checkpoint written by posenc train")
+      ->required();
+  c->add_option("--out", arguments->out, "PNG file to write")->capture_default_str();
+  c->add_option("--images", arguments->images, "test images, one row each")->capture_default_str();
+  c->add_option("--resolution", arguments->resolution,
+                "resize the images to this size, e.g. 36 or 28x40 (default: the trained size)");
+  c->add_option("--tile-pixels", arguments->tile_pixels, "size of each drawn map in pixels")
+      ->capture_default_str();
+  c->add_flag("--json", arguments->json, "print the figures as JSON");
+  c->add_option("--threads", arguments->threads, "intra-op threads (default: all available cores)");
+  c->callback([arguments] { run_attention(*arguments); });
+}
+
+}  // namespace posenc::cli

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstdint>
+
+#include <torch/types.h>
+
+namespace posenc {
+
+// Positions of the cells of a height x width grid, (row, column) in patch units, row-major:
+// (height*width, 2) float32.
+torch::Tensor grid_cell_positions(int64_t height, int64_t width);
+
+// signal: (P, C), one positional vector per position -> (P, P): the cosine similarity of every
+// pair, the dot product of the vectors scaled to unit length. A zero vector is similar to none.
+torch::Tensor cosine_similarity_matrix(const torch::Tensor& signal);
+
+// The Pearson correlation, over all pairs of distinct positions, between the similarity of their
+// vectors and the L2 distance between the positions: near -1 when nearer positions look more
+// alike in proportion to their distance (what LFF's kernel view predicts), near 0 when similarity
+// says nothing about distance. 0 when either has no spread (e.g. fewer than 3 positions).
+// similarity: (P, P); positions: (P, M) -> correlation in [-1, 1]
+double similarity_distance_correlation(const torch::Tensor& similarity,
+                                       const torch::Tensor& positions);
+
+}  // namespace posenc

@@ -225,32 +225,42 @@ class Runner:
               flush=True)
 
     def run_inspection(self, experiment):
-        """E4/E5: one posenc command per configuration on its seed-0 checkpoint."""
+        """E4/E5: a posenc command on each configuration's checkpoints, one per seed. Its JSON
+        output goes to RESULTS/RECIPE/<id>.jsonl (rewritten: the commands take seconds), its
+        picture for seed 0 to FIGURES/RECIPE/<id>_<configuration>.png."""
         source = load_experiment(experiment["checkpoints_from"])
         by_name = {c["name"]: c for c in source["configurations"]}
-        out_dir = Path(self.options.figures) / self.recipe_name
-        out_dir.mkdir(parents=True, exist_ok=True)
+        figures = Path(self.options.figures) / self.recipe_name
+        figures.mkdir(parents=True, exist_ok=True)
+        records = []
         for name in experiment["configurations"]:
             if name not in by_name:
                 raise ExperimentError(f"{experiment['id']} names '{name}', which "
                                       f"{experiment['checkpoints_from']} does not define")
-            run_dir = self.ensure_trained(by_name[name], 0)
-            if run_dir is None:
-                return
-            target = out_dir / f"{experiment['id']}_{name}"
-            command = [self.posenc, experiment["command"], "--checkpoint",
-                       str(run_dir / "last.pt"), *experiment.get("args", []),
-                       "--out", str(target) + ".png", "--threads", str(self.threads)]
-            print(f"[{self.recipe_name}] {experiment['id']} {name}", flush=True)
-            completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, cwd=ROOT)
-            if completed.returncode != 0:
-                raise ExperimentError(f"{shlex.join(command)} failed: {completed.stderr.strip()}")
-            if experiment.get("records_json"):
+            for seed in self.recipe["seeds"]:
+                run_dir = self.ensure_trained(by_name[name], seed)
+                if run_dir is None:
+                    return
+                picture = (figures / f"{experiment['id']}_{name}.png" if seed == 0
+                           else run_dir / f"{experiment['id']}.png")
+                command = [self.posenc, experiment["command"], "--checkpoint",
+                           str(run_dir / "last.pt"), *experiment["args"], "--json",
+                           "--out", str(picture), "--threads", str(os.cpu_count() or 1)]
+                completed = subprocess.run(command, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                if completed.returncode != 0:
+                    raise ExperimentError(f"{shlex.join(command)} failed: "
+                                          f"{completed.stderr.strip()}")
                 record = json.loads(completed.stdout)
-                record.update({"name": name, "experiment": experiment["id"],
-                               "commit": self.commit})
-                (target.with_suffix(".json")).write_text(json.dumps(record, indent=1) + "\n")
+                record.update({"name": name, "seed": seed, "commit": self.commit,
+                               "image": str(picture.relative_to(picture.parents[1]))
+                               if seed == 0 else None})
+                del record["checkpoint"]
+                records.append(record)
+        path = self.results.path.parent / f"{experiment['id']}.jsonl"
+        path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        print(f"[{self.recipe_name}] {experiment['id']}: {len(records)} records in {path}",
+              flush=True)
 
     def run(self, experiments):
         trainings = []
@@ -282,6 +292,7 @@ def main():
                         help="runs at a time; the cores are split between them (default 1)")
     parser.add_argument("--stop-after", help="start nothing new after this long, e.g. 90m; "
                         "the run in progress checkpoints and stops at the limit")
+    parser.add_argument("--only", help="run only these configurations (comma-separated names)")
     parser.add_argument("--posenc", default="build/posenc", help="the posenc executable")
     parser.add_argument("--results", default=str(EXPERIMENTS / "results"),
                         help="where run records go (default experiments/results)")
@@ -302,6 +313,18 @@ def main():
                                   "(scripts/build.sh) or pass --posenc")
         names = list(experiment_files()) if options.experiments == ["all"] else options.experiments
         experiments = [load_experiment(name) for name in names]
+        if options.only:
+            wanted = options.only.split(",")
+            known = {c if isinstance(c, str) else c["name"]
+                     for e in experiments for c in e["configurations"]}
+            unknown = [name for name in wanted if name not in known]
+            if unknown:
+                raise ExperimentError(f"--only: {', '.join(unknown)} not in "
+                                      f"{', '.join(names)}; they define {', '.join(sorted(known))}")
+            for experiment in experiments:
+                experiment["configurations"] = [
+                    c for c in experiment["configurations"]
+                    if (c if isinstance(c, str) else c["name"]) in wanted]
         Runner(options, options.recipe, recipes[options.recipe]).run(experiments)
     except ExperimentError as error:
         print(f"run.py: error: {error}", file=sys.stderr)

@@ -43,8 +43,9 @@ void run_attention(const AttentionArguments& arguments) {
   const auto distances = mean_attention_distance(model, images);
   const int64_t depth = maps.size(0);
 
-  TileCanvas canvas(arguments.images, depth + 1, arguments.tile_pixels, arguments.tile_pixels);
-  for (int64_t i = 0; i < arguments.images; ++i) {
+  const int64_t rows = images.size(0);  // fewer than asked if the test set is smaller
+  TileCanvas canvas(rows, depth + 1, arguments.tile_pixels, arguments.tile_pixels);
+  for (int64_t i = 0; i < rows; ++i) {
     const auto image = images[i];
     canvas.draw_image(i, 0, (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6));
     for (int64_t b = 0; b < depth; ++b) {
@@ -68,7 +69,7 @@ void run_attention(const AttentionArguments& arguments) {
               << "\n";
     return;
   }
-  std::cout << "wrote " << arguments.out << ": " << arguments.images
+  std::cout << "wrote " << arguments.out << ": " << rows
             << " test images (rows); the input, then " << query << " in blocks 1 to " << depth
             << " (columns), averaged over heads, each map scaled to its own maximum; "
             << grid.height << "x" << grid.width << " patches at " << height << "x" << width

@@ -59,7 +59,7 @@ void run_probe(const ProbeArguments& arguments) {
           : parse_resolutions(arguments.resolution).at(0);
   const auto images = trained.first_test_images(arguments.images, height, width);
   const auto grid = model->grid_for(images);
-  const auto signal = model->positional_signal(images);  // (h*w, dim)
+  const auto signal = model->positional_signal(images);      // (h*w, dim)
   const auto similarity = cosine_similarity_matrix(signal);  // (h*w, h*w)
   const double correlation =
       similarity_distance_correlation(similarity, grid_cell_positions(grid.height, grid.width));
@@ -80,10 +80,10 @@ void run_probe(const ProbeArguments& arguments) {
     canvas.write_png(arguments.out);
   }
   const bool additive = model->has_additive_encoding();
-  const std::string source =
-      additive ? "the sum of the additive encodings' embeddings"
-               : c10::str("what the first PEG adds to the tokens, averaged over ", arguments.images,
-                          " test images");
+  const std::string source = additive
+                                 ? "the sum of the additive encodings' embeddings"
+                                 : c10::str("what the first PEG adds to the tokens, averaged over ",
+                                            arguments.images, " test images");
   if (arguments.json) {
     std::cout << nlohmann::json{{"checkpoint", arguments.checkpoint},
                                 {"image", arguments.out},
@@ -117,8 +117,7 @@ void add_probe_command(CLI::App& app) {
   c->add_option("--resolution", arguments->resolution,
                 "probe the grid of this image size, e.g. 36 (default: the trained size)");
   c->add_option("--cell", arguments->cell, "draw one large map for the cell ROW,COLUMN");
-  c->add_option("--images", arguments->images,
-                "test images that PEG's signal is averaged over")
+  c->add_option("--images", arguments->images, "test images that PEG's signal is averaged over")
       ->capture_default_str();
   c->add_option("--tile-pixels", arguments->tile_pixels, "size of each cell's map in pixels")
       ->capture_default_str();

@@ -128,9 +128,11 @@ TEST(EncodingSimilarity, CorrelationIsMinusOneWhenSimilarityFallsLinearlyWithDis
 TEST(EncodingSimilarity, CosineSimilarityIsOneOnTheDiagonalAndIgnoresLength) {
   const auto signal = torch::tensor({{1.0f, 0.0f}, {5.0f, 0.0f}, {0.0f, 2.0f}, {0.0f, 0.0f}});
   const auto similarity = cosine_similarity_matrix(signal);
-  const auto expected = torch::tensor(
-      {{1.0f, 1.0f, 0.0f, 0.0f}, {1.0f, 1.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 1.0f, 0.0f},
-       {0.0f, 0.0f, 0.0f, 0.0f}});  // a zero vector is similar to none
+  const auto expected =
+      torch::tensor({{1.0f, 1.0f, 0.0f, 0.0f},
+                     {1.0f, 1.0f, 0.0f, 0.0f},
+                     {0.0f, 0.0f, 1.0f, 0.0f},
+                     {0.0f, 0.0f, 0.0f, 0.0f}});  // a zero vector is similar to none
   EXPECT_TRUE(torch::allclose(similarity, expected));
 }
 
@@ -140,19 +142,28 @@ TEST(TileCanvas, DrawsHeatMapsWithTheViridisEndsInsideTheGaps) {
   ASSERT_EQ(canvas.width(), 11);
   // a 2x2 map scaled to 4x4: each cell is a 2x2 block; values below low and above high clamp
   canvas.draw_heat_map(0, 1, torch::tensor({{-5.0f, 0.5f}, {1.0f, 9.0f}}), 0.0, 1.0);
-  EXPECT_EQ(canvas.pixel(1, 6), (std::vector<uint8_t>{68, 1, 84}));     // low end
-  EXPECT_EQ(canvas.pixel(2, 9), (std::vector<uint8_t>{33, 145, 140}));  // the middle
-  EXPECT_EQ(canvas.pixel(4, 9), (std::vector<uint8_t>{253, 231, 37}));  // high end
+  EXPECT_EQ(canvas.pixel(1, 6), (std::vector<uint8_t>{68, 1, 84}));      // low end
+  EXPECT_EQ(canvas.pixel(2, 9), (std::vector<uint8_t>{33, 145, 140}));   // the middle
+  EXPECT_EQ(canvas.pixel(4, 9), (std::vector<uint8_t>{253, 231, 37}));   // high end
   EXPECT_EQ(canvas.pixel(0, 6), (std::vector<uint8_t>{255, 255, 255}));  // gap stays white
   canvas.draw_image(0, 0, torch::full({1, 3, 3}, 0.5));
   EXPECT_EQ(canvas.pixel(3, 2), (std::vector<uint8_t>{128, 128, 128}));
 
-  expect_error_containing([&] { canvas.draw_heat_map(1, 0, torch::zeros({2, 2}), 0, 1); },
-                          {"outside"});
-  expect_error_containing([&] { canvas.draw_heat_map(0, 0, torch::zeros({2, 2}), 1, 1); },
-                          {"range"});
-  expect_error_containing([&] { canvas.draw_image(0, 0, torch::zeros({2, 3, 3})); },
-                          {"(1 or 3, h, w)"});
+  expect_error_containing(
+      [&] {
+        canvas.draw_heat_map(1, 0, torch::zeros({2, 2}), 0, 1);
+      },
+      {"outside"});
+  expect_error_containing(
+      [&] {
+        canvas.draw_heat_map(0, 0, torch::zeros({2, 2}), 1, 1);
+      },
+      {"range"});
+  expect_error_containing(
+      [&] {
+        canvas.draw_image(0, 0, torch::zeros({2, 3, 3}));
+      },
+      {"(1 or 3, h, w)"});
   testing::TemporaryFolder folder;
   canvas.write_png(folder.path("tiles.png"));
   EXPECT_GT(std::filesystem::file_size(folder.path("tiles.png")), 0u);

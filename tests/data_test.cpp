@@ -161,9 +161,9 @@ ImageDataset counting_dataset(int64_t count) {
 TEST(ImageDataset, ClassBalancedSubsetTakesTheFirstImagesOfEachClassInOrder) {
   // labels 0,1,2,0,1,2,... but class 2 replaced by 0 after the first two: class 2 is scarce
   auto dataset = counting_dataset(30);
-  dataset.labels.index_put_({torch::indexing::Slice(6, torch::indexing::None)},
-                            dataset.labels.index({torch::indexing::Slice(6, torch::indexing::None)})
-                                .remainder(2));
+  dataset.labels.index_put_(
+      {torch::indexing::Slice(6, torch::indexing::None)},
+      dataset.labels.index({torch::indexing::Slice(6, torch::indexing::None)}).remainder(2));
   const auto counts = [](const ImageDataset& d) {
     const auto bins = torch::bincount(d.labels, {}, d.classes());
     return std::vector<int64_t>(bins.data_ptr<int64_t>(), bins.data_ptr<int64_t>() + 3);

@@ -41,8 +41,8 @@ std::vector<double> mean_attention_distance(VisionTransformer& model, const torc
   const TokenGrid grid = model->grid_for(images);
   const auto attention = recorded_attention(model, images);  // (depth, B, N, N)
   const int64_t prefix = grid.prefix_tokens;
-  const auto cells = grid_cell_positions(grid.height, grid.width);     // (P, 2)
-  const auto distance = torch::cdist(cells, cells);                      // (P, P)
+  const auto cells = grid_cell_positions(grid.height, grid.width);  // (P, 2)
+  const auto distance = torch::cdist(cells, cells);                 // (P, P)
   const auto between_patches = attention.narrow(2, prefix, grid.grid_tokens())
                                    .narrow(3, prefix, grid.grid_tokens());  // (depth, B, P, P)
   // weights renormalised over the patch keys, so attention to the class token does not count

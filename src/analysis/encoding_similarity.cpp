@@ -24,12 +24,13 @@ double similarity_distance_correlation(const torch::Tensor& similarity,
   TORCH_CHECK(similarity.dim() == 2 && similarity.size(0) == similarity.size(1),
               "similarity must be a square (P, P) matrix, got ", similarity.sizes());
   TORCH_CHECK(positions.dim() == 2 && positions.size(0) == similarity.size(0),
-              "positions must be (P, M) with P = ", similarity.size(0), ", got ", positions.sizes());
+              "positions must be (P, M) with P = ", similarity.size(0), ", got ",
+              positions.sizes());
   const int64_t count = similarity.size(0);
   const auto pairs = torch::triu_indices(count, count, /*offset=*/1);  // (2, pairs)
   const auto as_double = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
-  const auto distance = as_double(torch::cdist(positions.to(torch::kFloat32),
-                                               positions.to(torch::kFloat32)));
+  const auto distance =
+      as_double(torch::cdist(positions.to(torch::kFloat32), positions.to(torch::kFloat32)));
   const auto x = as_double(similarity).index({pairs[0], pairs[1]});
   const auto y = distance.index({pairs[0], pairs[1]});
   if (x.numel() < 2)

@@ -13,11 +13,8 @@ namespace {
 
 // The viridis colour scale (perceptually uniform, readable in grey and by colour-blind readers)
 // at 0, 1/4, 1/2, 3/4 and 1, interpolated linearly between.
-constexpr std::array<std::array<double, 3>, 5> kViridis = {{{68, 1, 84},
-                                                            {59, 82, 139},
-                                                            {33, 145, 140},
-                                                            {94, 201, 98},
-                                                            {253, 231, 37}}};
+constexpr std::array<std::array<double, 3>, 5> kViridis = {
+    {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}}};
 
 // values: (h, w) in [0, 1] -> (3, h, w) uint8
 torch::Tensor viridis(const torch::Tensor& values) {
@@ -81,8 +78,8 @@ void TileCanvas::draw_rgb(int64_t row, int64_t column, const torch::Tensor& rgb)
 
 void TileCanvas::draw_heat_map(int64_t row, int64_t column, const torch::Tensor& map, double low,
                                double high) {
-  TORCH_CHECK(map.dim() == 2 && map.numel() > 0, "a heat map must be a non-empty (h, w) tensor, got ",
-              map.sizes());
+  TORCH_CHECK(map.dim() == 2 && map.numel() > 0,
+              "a heat map must be a non-empty (h, w) tensor, got ", map.sizes());
   TORCH_CHECK(std::isfinite(low) && std::isfinite(high) && high > low,
               "a heat map's range must be finite and increasing, got [", low, ", ", high, "]");
   draw_rgb(row, column, viridis((map.detach().cpu() - low) / (high - low)));
@@ -106,9 +103,9 @@ std::vector<uint8_t> TileCanvas::pixel(int64_t y, int64_t x) const {
 }
 
 void TileCanvas::write_png(const std::string& path) const {
-  const int written = stbi_write_png(path.c_str(), static_cast<int>(width_),
-                                     static_cast<int>(height_), 3, pixels_.data(),
-                                     static_cast<int>(width_ * 3));
+  const int written =
+      stbi_write_png(path.c_str(), static_cast<int>(width_), static_cast<int>(height_), 3,
+                     pixels_.data(), static_cast<int>(width_ * 3));
   TORCH_CHECK(written != 0, "cannot write the image ", path,
               "; check that its folder exists and is writable");
 }

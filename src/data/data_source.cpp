@@ -19,8 +19,8 @@ void DataSource::validate() const {
                 "IDX data needs four files: --train-images, --train-labels, --test-images, "
                 "--test-labels");
   }
-  TORCH_CHECK(train_subset >= 0, "the training subset size must be 0 (all images) or positive, got ",
-              train_subset);
+  TORCH_CHECK(train_subset >= 0,
+              "the training subset size must be 0 (all images) or positive, got ", train_subset);
   if (kind == "folder") {
     TORCH_CHECK(!directory.empty(), "image-folder data needs --data-dir holding train/ and test/");
     TORCH_CHECK(channels == 1 || channels == 3, "image channels must be 1 or 3, got ", channels);

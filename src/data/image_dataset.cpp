@@ -30,8 +30,8 @@ ImageDataset ImageDataset::part(int64_t index, int64_t count) const {
 
 ImageDataset ImageDataset::class_balanced_subset(int64_t count) const {
   TORCH_CHECK(count >= 1 && count <= size(), source, ": a subset of ", count,
-              " images was asked for, but the data set has ", size(),
-              "; choose a size from 1 to ", size());
+              " images was asked for, but the data set has ", size(), "; choose a size from 1 to ",
+              size());
   // Quotas by water-filling: raise a common per-class cap until `count` images fit under it.
   const auto per_class = torch::bincount(labels, /*weights=*/{}, classes());
   const auto available = std::vector<int64_t>(per_class.data_ptr<int64_t>(),

@@ -241,8 +241,9 @@ torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& imag
     auto signal = torch::zeros({grid.grid_tokens(), options_.dim}, tokens.options());
     for (const auto& encoding : *additive_encodings_) {
       auto* additive = encoding->as<AdditiveEncodingImpl>();
-      signal += additive->embedding(grid, tokens.options()).select(0, 0).narrow(0, prefix,
-                                                                              grid.grid_tokens());
+      signal += additive->embedding(grid, tokens.options())
+                    .select(0, 0)
+                    .narrow(0, prefix, grid.grid_tokens());
     }
     return signal;
   }

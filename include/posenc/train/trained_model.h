@@ -12,8 +12,8 @@ struct TrainedModel {
   RunConfig config;
   VisionTransformer model{nullptr};
 
-  // The first `count` images of the run's test set, normalised as in training and resized to
-  // height x width: (count, C, height, width) float32. Throws if the test set has fewer.
+  // The first `count` images of the run's test set (all of them if it has fewer), normalised as
+  // in training and resized to height x width: (count, C, height, width) float32.
   torch::Tensor first_test_images(int64_t count, int64_t height, int64_t width) const;
 };
 

@@ -78,12 +78,24 @@ CLAIMS = [
      "more negative is better)", "correlation", "lff", "learned1d", "better"),
 ]
 
-METRIC_NAMES = {
-    "final": "test accuracy at the training resolution after the last epoch",
-    "epoch1": "test accuracy after epoch 1",
-    "larger": "mean test accuracy at the unseen larger resolutions",
-    "smaller": "mean test accuracy at the unseen smaller resolutions",
-    "correlation": "minus the correlation between similarity and L2 distance (E5)",
+# Research questions these image-classification grids cannot answer, and why.
+NOT_TESTED_HERE = [
+    ("CPVT RQ1", "can position encodings be generated from local features?", "by construction: "
+     "every PEG run above trains with no other encoding; how well is what E1 and E3 measure"),
+    ("CPVT RQ4", "state of the art without fixed embeddings", "needs ImageNet-scale training"),
+    ("LFF RQ1", "L2 distance between real-valued 2-D points", "point sets are issue 6 "
+     "(nearest-neighbour task); E5 measures the image-grid version"),
+    ("LFF RQ4", "grouped positions (boxes) model relations beyond L2 distance",
+     "layouts are issue 6"),
+]
+
+# metric: (short label for the table, what it is)
+METRICS = {
+    "final": ("final", "test accuracy (%) at the training resolution after the last epoch"),
+    "epoch1": ("epoch 1", "test accuracy (%) after the first epoch (convergence)"),
+    "larger": ("larger", "mean test accuracy (%) at the unseen resolutions above the trained one"),
+    "smaller": ("smaller", "mean test accuracy (%) at the unseen resolutions below it"),
+    "correlation": ("−corr", "minus E5's correlation between similarity and L2 distance"),
 }
 
 
@@ -282,8 +294,9 @@ def claims_section(results):
              "difference in the claimed direction exceeds twice its standard error (Welch) over "
              "the seeds; not reproduced: the same in the opposite direction; inconclusive: "
              "within that noise. For \"no gain\" claims, reproduced means the larger kernel is "
-             "not significantly better.", "",
-             "| paper | claim | metric | A | B | A − B (points) | verdict |", "|---|---|---|---|---|---|---|"]
+             "not significantly better. Metrics: " +
+             "; ".join(f"{short}: {meaning}" for short, meaning in METRICS.values()) + ".", "",
+             "| paper | claim | metric | A | B | A − B | verdict |", "|---|---|---|---|---|---|---|"]
     for paper, claim, metric, a, b, kind in CLAIMS:
         values_a, values_b = results.metric(a, metric), results.metric(b, metric)
         scale = 1 if metric == "correlation" else 100
@@ -292,8 +305,11 @@ def claims_section(results):
             shown = f"{difference:+.3f}" if metric == "correlation" else f"{difference:+.2f}"
         else:
             shown = "–"
-        lines.append(f"| {paper} | {claim} | {METRIC_NAMES[metric]} | {a} | {b} | {shown} | "
+        lines.append(f"| {paper} | {claim} | {METRICS[metric][0]} | {a} | {b} | {shown} | "
                      f"{verdict(values_a, values_b, kind)} |")
+    lines += ["", "Not tested by these grids:", ""]
+    for question, topic, why in NOT_TESTED_HERE:
+        lines.append(f"- {question} ({topic}): {why}.")
     return lines + [""]
 
 

@@ -60,7 +60,9 @@ void run_probe(const ProbeArguments& arguments) {
   const auto images = trained.first_test_images(arguments.images, height, width);
   const auto grid = model->grid_for(images);
   const auto signal = model->positional_signal(images);      // (h*w, dim)
-  const auto similarity = cosine_similarity_matrix(signal);  // (h*w, h*w)
+  // The part every cell shares (LFF's output bias, the mean content PEG sees) says nothing about
+  // position yet makes every cell look alike: compare what differs between the cells.
+  const auto similarity = cosine_similarity_matrix(signal - signal.mean(0, true));  // (h*w, h*w)
   const double correlation =
       similarity_distance_correlation(similarity, grid_cell_positions(grid.height, grid.width));
   const auto maps = similarity.view({grid.height, grid.width, grid.height, grid.width});
@@ -96,7 +98,7 @@ void run_probe(const ProbeArguments& arguments) {
     return;
   }
   std::cout << "wrote " << arguments.out << ": cosine similarity (-1 dark blue, +1 yellow) of the "
-            << "positional signal of "
+            << "centred positional signal of "
             << (arguments.cell.empty() ? "each cell (one small map per cell, in grid order)"
                                        : "cell " + arguments.cell)
             << " with every cell of the " << grid.height << "x" << grid.width

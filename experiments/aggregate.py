@@ -271,8 +271,8 @@ def inspection_section(experiment, results, relative):
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     else:
         lines += ["Each picture: one small map per grid cell, in grid order, showing the cosine "
-                  "similarity of that cell's positional signal with every cell (dark blue -1, "
-                  "yellow +1). The signal is the additive encoding's embedding; for PEG, what the "
+                  "similarity of that cell's centred positional signal with every cell (dark blue "
+                  "-1, yellow +1). The signal is the additive encoding's embedding; for PEG, what the "
                   "first PEG adds to the tokens, averaged over 256 test images. Seed 0.", "",
                   "| configuration | correlation of similarity with L2 distance (mean ± std) |",
                   "|---|---|"]

@@ -65,6 +65,10 @@ CLAIMS = [
      "learned1d", "better"),
     ("LFF RQ2", "... with normalised coordinates", "larger", "lff-normalized", "learned1d",
      "better"),
+    ("E2 (posenc)", "normalised coordinates keep more accuracy than patch-index ones at unseen, "
+     "larger sizes", "larger", "lff-normalized", "lff", "better"),
+    ("E2 (posenc)", "... and at the unseen, smaller size", "smaller", "lff-normalized", "lff",
+     "better"),
     ("LFF RQ3", "Fourier + MLP beats Fourier features alone (one linear layer)", "final", "lff",
      "lff-fourier-only", "better"),
     ("LFF RQ3", "Fourier + MLP beats the MLP on raw coordinates", "final", "lff", "lff-mlp-only",

@@ -112,6 +112,18 @@ TEST(PositionalSignal, OfPegShowsTheBorderThroughZeroPadding) {
       {"no positional encoding"});
 }
 
+TEST(PositionalSignal, OfPegAfterBlocksIgnoresStochasticDepthAndKeepsTheTrainingMode) {
+  auto options = inspected_model("token", "peg");
+  options.drop_path = 0.9;
+  options.conditional_after_blocks = {1};
+  VisionTransformer model(options);
+  model->train();
+  const auto images = torch::randn({3, 1, 28, 28});
+  const auto first = model->positional_signal(images);
+  EXPECT_TRUE(torch::equal(first, model->positional_signal(images)));
+  EXPECT_TRUE(model->is_training());
+}
+
 TEST(EncodingSimilarity, CorrelationIsMinusOneWhenSimilarityFallsLinearlyWithDistance) {
   const auto cells = grid_cell_positions(4, 6);
   ASSERT_EQ(cells.sizes(), (std::vector<int64_t>{24, 2}));

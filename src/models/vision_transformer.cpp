@@ -249,13 +249,17 @@ torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& imag
   }
   TORCH_CHECK(!conditional_slots_.empty(),
               "this model has no positional encoding (--pe none): there is no signal to probe");
-  // run the blocks up to the first conditional encoding and take the difference it makes
+  // run the blocks up to the first conditional encoding, without stochastic depth, and take the
+  // difference it makes
+  const bool was_training = is_training();
+  eval();
   const auto first = std::min_element(conditional_slots_.begin(), conditional_slots_.end());
   for (int64_t b = 0; b <= *first; ++b)
     tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens);
   auto* encoding =
       conditional_encodings_[first - conditional_slots_.begin()]->as<PositionalEncodingImpl>();
   const auto added = encoding->forward(tokens, grid) - tokens;  // (B, N, dim)
+  train(was_training);
   return added.narrow(1, prefix, grid.grid_tokens()).mean(0);
 }
 

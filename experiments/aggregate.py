@@ -238,7 +238,7 @@ def experiment_section(experiment, results, figures, relative):
                                         for r in results.runs[n] if len(r["epochs"]) > e]))
                      for e in range(epochs)]) for n in done]
     if plot(convergence, f"{experiment['id']}: test accuracy after each epoch", "epoch",
-            by_epoch):
+            by_epoch, list(range(1, epochs + 1))):
         lines += [f"![accuracy per epoch]({relative}/{convergence.name})", ""]
     resolution = figures / f"{base}accuracy_per_resolution.png"
     by_size = [(n, [(s, *mean_std([100 * x["accuracy"] for r in results.runs[n]
@@ -347,6 +347,9 @@ def main():
                  f"Recorded: {len(all_runs)} runs, {hours:.1f} h of training, from commit(s) "
                  f"{', '.join(commits) or '–'}.", ""]
         lines += claims_section(results)
+        reading = Path(options.results) / options.recipe / "reading.md"
+        if reading.exists():  # hand-written notes on the figures, dated by their author
+            lines += [reading.read_text().rstrip(), ""]
         for name, path in experiments_run.experiment_files().items():
             experiment = experiments_run.read_json(path)
             if "command" in experiment:

@@ -18,7 +18,6 @@ import datetime
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -141,6 +140,11 @@ class Runner:
         self.deadline = time.monotonic() + parse_duration(options.stop_after) \
             if options.stop_after else None
         self.commit = source_commit()
+        arguments = recipe["train_args"]
+        if "--epochs" not in arguments[:-1]:
+            raise ExperimentError(f"recipe '{recipe_name}' must set --epochs in its train_args: "
+                                  "the runner needs it to tell finished runs from interrupted ones")
+        self.epochs = int(arguments[arguments.index("--epochs") + 1])
         self.stopping = threading.Event()
 
     def run_dir(self, name, seed):
@@ -164,7 +168,7 @@ class Runner:
     def ensure_trained(self, configuration, seed):
         """Trains (or finishes) the run; returns its folder, or None when told to stop."""
         run_dir = self.run_dir(configuration["name"], seed)
-        epochs = int(self.recipe["train_args"][self.recipe["train_args"].index("--epochs") + 1])
+        epochs = self.epochs
         if len(read_metrics(run_dir)) >= epochs and (run_dir / "last.pt").exists():
             return run_dir
         if self.stopping.is_set() or (self.deadline and time.monotonic() > self.deadline):

@@ -94,6 +94,16 @@ std::vector<std::pair<int64_t, int64_t>> parse_resolutions(const std::string& te
   return resolutions;
 }
 
+std::pair<int64_t, int64_t> parse_single_resolution(const std::string& text,
+                                                    std::pair<int64_t, int64_t> fallback,
+                                                    const std::string& option) {
+  if (text.empty())
+    return fallback;
+  const auto sizes = parse_resolutions(text);
+  TORCH_CHECK(sizes.size() == 1, option, " takes one size such as 36 or 28x40, got '", text, "'");
+  return sizes.front();
+}
+
 double parse_duration(const std::string& text) {
   TORCH_CHECK(!text.empty(), "empty duration; use e.g. 90s, 15m or 2h");
   double scale = 1.0;

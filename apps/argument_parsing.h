@@ -19,6 +19,12 @@ std::vector<int64_t> parse_index_list(const std::string& text);
 // "28,40,56" -> {{28, 28}, {40, 40}, {56, 56}}; items may be HxW: "28x36".
 std::vector<std::pair<int64_t, int64_t>> parse_resolutions(const std::string& text);
 
+// One size for an option such as --resolution: "36" -> {36, 36}, "28x40" -> {28, 40}; "" -> the
+// fallback (the trained size). A list is an error naming `option`, not its first item silently.
+std::pair<int64_t, int64_t> parse_single_resolution(const std::string& text,
+                                                    std::pair<int64_t, int64_t> fallback,
+                                                    const std::string& option);
+
 // "90", "90s", "15m", "2h" -> seconds.
 double parse_duration(const std::string& text);
 

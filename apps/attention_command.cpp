@@ -34,10 +34,9 @@ void run_attention(const AttentionArguments& arguments) {
               "--tile-pixels must be from 8 to 512, got ", arguments.tile_pixels);
   auto trained = load_trained_model(arguments.checkpoint);
   auto& model = trained.model;
-  const auto [height, width] =
-      arguments.resolution.empty()
-          ? std::pair{model->options().image_height, model->options().image_width}
-          : parse_resolutions(arguments.resolution).at(0);
+  const auto [height, width] = parse_single_resolution(
+      arguments.resolution, {model->options().image_height, model->options().image_width},
+      "--resolution");
   const auto images = trained.first_test_images(arguments.images, height, width);
   const auto maps = classifier_attention_maps(model, images);  // (depth, B, h, w)
   const auto distances = mean_attention_distance(model, images);
@@ -69,8 +68,8 @@ void run_attention(const AttentionArguments& arguments) {
               << "\n";
     return;
   }
-  std::cout << "wrote " << arguments.out << ": " << rows
-            << " test images (rows); the input, then " << query << " in blocks 1 to " << depth
+  std::cout << "wrote " << arguments.out << ": " << rows << " test images (rows); the input, then "
+            << query << " in blocks 1 to " << depth
             << " (columns), averaged over heads, each map scaled to its own maximum; "
             << grid.height << "x" << grid.width << " patches at " << height << "x" << width
             << "\nmean attention distance between patches, in patches, per block:";

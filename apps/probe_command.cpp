@@ -53,13 +53,12 @@ void run_probe(const ProbeArguments& arguments) {
               "--tile-pixels must be from 4 to 512, got ", arguments.tile_pixels);
   auto trained = load_trained_model(arguments.checkpoint);
   auto& model = trained.model;
-  const auto [height, width] =
-      arguments.resolution.empty()
-          ? std::pair{model->options().image_height, model->options().image_width}
-          : parse_resolutions(arguments.resolution).at(0);
+  const auto [height, width] = parse_single_resolution(
+      arguments.resolution, {model->options().image_height, model->options().image_width},
+      "--resolution");
   const auto images = trained.first_test_images(arguments.images, height, width);
   const auto grid = model->grid_for(images);
-  const auto signal = model->positional_signal(images);      // (h*w, dim)
+  const auto signal = model->positional_signal(images);  // (h*w, dim)
   // The part every cell shares (LFF's output bias, the mean content PEG sees) says nothing about
   // position yet makes every cell look alike: compare what differs between the cells.
   const auto similarity = cosine_similarity_matrix(signal - signal.mean(0, true));  // (h*w, h*w)

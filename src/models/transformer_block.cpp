@@ -1,11 +1,26 @@
 #include "posenc/models/transformer_block.h"
 
 #include <cmath>
+#include <limits>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
 namespace posenc {
+
+void initialise_like_timm(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& child : module.modules(/*include_self=*/true)) {
+    if (auto* linear = child->as<torch::nn::Linear>()) {
+      linear->weight.normal_(0.0, 0.02);
+      if (linear->bias.defined())
+        linear->bias.zero_();
+    } else if (auto* norm = child->as<torch::nn::LayerNorm>()) {
+      norm->weight.fill_(1.0);
+      norm->bias.zero_();
+    }
+  }
+}
 
 MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads)
     : heads_(heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {
@@ -15,15 +30,25 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t head
   proj_ = register_module("proj", torch::nn::Linear(dim, dim));
 }
 
-torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens) {
+torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
+                                                  const torch::Tensor& key_mask) {
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
   // (B, N, 3C) -> (3, B, heads, N, C/heads)
   auto qkv = qkv_->forward(tokens)
                  .reshape({batch, count, 3, heads_, dim / heads_})
                  .permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];
-  auto attention =
-      torch::softmax(torch::matmul(q, k.transpose(-2, -1)) * scale_, -1);  // (B, h, N, N)
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale_;  // (B, h, N, N)
+  if (key_mask.defined()) {
+    TORCH_CHECK(key_mask.dim() == 2 && key_mask.size(0) == batch && key_mask.size(1) == count &&
+                    key_mask.scalar_type() == torch::kBool,
+                "attention key_mask must be (B, N) = (", batch, ", ", count,
+                ") bool, got ", key_mask.sizes(), " ", key_mask.scalar_type());
+    // (B, N) -> (B, 1, 1, N): padding keys get no weight
+    scores = scores.masked_fill(key_mask.logical_not().view({batch, 1, 1, count}),
+                                -std::numeric_limits<float>::infinity());
+  }
+  auto attention = torch::softmax(scores, -1);
   if (record_attention_)
     last_attention_ = attention.detach();
   // (B, h, N, C/h) -> (B, N, C)
@@ -61,8 +86,9 @@ torch::Tensor TransformerBlockImpl::drop_path(const torch::Tensor& branch) const
   return branch * mask / keep;
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& tokens) {
-  auto x = tokens + drop_path(attn_->forward(norm1_->forward(tokens)));
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& tokens,
+                                            const torch::Tensor& key_mask) {
+  auto x = tokens + drop_path(attn_->forward(norm1_->forward(tokens), key_mask));
   return x + drop_path(mlp_->forward(norm2_->forward(x)));
 }
 

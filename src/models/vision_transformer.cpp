@@ -9,24 +9,6 @@
 #include "posenc/encoding_registry.h"
 
 namespace posenc {
-namespace {
-
-// Truncated-normal-like init of timm's ViT (std 0.02; truncation at +-2 is inert at this std).
-void initialise_like_timm(torch::nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  for (auto& child : module.modules(/*include_self=*/true)) {
-    if (auto* linear = child->as<torch::nn::Linear>()) {
-      linear->weight.normal_(0.0, 0.02);
-      if (linear->bias.defined())
-        linear->bias.zero_();
-    } else if (auto* norm = child->as<torch::nn::LayerNorm>()) {
-      norm->weight.fill_(1.0);
-      norm->bias.zero_();
-    }
-  }
-}
-
-}  // namespace
 
 TokenGrid VisionTransformerOptions::trained_grid() const {
   return {image_height / patch_size, image_width / patch_size, prefix_tokens()};

@@ -13,8 +13,9 @@ namespace posenc {
 class MultiHeadSelfAttentionImpl : public torch::nn::Module {
  public:
   MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads);
-  // tokens (B, N, C) -> (B, N, C)
-  torch::Tensor forward(const torch::Tensor& tokens);
+  // tokens (B, N, C) -> (B, N, C). key_mask (B, N) bool, optional: false marks padding tokens
+  // of a batch of sets of different sizes, which no token attends to.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {});
   // attention probabilities of the last forward with record_attention(true): (B, heads, N, N)
   const torch::Tensor& last_attention() const { return last_attention_; }
   void record_attention(bool on) { record_attention_ = on; }
@@ -49,8 +50,8 @@ TORCH_MODULE(FeedForward);
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path);
-  // tokens (B, N, C) -> (B, N, C)
-  torch::Tensor forward(const torch::Tensor& tokens);
+  // tokens (B, N, C) -> (B, N, C); key_mask (B, N) bool as in MultiHeadSelfAttention
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {});
   MultiHeadSelfAttention& attention() { return attn_; }
 
  private:
@@ -63,5 +64,9 @@ class TransformerBlockImpl : public torch::nn::Module {
   FeedForward mlp_{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
+
+// timm's ViT initialisation of every Linear and LayerNorm in `module`: weights N(0, 0.02) (timm's
+// truncation at +-2 std is inert at this std), biases 0, norms 1 and 0.
+void initialise_like_timm(torch::nn::Module& module);
 
 }  // namespace posenc

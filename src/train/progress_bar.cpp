@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <utility>
 
 #include <c10/util/StringUtil.h>
 
@@ -17,9 +18,10 @@ std::string format_duration(double seconds) {
   return c10::str(total, "s");
 }
 
-ProgressBar::ProgressBar(int64_t epochs, int64_t steps_per_epoch)
+ProgressBar::ProgressBar(int64_t epochs, int64_t steps_per_epoch, std::string unit)
     : epochs_(epochs),
       steps_per_epoch_(steps_per_epoch),
+      unit_(std::move(unit)),
       interactive_(isatty(STDERR_FILENO) != 0) {}
 
 void ProgressBar::update(int64_t epoch, int64_t step, double loss, int64_t images) {
@@ -43,17 +45,17 @@ void ProgressBar::update(int64_t epoch, int64_t step, double loss, int64_t image
     last_draw_ = now;
     constexpr int kWidth = 24;
     const auto filled = static_cast<int>(kWidth * step / steps_per_epoch_);
-    std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s%s] %lld/%lld loss %.4f %.0f img/s ETA %s",
+    std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s%s] %lld/%lld loss %.4f %.0f %s/s ETA %s",
                  static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
                  std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
                  static_cast<long long>(step), static_cast<long long>(steps_per_epoch_),
-                 smoothed_loss_, rate, format_duration(eta).c_str());
+                 smoothed_loss_, rate, unit_.c_str(), format_duration(eta).c_str());
   } else if (tenth != last_printed_tenth_) {
     last_printed_tenth_ = tenth;
-    std::fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f img/s ETA %s\n",
+    std::fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f %s/s ETA %s\n",
                  static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
                  static_cast<long long>(step), static_cast<long long>(steps_per_epoch_),
-                 smoothed_loss_, rate, format_duration(eta).c_str());
+                 smoothed_loss_, rate, unit_.c_str(), format_duration(eta).c_str());
   }
   std::fflush(stderr);
 }

@@ -11,7 +11,8 @@ namespace posenc {
 // Written by hand: Debian packages no C++ progress-bar library (indicators is not in Debian).
 class ProgressBar {
  public:
-  ProgressBar(int64_t epochs, int64_t steps_per_epoch);
+  // `unit` names what a step trains on in the rate: "img" (images/s), "set" (token sets/s).
+  ProgressBar(int64_t epochs, int64_t steps_per_epoch, std::string unit = "img");
   // Call after each step of `epoch` (0-based); `step` counts steps done in the epoch.
   void update(int64_t epoch, int64_t step, double loss, int64_t images);
   // Ends the line of the epoch.
@@ -20,6 +21,7 @@ class ProgressBar {
  private:
   int64_t epochs_;
   int64_t steps_per_epoch_;
+  std::string unit_;
   bool interactive_;
   std::chrono::steady_clock::time_point epoch_start_;
   std::chrono::steady_clock::time_point last_draw_;

@@ -4,11 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <mutex>
 #include <optional>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
@@ -21,56 +18,13 @@
 #include "train/interrupt.h"
 #include "train/metrics_log.h"
 #include "train/progress_bar.h"
+#include "train/training_session.h"
 
 namespace posenc {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// Creates the output folder and proves it writable before any time is spent training.
-void prepare_output_folder(const std::string& out_dir) {
-  std::error_code error;
-  fs::create_directories(out_dir, error);
-  TORCH_CHECK(!error, "cannot create output folder ", out_dir, ": ", error.message());
-  const std::string probe = out_dir + "/.posenc-write-test";
-  {
-    std::ofstream file(probe);
-    file << "probe";
-    file.flush();
-    TORCH_CHECK(file.good(), "output folder ", out_dir,
-                " is not writable (or the disk is full); choose another --out");
-  }
-  fs::remove(probe, error);
-}
-
-torch::optim::AdamW make_optimizer(VisionTransformer& model, const TrainingOptions& training) {
-  using torch::optim::AdamWOptions;
-  auto [decayed, not_decayed] = model->weight_decay_groups();
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(
-      decayed, std::make_unique<AdamWOptions>(
-                   AdamWOptions(training.learning_rate).weight_decay(training.weight_decay)));
-  groups.emplace_back(not_decayed, std::make_unique<AdamWOptions>(
-                                       AdamWOptions(training.learning_rate).weight_decay(0.0)));
-  return torch::optim::AdamW(std::move(groups), AdamWOptions(training.learning_rate));
-}
-
-void set_learning_rate(torch::optim::AdamW& optimizer, double learning_rate) {
-  for (auto& group : optimizer.param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(learning_rate);
-  }
-}
-
-torch::Tensor rng_state() {
-  return at::detail::getDefaultCPUGenerator().get_state();
-}
-
-void restore_rng_state(const torch::Tensor& state) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
-}
 
 // Seeds LibTorch's generator (dropout, stochastic depth) for training. One process keeps the
 // stream that initialised the model; in a data-parallel run every rank draws its own stream, and
@@ -80,7 +34,7 @@ void seed_training_generator(const TrainingProgress& progress, bool resumed, uin
   const auto rank = static_cast<uint64_t>(communicator.rank());
   const auto ranks = static_cast<size_t>(communicator.world_size());
   if (resumed && progress.rng_states.size() == ranks) {
-    restore_rng_state(progress.rng_states[rank]);
+    restore_cpu_rng_state(progress.rng_states[rank]);
   } else if (resumed && !progress.rng_states.empty()) {
     // another world size: the streams cannot continue, so each rank starts a new one
     torch::manual_seed((seed + static_cast<uint64_t>(progress.global_step)) ^
@@ -88,10 +42,6 @@ void seed_training_generator(const TrainingProgress& progress, bool resumed, uin
   } else if (!resumed && rank > 0) {
     torch::manual_seed(seed ^ (0x9E3779B97F4A7C15ull * (rank + 1)));
   }
-}
-
-std::string checkpoint_path(const std::string& out_dir) {
-  return out_dir + "/last.pt";
 }
 
 // What rank 0 hands the other ranks before training: the run configuration (data properties
@@ -192,7 +142,8 @@ TrainingOutcome run_training(RunStart start, const std::string& out_dir,
 
   torch::manual_seed(config.training.seed);
   VisionTransformer model(config.model);
-  auto optimizer = make_optimizer(model, config.training);
+  auto [decayed, not_decayed] = model->weight_decay_groups();
+  auto optimizer = make_adamw(decayed, not_decayed, config.training);
   TrainingProgress progress;
   if (start.resume) {
     load_model_tensors(start.checkpoint, *model);
@@ -232,7 +183,7 @@ TrainingOutcome run_training(RunStart start, const std::string& out_dir,
   auto save = [&] {
     progress.elapsed_seconds = elapsed();
     progress.rng_states =
-        communicator.all_gather(rng_state(), "gathering the ranks' random generator states");
+        communicator.all_gather(cpu_rng_state(), "gathering the ranks' random generator states");
     const auto drifted = resynchronise_replicas(*model, communicator);
     if (leader) {
       if (!drifted.empty()) {

@@ -82,6 +82,10 @@ RunConfig RunConfig::from_json(const nlohmann::json& json) {
   TORCH_CHECK(json.is_object() && json.contains("model") && json.contains("training"),
               "not a posenc run configuration (needs \"model\" and \"training\"): ",
               json.dump().substr(0, 200));
+  TORCH_CHECK(!json.contains("task"), "this is a token-set run (task '",
+              json["task"].is_string() ? json["task"].get<std::string>() : json["task"].dump(),
+              "'), not an image classifier: posenc eval and posenc train --resume read it, the "
+              "image commands (predict, attention, probe, export) cannot");
   RunConfig config;
   config.model = VisionTransformerOptions::from_json(json.at("model"));
   config.training = TrainingOptions::from_json(json.at("training"));

@@ -1,0 +1,83 @@
+#include "posenc/data/set_task_source.h"
+
+#include <c10/util/Exception.h>
+
+#include "core/json_keys.h"
+#include "posenc/data/layout_task.h"
+#include "posenc/data/nearest_neighbour_task.h"
+#include "posenc/data/token_sets_jsonl.h"
+
+namespace posenc {
+
+TokenSets SetTaskSource::load(const std::string& split, const CoordinateRange& range) const {
+  validate();
+  TORCH_CHECK(split == "train" || split == "test", "unknown split '", split,
+              "'; use train or test");
+  if (user_data()) {
+    TORCH_CHECK(range == CoordinateRange{},
+                "user token sets are read as they are: a coordinate range applies only to "
+                "generated tasks; write the positions you want to test into a JSONL file");
+    return read_token_sets_jsonl(split == "train" ? train_jsonl : test_jsonl);
+  }
+  // distinct streams for the two splits
+  const uint64_t stream_seed = seed * 2 + (split == "test" ? 1 : 0);
+  const int64_t count = split == "train" ? train_sets : test_sets;
+  if (task == "nearest-neighbour") {
+    NearestNeighbourTaskOptions options;
+    options.sets = count;
+    options.points = points;
+    options.labels = labels;
+    options.seed = stream_seed;
+    options.range = range;
+    return make_nearest_neighbour_sets(options);
+  }
+  LayoutTaskOptions options;
+  options.screens = count;
+  options.widget_types = widget_types;
+  options.seed = stream_seed;
+  options.range = range;
+  return make_layout_screens(options);
+}
+
+void SetTaskSource::validate() const {
+  TORCH_CHECK(task == "nearest-neighbour" || task == "layout", "unknown token-set task '", task,
+              "'; tasks: nearest-neighbour, layout");
+  TORCH_CHECK(train_jsonl.empty() == test_jsonl.empty(),
+              "user token sets need both a training and a test file (--train-jsonl and "
+              "--test-jsonl)");
+  TORCH_CHECK(train_sets >= 1 && test_sets >= 1,
+              "need at least one training and one test set, "
+              "got ",
+              train_sets, " and ", test_sets);
+  TORCH_CHECK(points >= 2 && labels >= 2 && widget_types >= 1,
+              "need points >= 2, labels >= 2 and widget types >= 1, got ", points, ", ", labels,
+              ", ", widget_types);
+}
+
+nlohmann::json SetTaskSource::to_json() const {
+  return {{"task", task},     {"train_sets", train_sets},   {"test_sets", test_sets},
+          {"points", points}, {"labels", labels},           {"widget_types", widget_types},
+          {"seed", seed},     {"train_jsonl", train_jsonl}, {"test_jsonl", test_jsonl}};
+}
+
+SetTaskSource SetTaskSource::from_json(const nlohmann::json& json) {
+  SetTaskSource source;
+  check_known_keys(json, source.to_json(), "set data");
+  try {
+    source.task = json.value("task", source.task);
+    source.train_sets = json.value("train_sets", source.train_sets);
+    source.test_sets = json.value("test_sets", source.test_sets);
+    source.points = json.value("points", source.points);
+    source.labels = json.value("labels", source.labels);
+    source.widget_types = json.value("widget_types", source.widget_types);
+    source.seed = json.value("seed", source.seed);
+    source.train_jsonl = json.value("train_jsonl", source.train_jsonl);
+    source.test_jsonl = json.value("test_jsonl", source.test_jsonl);
+  } catch (const nlohmann::json::exception& error) {
+    TORCH_CHECK(false, "set data options have a value of the wrong type: ", error.what());
+  }
+  source.validate();
+  return source;
+}
+
+}  // namespace posenc

@@ -1,0 +1,195 @@
+#include "posenc/models/set_transformer.h"
+
+#include <algorithm>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include "core/json_keys.h"
+#include "posenc/encoding_registry.h"
+#include "posenc/encoding_spec.h"
+
+namespace posenc {
+namespace {
+
+// The registry spec of `spec` for positions of G x M values: encodings with G and M options
+// (lff, learned_quantized) take the model's unless the spec sets them, and must agree with it.
+std::string spec_for_positions(const std::string& spec, int64_t groups, int64_t values) {
+  auto config = parse_encoding_spec(spec);
+  const auto& definition = find_encoding(config.at("type").get<std::string>());
+  const auto has = [&](const char* key) {
+    return std::any_of(definition.options.begin(), definition.options.end(),
+                       [&](const OptionSpec& option) { return option.key == key; });
+  };
+  if (!has("G") || !has("M"))
+    return format_encoding_spec(config);
+  for (const auto& [key, model_value] : {std::pair<const char*, int64_t>{"G", groups},
+                                         std::pair<const char*, int64_t>{"M", values}}) {
+    if (!config.contains(key)) {
+      config[key] = model_value;
+    } else {
+      TORCH_CHECK(config[key].is_number_integer() && config[key].get<int64_t>() == model_value,
+                  "encoding '", spec, "' reads positions of ", key, " = ", config[key].dump(),
+                  " but the model's positions have G = ", groups, ", M = ", values,
+                  "; drop G and M from the spec (they follow the model) or change the position "
+                  "shape");
+    }
+  }
+  return format_encoding_spec(config);
+}
+
+}  // namespace
+
+void SetTransformerOptions::validate() const {
+  TORCH_CHECK(content_dim >= 1, "set model content_dim must be >= 1, got ", content_dim);
+  TORCH_CHECK(classes >= 2, "set model classes must be >= 2, got ", classes);
+  TORCH_CHECK(position_groups >= 1 && position_values >= 1,
+              "set model positions need G >= 1 groups of M >= 1 values, got G = ", position_groups,
+              ", M = ", position_values);
+  TORCH_CHECK(dim >= 1 && depth >= 1 && heads >= 1,
+              "set model dim, depth and heads must be >= 1, got dim = ", dim, ", depth = ", depth,
+              ", heads = ", heads);
+  TORCH_CHECK(dim % heads == 0, "set model dim must be divisible by heads, got dim = ", dim,
+              ", heads = ", heads);
+  TORCH_CHECK(mlp_ratio > 0.0, "set model mlp_ratio must be > 0, got ", mlp_ratio);
+  TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "set model drop_path must be in [0, 1), got ",
+              drop_path);
+  TORCH_CHECK(!encodings.empty(), "set model needs at least one encoding (use 'none' for none)");
+}
+
+nlohmann::json SetTransformerOptions::to_json() const {
+  return {{"content_dim", content_dim},
+          {"classes", classes},
+          {"position_groups", position_groups},
+          {"position_values", position_values},
+          {"dim", dim},
+          {"depth", depth},
+          {"heads", heads},
+          {"mlp_ratio", mlp_ratio},
+          {"drop_path", drop_path},
+          {"encodings", encodings}};
+}
+
+SetTransformerOptions SetTransformerOptions::from_json(const nlohmann::json& json) {
+  SetTransformerOptions options;
+  auto known = options.to_json();
+  check_known_keys(json, known, "set model");
+  for (const auto& item : json.items())
+    known[item.key()] = item.value();
+  try {
+    options.content_dim = known.at("content_dim").get<int64_t>();
+    options.classes = known.at("classes").get<int64_t>();
+    options.position_groups = known.at("position_groups").get<int64_t>();
+    options.position_values = known.at("position_values").get<int64_t>();
+    options.dim = known.at("dim").get<int64_t>();
+    options.depth = known.at("depth").get<int64_t>();
+    options.heads = known.at("heads").get<int64_t>();
+    options.mlp_ratio = known.at("mlp_ratio").get<double>();
+    options.drop_path = known.at("drop_path").get<double>();
+    options.encodings = known.at("encodings").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& error) {
+    TORCH_CHECK(false, "set model options have a value of the wrong type: ", error.what());
+  }
+  options.validate();
+  return options;
+}
+
+SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
+    : options_(std::move(options)) {
+  options_.validate();
+  content_embed_ =
+      register_module("content_embed", torch::nn::Linear(options_.content_dim, options_.dim));
+  // the trained grid is meaningless for encodings of continuous positions
+  const EncodingContext context{options_.dim, {1, 1, 0}};
+  encodings_ = register_module("encodings", torch::nn::ModuleList());
+  for (auto& spec : options_.encodings) {
+    spec = spec_for_positions(spec, options_.position_groups, options_.position_values);
+    auto encoding = make_encoding(spec, context);
+    TORCH_CHECK(encoding->kind() == EncodingKind::Additive && encoding->accepts_positions(),
+                "encoding '", spec, "' cannot encode continuous positions (",
+                encoding->kind() == EncodingKind::Conditional
+                    ? "it convolves over a token grid, and sets have no grid"
+                    : "it is a table over a token grid",
+                "); use lff, lff:variant=mlp, sincos2d, learned_quantized or none");
+    encodings_->push_back(encoding.ptr());
+  }
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t b = 0; b < options_.depth; ++b) {
+    const double rate = options_.depth > 1
+                            ? options_.drop_path * static_cast<double>(b) / (options_.depth - 1)
+                            : 0.0;
+    blocks_->push_back(TransformerBlock(options_.dim, options_.heads, options_.mlp_ratio, rate));
+  }
+  norm_ = register_module(
+      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
+  head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));
+  initialise_like_timm(*content_embed_);
+  for (auto& block : *blocks_)
+    initialise_like_timm(*block);
+  initialise_like_timm(*norm_);
+  initialise_like_timm(*head_);
+}
+
+void SetTransformerImpl::check_inputs(const torch::Tensor& content, const torch::Tensor& positions,
+                                      const torch::Tensor& mask) const {
+  TORCH_CHECK(content.dim() == 3 && content.size(2) == options_.content_dim,
+              "set model: content must be (B, K, D) with D = ", options_.content_dim, ", got ",
+              content.sizes());
+  TORCH_CHECK(positions.dim() == 4 && positions.size(0) == content.size(0) &&
+                  positions.size(1) == content.size(1),
+              "set model: positions must be (B, K, G, M) for content ", content.sizes(), ", got ",
+              positions.sizes());
+  TORCH_CHECK(positions.size(2) == options_.position_groups &&
+                  positions.size(3) == options_.position_values,
+              "set model: positions have G = ", positions.size(2), ", M = ", positions.size(3),
+              " but the model reads G = ", options_.position_groups,
+              ", M = ", options_.position_values);
+  if (mask.defined()) {
+    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == content.size(0) &&
+                    mask.size(1) == content.size(1) && mask.scalar_type() == torch::kBool,
+                "set model: mask must be (B, K) bool, got ", mask.sizes(), " ", mask.scalar_type());
+    TORCH_CHECK(mask.any(1).all().item<bool>(),
+                "set model: a set has no real token (its mask is all false)");
+  }
+}
+
+torch::Tensor SetTransformerImpl::forward(const torch::Tensor& content,
+                                          const torch::Tensor& positions,
+                                          const torch::Tensor& mask) {
+  check_inputs(content, positions, mask);
+  auto tokens = content_embed_->forward(content);  // (B, K, dim)
+  const auto layout = TokenLayout::at_positions(positions);
+  for (const auto& encoding : *encodings_)
+    tokens = encoding->as<PositionalEncodingImpl>()->forward(tokens, layout);
+  for (const auto& block : *blocks_)
+    tokens = block->as<TransformerBlockImpl>()->forward(tokens, mask);
+  return head_->forward(norm_->forward(tokens));  // (B, K, classes)
+}
+
+torch::Tensor SetTransformerImpl::positional_embedding(const torch::Tensor& positions) {
+  TORCH_CHECK(positions.dim() == 4, "positions must be (B, K, G, M), got ", positions.sizes());
+  const auto layout = TokenLayout::at_positions(positions);
+  const auto options = content_embed_->weight.options();
+  auto embedding = torch::zeros({positions.size(0), positions.size(1), options_.dim}, options);
+  for (const auto& encoding : *encodings_)
+    embedding = embedding + encoding->as<AdditiveEncodingImpl>()->embedding(layout, options);
+  return embedding;
+}
+
+bool SetTransformerImpl::has_positional_encoding() const {
+  return std::any_of(encodings_->begin(), encodings_->end(), [](const auto& module) {
+    return module->template as<PositionalEncodingImpl>()->type() != "none";
+  });
+}
+
+std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>>
+SetTransformerImpl::weight_decay_groups() const {
+  std::vector<torch::Tensor> decayed, not_decayed;
+  for (const auto& item : named_parameters()) {
+    const bool exempt = item.value().dim() <= 1 || item.key().rfind("encodings.", 0) == 0;
+    (exempt ? not_decayed : decayed).push_back(item.value());
+  }
+  return {decayed, not_decayed};
+}
+
+}  // namespace posenc

@@ -1,7 +1,10 @@
 // `posenc eval`: accuracy of a trained model at several test resolutions (images resized up or
-// down, so the token grid changes), as a table or JSON.
+// down, so the token grid changes), as a table or JSON. For a token-set model: accuracy at several
+// coordinate ranges (positions never seen in training), with the correlation of its positional
+// embedding's similarity with L2 distance before and after training.
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include <torch/torch.h>
 
@@ -9,6 +12,9 @@
 #include "commands.h"
 #include "posenc/system_info.h"
 #include "posenc/train/evaluation.h"
+#include "posenc/data/token_sets_jsonl.h"
+#include "posenc/train/checkpoint.h"
+#include "posenc/train/set_training.h"
 #include "posenc/train/trained_model.h"
 
 namespace posenc::cli {
@@ -17,14 +23,103 @@ namespace {
 struct EvalArguments {
   std::string checkpoint;
   std::string resolutions;
+  std::string coordinate_ranges;
+  std::string test_jsonl;
+  int64_t probe_positions = 256;
   bool json = false;
   int64_t batch_size = 500;
   int threads = 0;
 };
 
-void run_eval(const EvalArguments& arguments) {
+// The first `count` real tokens' positions of `data`: (P, G, M)
+torch::Tensor first_positions(const TokenSets& data, int64_t count) {
+  auto positions = data.positions.index({data.mask});  // (tokens, G, M)
+  return positions.narrow(0, 0, std::min(count, positions.size(0)));
+}
+
+void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
+  TORCH_CHECK(command.count("--resolutions") == 0,
+              "--resolutions applies to image models; this checkpoint is a token-set model: use "
+              "--coordinate-ranges");
+  TORCH_CHECK(arguments.probe_positions >= 3, "--probe-positions must be >= 3, got ",
+              arguments.probe_positions);
+  auto trained = load_trained_set_model(arguments.checkpoint);
+  const auto& config = trained.config;
+  auto initial = initial_set_model(config);
+  const auto& model = config.model;
+  // (label, data) for each evaluation
+  std::vector<std::pair<std::string, TokenSets>> evaluations;
+  if (!arguments.test_jsonl.empty()) {
+    TORCH_CHECK(arguments.coordinate_ranges.empty(),
+                "--coordinate-ranges applies to generated sets; --test-jsonl is read as it is");
+    evaluations.emplace_back(arguments.test_jsonl, read_token_sets_jsonl(arguments.test_jsonl));
+  } else if (config.data.user_data()) {
+    TORCH_CHECK(arguments.coordinate_ranges.empty(),
+                "this model was trained on your token sets, which have no coordinate range to "
+                "change; write the positions to test into a file and pass --test-jsonl");
+    evaluations.emplace_back(config.data.test_jsonl, config.data.load("test"));
+  } else {
+    const std::string ranges =
+        arguments.coordinate_ranges.empty() ? "0:1" : arguments.coordinate_ranges;
+    std::stringstream items(ranges);
+    std::string item;
+    while (std::getline(items, item, ',')) {
+      const auto range = CoordinateRange::parse(item);
+      evaluations.emplace_back(range.describe(), config.data.load("test", range));
+    }
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  if (!arguments.json) {
+    std::cout << "per-token test accuracy of " << arguments.checkpoint << " (task "
+              << config.data.task << ", positions G=" << model.position_groups
+              << ", M=" << model.position_values << ", trained at 0:1)\n"
+              << std::left << std::setw(16) << "positions" << std::setw(9) << "tokens"
+              << std::setw(11) << "accuracy" << std::setw(9) << "loss"
+              << "similarity~distance (initial -> trained)\n";
+  }
+  for (auto& [label, data] : evaluations) {
+    data = data.with_position_shape(model.position_groups, model.position_values);
+    TORCH_CHECK(data.content_dim() == model.content_dim,
+                label, ": content has ", data.content_dim(), " numbers per token, the model reads ",
+                model.content_dim);
+    TORCH_CHECK(data.targets.max().item<int64_t>() < model.classes, label, ": targets up to ",
+                data.targets.max().item<int64_t>(), " but the model predicts classes 0 to ",
+                model.classes - 1);
+    const auto result = evaluate_token_sets(trained.model, data, arguments.batch_size);
+    const auto probe = first_positions(data, arguments.probe_positions);
+    const double before = embedding_distance_correlation(initial, probe);
+    const double after = embedding_distance_correlation(trained.model, probe);
+    rows.push_back({{"positions", label},
+                    {"accuracy", result.accuracy},
+                    {"loss", result.loss},
+                    {"tokens", result.tokens},
+                    {"similarity_distance_correlation", {{"initial", before}, {"trained", after}}}});
+    if (!arguments.json) {
+      std::cout << std::setw(16) << label << std::setw(9) << result.tokens << std::setw(11)
+                << c10::str(std::fixed, std::setprecision(2), 100.0 * result.accuracy, "%")
+                << std::setw(9) << c10::str(std::fixed, std::setprecision(4), result.loss)
+                << std::fixed << std::setprecision(3) << before << " -> " << after << "\n";
+    }
+  }
+  if (arguments.json) {
+    std::cout << nlohmann::json{{"checkpoint", arguments.checkpoint},
+                                {"task", config.data.task},
+                                {"results", rows}}
+                     .dump(2)
+              << "\n";
+  }
+}
+
+void run_eval(const EvalArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
   std::cerr << blas_warning(detect_blas());
+  if (SetRunConfig::describes(read_checkpoint_config(arguments.checkpoint)))
+    return run_set_eval(arguments, command);
+  for (const char* flag : {"--coordinate-ranges", "--test-jsonl", "--probe-positions"}) {
+    TORCH_CHECK(command.count(flag) == 0, flag,
+                " applies to token-set models (posenc train --task ...); this checkpoint is an "
+                "image model: use --resolutions");
+  }
   auto trained = load_trained_model(arguments.checkpoint);
   const auto& model_options = trained.config.model;
   const auto resolutions =
@@ -74,16 +169,25 @@ void run_eval(const EvalArguments& arguments) {
 
 void add_eval_command(CLI::App& app) {
   auto arguments = std::make_shared<EvalArguments>();
-  auto* c = app.add_subcommand("eval", "Test accuracy of a checkpoint at several resolutions");
+  auto* c = app.add_subcommand(
+      "eval", "Test accuracy of a checkpoint at several resolutions (or coordinate ranges)");
   c->add_option("--checkpoint", arguments->checkpoint, "checkpoint written by posenc train")
       ->required();
   c->add_option("--resolutions", arguments->resolutions,
                 "test sizes, e.g. 20,28,36 or 28x40 (default: the trained size)");
+  c->add_option("--coordinate-ranges", arguments->coordinate_ranges,
+                "token-set models: ranges low:high to draw test positions from, e.g. 0:1,0:2,1:2 "
+                "(default 0:1, the training range)");
+  c->add_option("--test-jsonl", arguments->test_jsonl,
+                "token-set models: evaluate on these token sets (JSON Lines) instead");
+  c->add_option("--probe-positions", arguments->probe_positions,
+                "token-set models: positions for the similarity-distance correlation")
+      ->capture_default_str();
   c->add_flag("--json", arguments->json, "print the results as JSON");
   c->add_option("--batch-size", arguments->batch_size, "evaluation batch size")
       ->capture_default_str();
   c->add_option("--threads", arguments->threads, "intra-op threads (default: all available cores)");
-  c->callback([arguments] { run_eval(*arguments); });
+  c->callback([arguments, c] { run_eval(*arguments, *c); });
 }
 
 }  // namespace posenc::cli

@@ -1,6 +1,8 @@
-// `posenc train`: train a VisionTransformer with the chosen positional encodings.
-// Settings come from, in increasing precedence: the preset (--model), a JSON file (--config,
-// with "model", "training" and "data" objects as stored in checkpoints), and explicit flags.
+// `posenc train`: train a VisionTransformer with the chosen positional encodings, or with
+// --task nearest-neighbour|layout a SetTransformer on token sets at continuous positions.
+// Image settings come from, in increasing precedence: the preset (--model), a JSON file
+// (--config, with "model", "training" and "data" objects as stored in checkpoints), and explicit
+// flags. Token-set settings come from the set defaults (docs/point_sets.md) and explicit flags.
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -15,12 +17,15 @@
 #include "local_ranks.h"
 #include "posenc/distributed/communicator.h"
 #include "posenc/system_info.h"
+#include "posenc/train/checkpoint.h"
+#include "posenc/train/set_training.h"
 #include "posenc/train/trainer.h"
 
 namespace posenc::cli {
 namespace {
 
 struct TrainArguments {
+  std::string task = "image";
   std::string preset = "micro";
   std::string config_file;
   std::vector<std::string> encodings;
@@ -39,6 +44,11 @@ struct TrainArguments {
 
   std::string data_kind, data_dir, train_images, train_labels, test_images, test_labels;
   int64_t channels = 0, train_subset = 0;
+
+  // token-set tasks
+  int64_t train_sets = 0, test_sets = 0, points = 0, labels = 0, widget_types = 0;
+  uint64_t data_seed = 0;
+  std::string train_jsonl, test_jsonl, position_shape;
 
   std::string out = "runs/train";
   bool resume = false;
@@ -234,7 +244,170 @@ RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
   return RunConfig::from_json(json);
 }
 
+// Flags that describe only image runs, and flags that describe only token-set runs: giving one
+// to the other kind of run is an error rather than a silently ignored setting.
+const std::vector<std::string>& image_only_flags() {
+  static const std::vector<std::string> flags = {
+      "--model", "--config", "--pe-after", "--head", "--patch", "--image-size", "--pad-to-patch",
+      "--train-resolutions", "--crop-padding", "--resized-crop", "--hflip", "--data",
+      "--data-dir", "--train-images", "--train-labels", "--test-images", "--test-labels",
+      "--channels", "--train-subset", "--nproc", "--world-size", "--rank", "--master-addr",
+      "--master-port", "--timeout"};
+  return flags;
+}
+const std::vector<std::string>& set_only_flags() {
+  static const std::vector<std::string> flags = {
+      "--train-sets", "--test-sets", "--points", "--labels", "--widget-types", "--data-seed",
+      "--train-jsonl", "--test-jsonl", "--position-shape"};
+  return flags;
+}
+
+void refuse_flags_of_the_other_kind(const TrainArguments& a, const CLI::App& command) {
+  const bool sets = a.task != "image";
+  for (const auto& flag : sets ? image_only_flags() : set_only_flags()) {
+    TORCH_CHECK(command.count(flag) == 0, flag, sets ? " applies to image runs, not to --task "
+                                                     : " applies to token-set tasks (--task "
+                                                       "nearest-neighbour or layout), not to ",
+                sets ? a.task : std::string("image runs"), "; drop it");
+  }
+}
+
+// "2x2" -> {2, 2}
+std::pair<int64_t, int64_t> parse_position_shape(const std::string& text) {
+  const auto x = text.find('x');
+  TORCH_CHECK(x != std::string::npos && x > 0 && x + 1 < text.size(),
+              "--position-shape is GxM (groups x values per group), such as 1x2 for points or "
+              "2x2 for boxes as two corners; got '",
+              text, "'");
+  const auto groups = parse_integer_list(text.substr(0, x));
+  const auto values = parse_integer_list(text.substr(x + 1));
+  TORCH_CHECK(groups.size() == 1 && values.size() == 1 && groups[0] >= 1 && values[0] >= 1,
+              "--position-shape is GxM with G, M >= 1, got '", text, "'");
+  return {groups[0], values[0]};
+}
+
+// The token-set defaults (docs/point_sets.md), then the flags given.
+SetRunConfig build_set_config(const TrainArguments& a, const CLI::App& command) {
+  auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  SetRunConfig config;
+  auto& data = config.data;
+  data.task = a.task;
+  if (given("--train-sets"))
+    data.train_sets = a.train_sets;
+  if (given("--test-sets"))
+    data.test_sets = a.test_sets;
+  if (given("--points"))
+    data.points = a.points;
+  if (given("--labels"))
+    data.labels = a.labels;
+  if (given("--widget-types"))
+    data.widget_types = a.widget_types;
+  if (given("--data-seed"))
+    data.seed = a.data_seed;
+  if (given("--train-jsonl"))
+    data.train_jsonl = a.train_jsonl;
+  if (given("--test-jsonl"))
+    data.test_jsonl = a.test_jsonl;
+  data.validate();
+
+  auto& model = config.model;
+  // a box is two corners sharing the Fourier features (LFF's grouping); a point is one group
+  std::pair<int64_t, int64_t> shape = a.task == "layout" ? std::pair<int64_t, int64_t>{2, 2}
+                                                         : std::pair<int64_t, int64_t>{1, 2};
+  if (given("--position-shape")) {
+    shape = parse_position_shape(a.position_shape);
+  } else if (data.user_data()) {
+    const auto sample = data.load("train");
+    shape = {sample.groups(), sample.values()};
+  }
+  model.position_groups = shape.first;
+  model.position_values = shape.second;
+  if (given("--pe"))
+    model.encodings = a.encodings;
+  if (given("--dim"))
+    model.dim = a.dim;
+  if (given("--depth"))
+    model.depth = a.depth;
+  if (given("--heads"))
+    model.heads = a.heads;
+  if (given("--drop-path"))
+    model.drop_path = a.drop_path;
+  if (given("--mlp-ratio"))
+    model.mlp_ratio = a.mlp_ratio;
+
+  auto& training = config.training;
+  training.epochs = given("--epochs") ? a.epochs : 20;
+  training.batch_size = given("--batch-size") ? a.batch_size : 64;
+  training.label_smoothing = given("--label-smoothing") ? a.label_smoothing : 0.0;
+  if (given("--lr"))
+    training.learning_rate = a.learning_rate;
+  if (given("--min-lr"))
+    training.min_learning_rate = a.min_learning_rate;
+  if (given("--warmup-epochs"))
+    training.warmup_epochs = a.warmup_epochs;
+  if (given("--weight-decay"))
+    training.weight_decay = a.weight_decay;
+  if (given("--clip"))
+    training.gradient_clip = a.gradient_clip;
+  if (given("--seed"))
+    training.seed = a.seed;
+  if (given("--time-budget"))
+    training.time_budget_seconds = parse_duration(a.time_budget);
+  training.augmentation = {};
+  training.validate();
+  return config;
+}
+
+// Whether --out holds a token-set run to resume.
+bool resumes_a_set_run(const std::string& out_dir) {
+  const std::string checkpoint = out_dir + "/last.pt";
+  std::ifstream probe(checkpoint);
+  return probe.good() && SetRunConfig::describes(read_checkpoint_config(checkpoint));
+}
+
+void report(const TrainingOutcome& outcome, const std::string& out_dir, bool sets) {
+  if (outcome.status != TrainingOutcome::Status::Completed)
+    return;
+  if (outcome.last_test_accuracy) {
+    std::cout << "trained " << outcome.epochs_done << " epochs; test accuracy "
+              << 100.0 * *outcome.last_test_accuracy << "%; checkpoint " << outcome.checkpoint
+              << "\n";
+  } else {
+    std::cout << "the run in " << out_dir << " had already completed its " << outcome.epochs_done
+              << " epochs; pass --epochs to train it longer\n";
+  }
+  if (sets) {
+    std::cout << "evaluate at other coordinate ranges: posenc eval --checkpoint "
+              << outcome.checkpoint << " --coordinate-ranges 0:1,0:2,1:2\n";
+  } else {
+    std::cout << "evaluate at other resolutions: posenc eval --checkpoint " << outcome.checkpoint
+              << " --resolutions 20,28,36\n";
+  }
+}
+
+void run_set_train(const TrainArguments& arguments, const CLI::App& command) {
+  configure_threads(arguments.threads);
+  std::cerr << blas_warning(detect_blas());
+  ResumeOverrides overrides;
+  if (command.count("--epochs") > 0)
+    overrides.epochs = arguments.epochs;
+  if (command.count("--time-budget") > 0)
+    overrides.time_budget_seconds = parse_duration(arguments.time_budget);
+  const auto outcome = arguments.resume
+                           ? resume_token_set_training(arguments.out, overrides)
+                           : train_token_sets(build_set_config(arguments, command), arguments.out);
+  report(outcome, arguments.out, /*sets=*/true);
+}
+
 void run_train(const TrainArguments& arguments, const CLI::App& command) {
+  TORCH_CHECK(arguments.task == "image" || arguments.task == "nearest-neighbour" ||
+                  arguments.task == "layout",
+              "unknown --task '", arguments.task, "'; tasks: image, nearest-neighbour, layout");
+  if (arguments.resume && command.count("--task") == 0 && resumes_a_set_run(arguments.out))
+    return run_set_train(arguments, command);
+  refuse_flags_of_the_other_kind(arguments, command);
+  if (arguments.task != "image")
+    return run_set_train(arguments, command);
   if (command.count("--nproc") > 0) {
     const int status = launch_ranks(arguments, command);
     if (status != 0)
@@ -275,26 +448,19 @@ void run_train(const TrainArguments& arguments, const CLI::App& command) {
     outcome = train(build_config(arguments, command), arguments.out, communicator);
   }
   communicator.finish();
-  if (outcome.status != TrainingOutcome::Status::Completed)
-    return;
-  if (outcome.last_test_accuracy) {
-    std::cout << "trained " << outcome.epochs_done << " epochs; test accuracy "
-              << 100.0 * *outcome.last_test_accuracy << "%; checkpoint " << outcome.checkpoint
-              << "\n";
-  } else {
-    std::cout << "the run in " << arguments.out << " had already completed its "
-              << outcome.epochs_done << " epochs; pass --epochs to train it longer\n";
-  }
-  std::cout << "evaluate at other resolutions: posenc eval --checkpoint " << outcome.checkpoint
-            << " --resolutions 20,28,36\n";
+  report(outcome, arguments.out, /*sets=*/false);
 }
 
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   auto arguments = std::make_shared<TrainArguments>();
-  auto* c = app.add_subcommand("train", "Train a ViT with the chosen positional encodings");
+  auto* c = app.add_subcommand(
+      "train", "Train a ViT with the chosen positional encodings, or a set model (--task)");
   auto& a = *arguments;
+  c->add_option("--task", a.task,
+                "image (default), or a token-set task: nearest-neighbour, layout")
+      ->capture_default_str();
   c->add_option("--model", a.preset, "preset: tiny, small, micro, nano")->capture_default_str();
   c->add_option("--config", a.config_file, "JSON file with model/training/data settings");
   c->add_option("--pe", a.encodings,
@@ -338,6 +504,25 @@ void add_train_command(CLI::App& app) {
   c->add_option("--train-subset", a.train_subset,
                 "train on N images, the first of each class in file order, as many of each class "
                 "as possible (default: the whole training split)");
+  auto* sets = "Token-set tasks (--task nearest-neighbour|layout; docs/point_sets.md)";
+  c->add_option("--train-sets", a.train_sets, "generated training sets (default 20000)")
+      ->group(sets);
+  c->add_option("--test-sets", a.test_sets, "generated test sets (default 2000)")->group(sets);
+  c->add_option("--points", a.points, "nearest-neighbour: points per set (default 16)")
+      ->group(sets);
+  c->add_option("--labels", a.labels, "nearest-neighbour: point labels = classes (default 8)")
+      ->group(sets);
+  c->add_option("--widget-types", a.widget_types, "layout: widget types (default 6)")
+      ->group(sets);
+  c->add_option("--data-seed", a.data_seed, "seed of the generated sets (default 0)")
+      ->group(sets);
+  c->add_option("--train-jsonl", a.train_jsonl, "your training token sets (JSON Lines)")
+      ->group(sets);
+  c->add_option("--test-jsonl", a.test_jsonl, "your test token sets (JSON Lines)")->group(sets);
+  c->add_option("--position-shape", a.position_shape,
+                "positions as GxM: 1x2 points (nearest-neighbour default), 2x2 boxes as two "
+                "corners (layout default) or 1x4")
+      ->group(sets);
   c->add_option("--out", a.out, "output folder for checkpoint, metrics and plot")
       ->capture_default_str();
   c->add_flag("--resume", a.resume,

@@ -12,10 +12,12 @@
 
 #include "posenc/data/idx_file.h"
 #include "posenc/data/image_folder.h"
+#include "posenc/data/token_sets_jsonl.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/encoding_spec.h"
 #include "posenc/interop/pytorch_models.h"
 #include "posenc/interop/torch_save_files.h"
+#include "posenc/models/set_transformer.h"
 #include "posenc/models/vision_transformer.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/run_config.h"
@@ -118,11 +120,35 @@ void torch_save(const uint8_t* data, size_t size) {
   });
 }
 
+void token_sets_jsonl(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  rejecting_with_clear_errors([&] {
+    const auto sets = parse_token_sets_jsonl(text, "fuzz.jsonl");
+    // Larger shapes allocate what they ask for: not a parser's fault.
+    if (sets.content_dim() > 64 || sets.groups() * sets.values() > 64 || sets.classes > 4096)
+      return;
+    SetTransformerOptions options;
+    options.content_dim = sets.content_dim();
+    options.classes = sets.classes;
+    options.position_groups = sets.groups();
+    options.position_values = sets.values();
+    options.dim = 4 * sets.groups() * sets.values();
+    options.depth = 1;
+    options.heads = 1;
+    options.encodings = {"lff:F=4,H=4"};
+    SetTransformer model(options);
+    torch::NoGradGuard no_grad;
+    const auto first = sets.select(torch::arange(std::min<int64_t>(sets.size(), 4)));
+    model->forward(first.content, first.positions, first.mask);
+  });
+}
+
 const std::vector<NamedFuzzTarget>& fuzz_targets() {
   static const std::vector<NamedFuzzTarget> targets{
       {"idx_file", idx_file},           {"image_file", image_file},
       {"run_config", run_config},       {"encoding_spec", encoding_spec},
-      {"checkpoint", checkpoint},       {"torch_save", torch_save}};
+      {"checkpoint", checkpoint},       {"torch_save", torch_save},
+      {"token_sets_jsonl", token_sets_jsonl}};
   return targets;
 }
 

@@ -33,6 +33,8 @@ void encoding_spec(const uint8_t* data, size_t size);
 void checkpoint(const uint8_t* data, size_t size);
 // torch.save files: posenc's reader, then the import as each model family.
 void torch_save(const uint8_t* data, size_t size);
+// Token sets in JSON Lines (--train-jsonl, --test-jsonl), then a small SetTransformer run on them.
+void token_sets_jsonl(const uint8_t* data, size_t size);
 
 const std::vector<NamedFuzzTarget>& fuzz_targets();
 

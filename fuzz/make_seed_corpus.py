@@ -67,6 +67,20 @@ def tiny_vit_state():
     return state
 
 
+# points (G=1), boxes as two corners (G=2) with null targets and sets of different sizes
+TOKEN_SET_SEEDS = {
+    "points.jsonl": '{"positions": [[0.1, 0.2], [0.5, 0.9], [0.7, 0.3]], '
+                    '"content": [[1, 0], [0, 1], [1, 0]], "targets": [1, 0, 0]}\n'
+                    '{"positions": [[0.4, 0.4], [0.45, 0.5]], "content": [[0, 1], [1, 0]], '
+                    '"targets": [0, 1]}\n',
+    "boxes.jsonl": '{"positions": [[[0, 0], [0.2, 0.1]], [[0.3, 0], [0.9, 0.1]]], '
+                   '"content": [[1], [2]], "targets": [2, null]}\n'
+                   '\n'
+                   '{"positions": [[[0.1, 0.5], [0.4, 0.6]]], "content": [[0.5]], '
+                   '"targets": [0]}\n',
+}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--posenc", required=True)
@@ -93,6 +107,9 @@ def main():
                               "learned2d:resize=index", "lff:F=16,H=8,gamma=2,coords=normalized",
                               "peg:k=5,padding=circular", '{"type": "lff", "variant": "mlp"}']):
         write("encoding_spec", f"spec-{i}.txt", spec)
+
+    for name, text in TOKEN_SET_SEEDS.items():
+        write("token_sets_jsonl", name, text)
 
     state = tiny_vit_state()
     buffer = tempfile.NamedTemporaryFile(suffix=".pth", delete=False)

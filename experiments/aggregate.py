@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes docs/results.md from the recorded runs: per experiment a table of test accuracy
-(mean and standard deviation over seeds) after each epoch and at each test resolution, plots of
-accuracy against epoch and against test resolution (gnuplot), the E4/E5 pictures and figures,
-and for each claim of the two papers a verdict computed from the numbers.
+(mean and standard deviation over seeds) after each epoch and at each test resolution (token-set
+experiments: each coordinate range, and the similarity-distance correlation before and after
+training), plots of accuracy against epoch and against test resolution or range (gnuplot), the
+E4/E5 pictures and figures, and for each claim of the two papers a verdict computed from the
+numbers.
 
     python3 experiments/aggregate.py                       # standard recipe -> docs/results.md
     python3 experiments/aggregate.py --recipe smoke --results R --figures F --out F/results.md
@@ -80,6 +82,37 @@ CLAIMS = [
      "final", "lff", "lff-frozen-fourier", "better"),
     ("LFF RQ1", "LFF's similarity falls with L2 distance more than Embed-1D's (E5 correlation, "
      "more negative is better)", "correlation", "lff", "learned1d", "better"),
+    ("LFF RQ1", "nearest neighbour: every encoding beats none (LFF)", "final", "nn-lff",
+     "nn-none", "better"),
+    ("LFF RQ1", "nearest neighbour: LFF beats sinusoids per coordinate", "final", "nn-lff",
+     "nn-sincos", "better"),
+    ("LFF RQ1", "nearest neighbour: LFF beats learned tables over quantised coordinates",
+     "final", "nn-lff", "nn-learned", "better"),
+    ("LFF RQ1", "nearest neighbour: LFF beats the MLP on raw coordinates (RQ3 on points)",
+     "final", "nn-lff", "nn-mlp", "better"),
+    ("LFF RQ1", "nearest neighbour: LFF converges faster than sinusoids (epoch 1)", "epoch1",
+     "nn-lff", "nn-sincos", "better"),
+    ("LFF RQ1", "after training, LFF's embedding similarity follows L2 distance more than the "
+     "sinusoids' (−correlation)", "set-correlation", "nn-lff", "nn-sincos", "better"),
+    ("LFF RQ1", "... more than the quantised tables'", "set-correlation", "nn-lff",
+     "nn-learned", "better"),
+    ("LFF RQ1", "... more than the MLP's", "set-correlation", "nn-lff", "nn-mlp", "better"),
+    ("LFF inductive", "LFF keeps more accuracy than quantised tables at a larger range (0:2)",
+     "range-larger", "nn-lff", "nn-learned", "better"),
+    ("LFF inductive", "... at a shifted range (1:2)", "range-shifted", "nn-lff", "nn-learned",
+     "better"),
+    ("LFF inductive", "LFF keeps more accuracy than the raw-coordinate MLP at a shifted range",
+     "range-shifted", "nn-lff", "nn-mlp", "better"),
+    ("LFF inductive", "LFF keeps more accuracy than sinusoids at a larger range", "range-larger",
+     "nn-lff", "nn-sincos", "better"),
+    ("LFF RQ4", "layout: boxes as two corners sharing the Fourier features (G=2) beat one 4-D "
+     "position (G=1)", "final", "layout-lff-g2", "layout-lff-g1", "better"),
+    ("LFF RQ4", "layout: grouped LFF beats sinusoids per coordinate", "final", "layout-lff-g2",
+     "layout-sincos", "better"),
+    ("LFF RQ4", "layout: grouped LFF beats quantised tables", "final", "layout-lff-g2",
+     "layout-learned", "better"),
+    ("LFF RQ4", "layout: grouped LFF beats the MLP on raw coordinates", "final", "layout-lff-g2",
+     "layout-mlp", "better"),
 ]
 
 # Research questions these image-classification grids cannot answer, and why.
@@ -87,10 +120,9 @@ NOT_TESTED_HERE = [
     ("CPVT RQ1", "can position encodings be generated from local features?", "by construction: "
      "every PEG run above trains with no other encoding; how well is what E1 and E3 measure"),
     ("CPVT RQ4", "state of the art without fixed embeddings", "needs ImageNet-scale training"),
-    ("LFF RQ1", "L2 distance between real-valued 2-D points", "point sets are issue 6 "
-     "(nearest-neighbour task); E5 measures the image-grid version"),
-    ("LFF RQ4", "grouped positions (boxes) model relations beyond L2 distance",
-     "layouts are issue 6"),
+    ("LFF RQ2 beyond classification", "image generation, detection, widget captioning",
+     "need models and data sets far beyond this CPU budget; E6/E7 test the position claims on "
+     "generated point sets and layouts instead"),
 ]
 
 # metric: (short label for the table, what it is)
@@ -100,7 +132,15 @@ METRICS = {
     "larger": ("larger", "mean test accuracy (%) at the unseen resolutions above the trained one"),
     "smaller": ("smaller", "mean test accuracy (%) at the unseen resolutions below it"),
     "correlation": ("−corr", "minus E5's correlation between similarity and L2 distance"),
+    "set-correlation": ("−corr sets", "minus the correlation between the trained embedding's "
+                        "similarity and L2 distance over 256 test positions in range 0:1"),
+    "range-larger": ("0:2", "per-token test accuracy (%) with positions in the larger range 0:2"),
+    "range-shifted": ("1:2", "per-token test accuracy (%) with positions in the shifted range "
+                      "1:2"),
 }
+# the training range of the token-set tasks, and the ranges of the set metrics
+TRAINING_RANGE = "0:1"
+RANGE_METRICS = {"range-larger": "0:2", "range-shifted": "1:2"}
 
 
 def mean_std(values):
@@ -142,6 +182,15 @@ class Results:
                     if r["name"] == name]
         values = []
         for record in self.runs.get(name, []):
+            if "ranges" in record:  # a token-set run
+                by_range = {r["range"]: r for r in record["ranges"]}
+                if metric == "epoch1":
+                    values.append(record["epochs"][0]["test_accuracy"])
+                elif metric == "set-correlation":
+                    values.append(-by_range[TRAINING_RANGE]["correlation_trained"])
+                else:
+                    values.append(by_range[RANGE_METRICS.get(metric, TRAINING_RANGE)]["accuracy"])
+                continue
             by_size = {r["size"]: r["accuracy"] for r in record["resolutions"]}
             if metric == "final":
                 values.append(by_size[self.trained])
@@ -189,7 +238,10 @@ def plot(path, title, xlabel, series, xtics=None):
             data.write_text("".join(f"{x} {m} {0 if math.isnan(s) else s}\n"
                                     for x, m, s in points))
             plots.append(f"'{data}' using 1:2:3 with yerrorlines title '{label}'")
-        tics = f"set xtics ({', '.join(str(x) for x in xtics)})\n" if xtics else ""
+        # xtics: positions, or (label, position) pairs
+        tics = ", ".join(f'"{x[0]}" {x[1]}' if isinstance(x, tuple) else str(x)
+                         for x in xtics or [])
+        tics = f"set xtics ({tics})\n" if tics else ""
         return gnuplot(f"""set terminal pngcairo size 900,520 font 'sans,10'
 set output '{path}'
 set title '{title}'
@@ -250,6 +302,69 @@ def experiment_section(experiment, results, figures, relative):
     return lines
 
 
+def set_experiment_section(experiment, results, figures, relative):
+    """A token-set experiment (E6, E7): accuracy per epoch and per coordinate range, and the
+    similarity-distance correlation of the embeddings before and after training."""
+    recipe = results.recipe.get("set_tasks", {}).get(experiment["task"], {})
+    ranges = recipe.get("coordinate_ranges", [TRAINING_RANGE])
+    names = [c["name"] for c in experiment["configurations"]]
+    notes = {c["name"]: c.get("note") for c in experiment["configurations"]}
+    args = {c["name"]: " ".join(c["args"]) for c in experiment["configurations"]}
+    epochs = max((len(r["epochs"]) for n in names for r in results.runs.get(n, [])), default=0)
+    lines = [f"## {experiment['id']}: {experiment['title']}", "",
+             f"Questions: {experiment.get('questions', '')}.", "",
+             f"Recipe: {recipe.get('description', '–')}.", "",
+             "Per-token test accuracy (%), mean ± standard deviation over seeds, after each epoch "
+             f"(range {TRAINING_RANGE}) and at each coordinate range (* the training range); "
+             "then the correlation between the cosine similarity of the positional embeddings "
+             "and the L2 distance of 256 test positions in range 0:1, at initialisation and "
+             "after training (more negative: similarity follows distance).", ""]
+    header = (["configuration", "flags", "seeds"] + [f"epoch {e + 1}" for e in range(epochs)] +
+              [f"{r}{'*' if r == TRAINING_RANGE else ''}" for r in ranges] +
+              ["corr. initial", "corr. trained"])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def at_range(runs, wanted, key):
+        return [x[key] for r in runs for x in r["ranges"] if x["range"] == wanted]
+
+    for name in names:
+        runs = results.runs.get(name, [])
+        row = [name, f"`{args[name]}`", str(len(runs))]
+        for e in range(epochs):
+            row.append(percent([r["epochs"][e]["test_accuracy"] for r in runs
+                                if len(r["epochs"]) > e]))
+        row += [percent(at_range(runs, r, "accuracy")) for r in ranges]
+        for key in ("correlation_initial", "correlation_trained"):
+            mean, std = mean_std(at_range(runs, TRAINING_RANGE, key))
+            row.append("–" if math.isnan(mean) else
+                       f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}")
+        lines.append("| " + " | ".join(row) + " |")
+    for name in names:
+        if notes[name]:
+            lines.append(f"\n{name}: {notes[name]}")
+    lines.append("")
+    done = [n for n in names if results.runs.get(n)]
+    if not done:
+        return lines + ["No runs recorded yet.", ""]
+    base = f"{experiment['id']}_"
+    convergence = figures / f"{base}accuracy_per_epoch.png"
+    by_epoch = [(n, [(e + 1, *mean_std([100 * r["epochs"][e]["test_accuracy"]
+                                        for r in results.runs[n] if len(r["epochs"]) > e]))
+                     for e in range(epochs)]) for n in done]
+    if plot(convergence, f"{experiment['id']}: per-token test accuracy after each epoch",
+            "epoch", by_epoch, list(range(1, epochs + 1))):
+        lines += [f"![accuracy per epoch]({relative}/{convergence.name})", ""]
+    per_range = figures / f"{base}accuracy_per_range.png"
+    by_range = [(n, [(i + 1, *mean_std([100 * a for a in at_range(results.runs[n], r,
+                                                                   "accuracy")]))
+                     for i, r in enumerate(ranges)]) for n in done]
+    if plot(per_range, f"{experiment['id']}: per-token test accuracy at each coordinate range "
+            f"(trained at {TRAINING_RANGE})", "coordinate range", by_range,
+            [(r, i + 1) for i, r in enumerate(ranges)]):
+        lines += [f"![accuracy per coordinate range]({relative}/{per_range.name})", ""]
+    return lines
+
+
 def inspection_section(experiment, results, relative):
     records = results.inspections.get(experiment["id"], [])
     lines = [f"## {experiment['id']}: {experiment['title']}", "",
@@ -303,10 +418,11 @@ def claims_section(results):
              "| paper | claim | metric | A | B | A − B | verdict |", "|---|---|---|---|---|---|---|"]
     for paper, claim, metric, a, b, kind in CLAIMS:
         values_a, values_b = results.metric(a, metric), results.metric(b, metric)
-        scale = 1 if metric == "correlation" else 100
+        correlation = metric.endswith("correlation")
+        scale = 1 if correlation else 100
         if values_a and values_b:
             difference = scale * (mean_std(values_a)[0] - mean_std(values_b)[0])
-            shown = f"{difference:+.3f}" if metric == "correlation" else f"{difference:+.2f}"
+            shown = f"{difference:+.3f}" if correlation else f"{difference:+.2f}"
         else:
             shown = "–"
         lines.append(f"| {paper} | {claim} | {METRICS[metric][0]} | {a} | {b} | {shown} | "
@@ -354,6 +470,8 @@ def main():
             experiment = experiments_run.read_json(path)
             if "command" in experiment:
                 lines += inspection_section(experiment, results, relative)
+            elif "task" in experiment:
+                lines += set_experiment_section(experiment, results, figures, relative)
             else:
                 lines += experiment_section(experiment, results, figures, relative)
         out.write_text("\n".join(lines) + "\n")

@@ -11,6 +11,8 @@ several sessions. Each finished run appends one JSON line to RESULTS/RECIPE/runs
 A run interrupted (Ctrl-C, --stop-after, a crash) resumes from its last checkpoint the next time.
 E4 and E5 (attention maps, encoding probes) read the seed-0 checkpoints of E1's configurations
 and train those first if they are missing.
+Experiments with a "task" (E6 nearest neighbour, E7 layout) train token-set models with the
+recipe's "set_tasks" arguments for that task and evaluate them at its coordinate ranges.
 """
 import argparse
 import concurrent.futures
@@ -140,12 +142,26 @@ class Runner:
         self.deadline = time.monotonic() + parse_duration(options.stop_after) \
             if options.stop_after else None
         self.commit = source_commit()
-        arguments = recipe["train_args"]
-        if "--epochs" not in arguments[:-1]:
-            raise ExperimentError(f"recipe '{recipe_name}' must set --epochs in its train_args: "
-                                  "the runner needs it to tell finished runs from interrupted ones")
-        self.epochs = int(arguments[arguments.index("--epochs") + 1])
         self.stopping = threading.Event()
+
+    def task_recipe(self, experiment):
+        """The recipe's part for the experiment's task: image experiments use the recipe itself,
+        token-set experiments its "set_tasks" entry (train_args and coordinate_ranges)."""
+        task = experiment.get("task")
+        if task is None:
+            return self.recipe
+        recipe = self.recipe.get("set_tasks", {}).get(task)
+        if recipe is None:
+            raise ExperimentError(f"recipe '{self.recipe_name}' has no set_tasks entry for "
+                                  f"task '{task}' ({experiment['id']})")
+        return recipe
+
+    def epochs(self, train_args):
+        if "--epochs" not in train_args[:-1]:
+            raise ExperimentError(f"recipe '{self.recipe_name}' must set --epochs in its "
+                                  "train_args: the runner needs it to tell finished runs from "
+                                  "interrupted ones")
+        return int(train_args[train_args.index("--epochs") + 1])
 
     def run_dir(self, name, seed):
         return self.runs_root / name / f"seed{seed}"
@@ -160,15 +176,18 @@ class Runner:
             raise ExperimentError(f"{shlex.join(command)} failed with exit code "
                                   f"{completed.returncode}; the end of {log_path}:\n{tail}")
 
-    def train_command(self, configuration, seed, run_dir, resume):
-        command = [self.posenc, "train", *self.recipe["train_args"], *configuration["args"],
-                   "--seed", str(seed), "--out", str(run_dir), "--threads", str(self.threads)]
-        return command + ["--resume"] if resume else command
+    def train_command(self, train_args, configuration, seed, run_dir, resume):
+        if resume:  # the run's settings are in its checkpoint
+            return [self.posenc, "train", "--out", str(run_dir), "--threads", str(self.threads),
+                    "--resume"]
+        return [self.posenc, "train", *train_args, *configuration["args"], "--seed", str(seed),
+                "--out", str(run_dir), "--threads", str(self.threads)]
 
-    def ensure_trained(self, configuration, seed):
+    def ensure_trained(self, configuration, seed, train_args=None):
         """Trains (or finishes) the run; returns its folder, or None when told to stop."""
+        train_args = self.recipe["train_args"] if train_args is None else train_args
         run_dir = self.run_dir(configuration["name"], seed)
-        epochs = self.epochs
+        epochs = self.epochs(train_args)
         if len(read_metrics(run_dir)) >= epochs and (run_dir / "last.pt").exists():
             return run_dir
         if self.stopping.is_set() or (self.deadline and time.monotonic() > self.deadline):
@@ -178,7 +197,7 @@ class Runner:
         resume = (run_dir / "last.pt").exists()
         print(f"[{self.recipe_name}] {'resume' if resume else 'train'} {configuration['name']} "
               f"seed {seed}", flush=True)
-        command = self.train_command(configuration, seed, run_dir, resume)
+        command = self.train_command(train_args, configuration, seed, run_dir, resume)
         if self.deadline:
             left = max(1, int(self.deadline - time.monotonic()))
             command += ["--time-budget", f"{left}s"]
@@ -188,16 +207,22 @@ class Runner:
             return None
         return run_dir
 
-    def run_training(self, configuration, seed):
+    def run_training(self, experiment, configuration, seed):
         name = configuration["name"]
-        if self.results.recorded(name, seed, configuration["args"], self.recipe["train_args"]):
+        recipe = self.task_recipe(experiment)
+        train_args = recipe["train_args"]
+        if self.results.recorded(name, seed, configuration["args"], train_args):
             return
-        run_dir = self.ensure_trained(configuration, seed)
+        run_dir = self.ensure_trained(configuration, seed, train_args)
         if run_dir is None:
             return
-        sizes = ",".join(str(s) for s in self.recipe["test_resolutions"])
-        eval_command = [self.posenc, "eval", "--checkpoint", str(run_dir / "last.pt"),
-                        "--resolutions", sizes, "--json", "--threads", str(self.threads)]
+        eval_command = [self.posenc, "eval", "--checkpoint", str(run_dir / "last.pt"), "--json",
+                        "--threads", str(self.threads)]
+        if "task" in experiment:
+            eval_command += ["--coordinate-ranges", ",".join(recipe["coordinate_ranges"])]
+        else:
+            eval_command += ["--resolutions",
+                             ",".join(str(s) for s in recipe["test_resolutions"])]
         log = run_dir / "eval.log"
         with open(log, "w") as f:
             completed = subprocess.run(eval_command, stdout=subprocess.PIPE, stderr=f, text=True,
@@ -206,26 +231,36 @@ class Runner:
             raise ExperimentError(f"{shlex.join(eval_command)} failed; see {log}")
         evaluation = json.loads(completed.stdout)
         metrics = read_metrics(run_dir)
-        self.results.append({
+        record = {
             "name": name,
             "seed": seed,
             "recipe": self.recipe_name,
             "args": configuration["args"],
-            "recipe_args": self.recipe["train_args"],
-            "command": shlex.join(["build/posenc", "train", *self.recipe["train_args"],
+            "recipe_args": train_args,
+            "command": shlex.join(["build/posenc", "train", *train_args,
                                    *configuration["args"], "--seed", str(seed)]),
             "commit": self.commit,
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
             "epochs": [{key: m[key] for key in ("epoch", "train_loss", "test_accuracy",
                                                   "epoch_seconds")} for m in metrics],
             "train_seconds": sum(m["epoch_seconds"] for m in metrics),
-            "resolutions": [{"size": r["height"], "grid": r["grid"], "accuracy": r["accuracy"],
-                             "loss": r["loss"]} for r in evaluation["results"]],
-        })
-        final = [r for r in evaluation["results"]
-                 if r["height"] == self.recipe["trained_resolution"]]
+        }
+        if "task" in experiment:
+            record["task"] = experiment["task"]
+            record["ranges"] = [
+                {"range": r["positions"], "accuracy": r["accuracy"], "loss": r["loss"],
+                 "correlation_initial": r["similarity_distance_correlation"]["initial"],
+                 "correlation_trained": r["similarity_distance_correlation"]["trained"]}
+                for r in evaluation["results"]]
+            final = [r for r in record["ranges"] if r["range"] == recipe["coordinate_ranges"][0]]
+        else:
+            record["resolutions"] = [{"size": r["height"], "grid": r["grid"],
+                                      "accuracy": r["accuracy"], "loss": r["loss"]}
+                                     for r in evaluation["results"]]
+            final = [r for r in record["resolutions"] if r["size"] == recipe["trained_resolution"]]
+        self.results.append(record)
         accuracy = f"{100 * final[0]['accuracy']:.2f}%" if final else "?"
-        print(f"[{self.recipe_name}] done {name} seed {seed}: {accuracy} at the trained size",
+        print(f"[{self.recipe_name}] done {name} seed {seed}: {accuracy} in the training range",
               flush=True)
 
     def run_inspection(self, experiment):
@@ -273,10 +308,11 @@ class Runner:
                 continue
             for configuration in experiment["configurations"]:
                 for seed in self.recipe["seeds"]:
-                    if (configuration["name"], seed) not in [(c["name"], s) for c, s in trainings]:
-                        trainings.append((configuration, seed))
+                    if (configuration["name"], seed) not in [(c["name"], s)
+                                                             for _, c, s in trainings]:
+                        trainings.append((experiment, configuration, seed))
         with concurrent.futures.ThreadPoolExecutor(self.options.jobs) as pool:
-            futures = [pool.submit(self.run_training, c, s) for c, s in trainings]
+            futures = [pool.submit(self.run_training, e, c, s) for e, c, s in trainings]
             for future in concurrent.futures.as_completed(futures):
                 future.result()
         for experiment in experiments:

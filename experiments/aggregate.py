@@ -188,7 +188,7 @@ class Results:
                     values.append(record["epochs"][0]["test_accuracy"])
                 elif metric == "set-correlation":
                     values.append(-by_range[TRAINING_RANGE]["correlation_trained"])
-                else:
+                elif RANGE_METRICS.get(metric, TRAINING_RANGE) in by_range:  # the recipe's ranges
                     values.append(by_range[RANGE_METRICS.get(metric, TRAINING_RANGE)]["accuracy"])
                 continue
             by_size = {r["size"]: r["accuracy"] for r in record["resolutions"]}

@@ -1,7 +1,8 @@
-"""The experiment pipeline end to end on the smoke recipe (a 2-block ViT, 256 images, 2 epochs),
-so the code that produces docs/results.md cannot rot: run.py trains, evaluates and records each
-configuration once, skips what is recorded, runs E4/E5 on the checkpoints, and aggregate.py
-turns the records into tables, plots and verdicts. Says nothing about the encodings themselves.
+"""The experiment pipeline end to end on the smoke recipe (a 2-block ViT, 256 images, 2 epochs;
+256 token sets for the set tasks), so the code that produces docs/results.md cannot rot: run.py
+trains, evaluates and records each configuration once, skips what is recorded, runs E4/E5 on the
+checkpoints, evaluates token-set models at each coordinate range, and aggregate.py turns the
+records into tables, plots and verdicts. Says nothing about the encodings themselves.
 
     python3 tests/python/experiments_smoke_test.py --posenc build/posenc
 """
@@ -19,7 +20,9 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import run as experiments_run  # noqa: E402
 
 POSENC = None
-CONFIGURATIONS = ["learned1d", "lff", "peg"]
+IMAGE_CONFIGURATIONS = ["learned1d", "lff", "peg"]
+SET_CONFIGURATIONS = ["layout-lff-g2", "nn-lff"]  # E7, E6
+CONFIGURATIONS = IMAGE_CONFIGURATIONS + SET_CONFIGURATIONS
 
 
 def run_script(script, *arguments):
@@ -55,9 +58,20 @@ class ExperimentPipeline(unittest.TestCase):
     def test_each_configuration_is_trained_once_and_recorded_with_its_command(self):
         self.assertEqual(self.first.returncode, 0, self.first.stderr + self.first.stdout)
         runs = self.records("runs.jsonl")
-        self.assertEqual(sorted(r["name"] for r in runs), CONFIGURATIONS)  # lff: E1 and E2 share it
+        self.assertEqual(sorted(r["name"] for r in runs), sorted(CONFIGURATIONS))  # lff: E1 and E2
         recipe = experiments_run.read_json(ROOT / "experiments" / "recipes.json")["smoke"]
         for record in runs:
+            if "task" in record:
+                task_recipe = recipe["set_tasks"][record["task"]]
+                self.assertEqual(record["recipe_args"], task_recipe["train_args"])
+                self.assertEqual(len(record["epochs"]), 2)
+                self.assertEqual([r["range"] for r in record["ranges"]],
+                                 task_recipe["coordinate_ranges"])
+                for result in record["ranges"]:
+                    self.assertTrue(0.0 <= result["accuracy"] <= 1.0)
+                    for key in ("correlation_initial", "correlation_trained"):
+                        self.assertTrue(-1.0 <= result[key] <= 1.0)
+                continue
             self.assertEqual(record["recipe_args"], recipe["train_args"])
             self.assertIn(" ".join(record["args"]), record["command"])
             self.assertEqual(len(record["epochs"]), 2)
@@ -88,11 +102,14 @@ class ExperimentPipeline(unittest.TestCase):
     def test_the_report_has_tables_plots_and_a_verdict_per_claim(self):
         self.assertEqual(self.aggregate.returncode, 0, self.aggregate.stderr)
         text = self.report.read_text()
-        for name in CONFIGURATIONS:
+        for name in IMAGE_CONFIGURATIONS:
             self.assertRegex(text, rf"\| {name} \| `--pe {name}` \| 1 \|")
+        for name in SET_CONFIGURATIONS:
+            self.assertRegex(text, rf"\| {name} \| `--pe lff:gamma=0.05[^`]*` \| 1 \|")
         self.assertEqual(text.count("inconclusive (fewer than 2 seeds)") +
                          text.count("not run yet"), len(experiments_run_claims()))
-        for plot in ("E1_accuracy_per_epoch.png", "E1_accuracy_per_resolution.png"):
+        for plot in ("E1_accuracy_per_epoch.png", "E1_accuracy_per_resolution.png",
+                     "E6_accuracy_per_range.png", "E7_accuracy_per_epoch.png"):
             self.assertTrue((self.figures / "smoke" / plot).exists(), plot)
 
     def test_changed_configurations_and_unknown_names_are_refused(self):

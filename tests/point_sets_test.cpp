@@ -14,6 +14,7 @@
 #include "posenc/models/set_transformer.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/set_training.h"
+#include "support/child_process.h"
 #include "support/temporary_folder.h"
 #include "support/test_encodings.h"
 
@@ -350,6 +351,69 @@ TEST(SetTraining, EvaluationCountsOnlyTokensWithATarget) {
   const auto correct = logits.argmax(2).eq(data.targets).narrow(1, 1, 6).sum().item<int64_t>();
   EXPECT_EQ(result.correct, correct);
 }
+
+TEST(CoordinateRange, ParsesLowColonHighAndRejectsAnythingElse) {
+  EXPECT_EQ(CoordinateRange::parse("-0.5:1.5"), (CoordinateRange{-0.5, 1.5}));
+  EXPECT_EQ(CoordinateRange::parse("1:2").describe(), "1:2");
+  for (const std::string text : {"2:1", "1", "1:", ":2", "a:b", "0:inf", "1:1"}) {
+    expect_error_containing([&] { CoordinateRange::parse(text); },
+                            {"low:high with low < high", "'" + text + "'"});
+  }
+}
+
+#ifdef POSENC_CLI_PATH
+// `posenc train --task`, `--resume` and `posenc eval` on a token-set run, and the flags the
+// command line refuses for it.
+TEST(SetTaskCommandLine, TrainsResumesEvaluatesAndRefusesFlagsOfImageRuns) {
+  testing::TemporaryFolder folder;
+  const std::string out = folder.path("run"), log = folder.path("log");
+  auto run = [&](std::vector<std::string> arguments) {
+    arguments.insert(arguments.begin(), POSENC_CLI_PATH);
+    testing::ChildProcess process(arguments, log);
+    const auto status = process.wait_for(120);
+    EXPECT_TRUE(status.has_value()) << "still running: " << arguments[1];
+    return std::make_pair(status.value_or(-1), testing::read_text_file(log));
+  };
+  const std::vector<std::string> small = {
+      "--task",    "layout", "--train-sets", "64", "--test-sets",  "8",
+      "--dim",     "8",      "--depth",      "1",  "--heads",      "2",
+      "--threads", "1",      "--out",        out,  "--batch-size", "16"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> arguments = {"train"};
+    arguments.insert(arguments.end(), small.begin(), small.end());
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    return arguments;
+  };
+  const auto [trained, train_log] = run(with({"--epochs", "1", "--warmup-epochs", "0.5"}));
+  EXPECT_EQ(trained, 0) << train_log;
+  EXPECT_NE(train_log.find("trained 1 epochs"), std::string::npos) << train_log;
+  const auto [resumed, resume_log] =
+      run({"train", "--out", out, "--resume", "--epochs", "2", "--threads", "1"});
+  EXPECT_EQ(resumed, 0) << resume_log;
+  EXPECT_NE(resume_log.find("resuming at epoch 2"), std::string::npos) << resume_log;
+  const auto [evaluated, eval_log] =
+      run({"eval", "--checkpoint", out + "/last.pt", "--coordinate-ranges", "0:1,1:2", "--json"});
+  EXPECT_EQ(evaluated, 0) << eval_log;
+  EXPECT_NE(eval_log.find("\"positions\": \"1:2\""), std::string::npos) << eval_log;
+  EXPECT_NE(eval_log.find("similarity_distance_correlation"), std::string::npos) << eval_log;
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {with({"--model", "nano"}), "--model applies to image runs, not to --task layout"},
+      {{"train", "--points", "3", "--out", folder.path("x")}, "--points applies to token-set"},
+      {{"train", "--task", "sorting", "--out", folder.path("x")}, "unknown --task 'sorting'"},
+      {{"eval", "--checkpoint", out + "/last.pt", "--resolutions", "28"},
+       "--resolutions applies to image models"},
+      {{"eval", "--checkpoint", out + "/last.pt", "--coordinate-ranges", "2:1"},
+       "low:high with low < high"},
+      {{"predict", "--checkpoint", out + "/last.pt", folder.path("none.png")},
+       "not an image classifier"}};
+  for (const auto& [arguments, message] : refused) {
+    const auto [status, text] = run(arguments);
+    EXPECT_NE(status, 0) << arguments[1];
+    EXPECT_NE(text.find(message), std::string::npos) << text;
+  }
+}
+#endif  // POSENC_CLI_PATH
 
 }  // namespace
 }  // namespace posenc

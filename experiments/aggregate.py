@@ -253,11 +253,32 @@ set grid
 """)
 
 
+def epoch_cells(runs, epochs):
+    """Test accuracy after each epoch, mean ± std over the runs."""
+    return [percent([r["epochs"][e]["test_accuracy"] for r in runs if len(r["epochs"]) > e])
+            for e in range(epochs)]
+
+
+def configuration_notes(experiment):
+    return [f"\n{c['name']}: {c['note']}" for c in experiment["configurations"] if c.get("note")]
+
+
+def convergence_plot(experiment, results, done, epochs, figures, relative, what):
+    """The accuracy-per-epoch plot of the configurations in `done`, as report lines."""
+    path = figures / f"{experiment['id']}_accuracy_per_epoch.png"
+    by_epoch = [(n, [(e + 1, *mean_std([100 * r["epochs"][e]["test_accuracy"]
+                                        for r in results.runs[n] if len(r["epochs"]) > e]))
+                     for e in range(epochs)]) for n in done]
+    if plot(path, f"{experiment['id']}: {what} after each epoch", "epoch", by_epoch,
+            list(range(1, epochs + 1))):
+        return [f"![accuracy per epoch]({relative}/{path.name})", ""]
+    return []
+
+
 def experiment_section(experiment, results, figures, relative):
     recipe = results.recipe
     sizes = recipe["test_resolutions"]
     names = [c["name"] for c in experiment["configurations"]]
-    notes = {c["name"]: c.get("note") for c in experiment["configurations"]}
     args = {c["name"]: " ".join(c["args"]) for c in experiment["configurations"]}
     epochs = max((len(r["epochs"]) for n in names for r in results.runs.get(n, [])), default=0)
     lines = [f"## {experiment['id']}: {experiment['title']}", "",
@@ -269,30 +290,19 @@ def experiment_section(experiment, results, figures, relative):
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in names:
         runs = results.runs.get(name, [])
-        row = [name, f"`{args[name]}`", str(len(runs))]
-        for e in range(epochs):
-            row.append(percent([r["epochs"][e]["test_accuracy"] for r in runs
-                                if len(r["epochs"]) > e]))
+        row = [name, f"`{args[name]}`", str(len(runs))] + epoch_cells(runs, epochs)
         for s in sizes:
             row.append(percent([x["accuracy"] for r in runs for x in r["resolutions"]
                                 if x["size"] == s]))
         lines.append("| " + " | ".join(row) + " |")
-    for name in names:
-        if notes[name]:
-            lines.append(f"\n{name}: {notes[name]}")
+    lines += configuration_notes(experiment)
     lines.append("")
     done = [n for n in names if results.runs.get(n)]
     if not done:
         return lines + ["No runs recorded yet.", ""]
-    base = f"{experiment['id']}_"
-    convergence = figures / f"{base}accuracy_per_epoch.png"
-    by_epoch = [(n, [(e + 1, *mean_std([100 * r["epochs"][e]["test_accuracy"]
-                                        for r in results.runs[n] if len(r["epochs"]) > e]))
-                     for e in range(epochs)]) for n in done]
-    if plot(convergence, f"{experiment['id']}: test accuracy after each epoch", "epoch",
-            by_epoch, list(range(1, epochs + 1))):
-        lines += [f"![accuracy per epoch]({relative}/{convergence.name})", ""]
-    resolution = figures / f"{base}accuracy_per_resolution.png"
+    lines += convergence_plot(experiment, results, done, epochs, figures, relative,
+                              "test accuracy")
+    resolution = figures / f"{experiment['id']}_accuracy_per_resolution.png"
     by_size = [(n, [(s, *mean_std([100 * x["accuracy"] for r in results.runs[n]
                                    for x in r["resolutions"] if x["size"] == s]))
                     for s in sizes]) for n in done]
@@ -308,7 +318,6 @@ def set_experiment_section(experiment, results, figures, relative):
     recipe = results.recipe.get("set_tasks", {}).get(experiment["task"], {})
     ranges = recipe.get("coordinate_ranges", [TRAINING_RANGE])
     names = [c["name"] for c in experiment["configurations"]]
-    notes = {c["name"]: c.get("note") for c in experiment["configurations"]}
     args = {c["name"]: " ".join(c["args"]) for c in experiment["configurations"]}
     epochs = max((len(r["epochs"]) for n in names for r in results.runs.get(n, [])), default=0)
     lines = [f"## {experiment['id']}: {experiment['title']}", "",
@@ -329,32 +338,21 @@ def set_experiment_section(experiment, results, figures, relative):
 
     for name in names:
         runs = results.runs.get(name, [])
-        row = [name, f"`{args[name]}`", str(len(runs))]
-        for e in range(epochs):
-            row.append(percent([r["epochs"][e]["test_accuracy"] for r in runs
-                                if len(r["epochs"]) > e]))
+        row = [name, f"`{args[name]}`", str(len(runs))] + epoch_cells(runs, epochs)
         row += [percent(at_range(runs, r, "accuracy")) for r in ranges]
         for key in ("correlation_initial", "correlation_trained"):
             mean, std = mean_std(at_range(runs, TRAINING_RANGE, key))
             row.append("–" if math.isnan(mean) else
                        f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}")
         lines.append("| " + " | ".join(row) + " |")
-    for name in names:
-        if notes[name]:
-            lines.append(f"\n{name}: {notes[name]}")
+    lines += configuration_notes(experiment)
     lines.append("")
     done = [n for n in names if results.runs.get(n)]
     if not done:
         return lines + ["No runs recorded yet.", ""]
-    base = f"{experiment['id']}_"
-    convergence = figures / f"{base}accuracy_per_epoch.png"
-    by_epoch = [(n, [(e + 1, *mean_std([100 * r["epochs"][e]["test_accuracy"]
-                                        for r in results.runs[n] if len(r["epochs"]) > e]))
-                     for e in range(epochs)]) for n in done]
-    if plot(convergence, f"{experiment['id']}: per-token test accuracy after each epoch",
-            "epoch", by_epoch, list(range(1, epochs + 1))):
-        lines += [f"![accuracy per epoch]({relative}/{convergence.name})", ""]
-    per_range = figures / f"{base}accuracy_per_range.png"
+    lines += convergence_plot(experiment, results, done, epochs, figures, relative,
+                              "per-token test accuracy")
+    per_range = figures / f"{experiment['id']}_accuracy_per_range.png"
     by_range = [(n, [(i + 1, *mean_std([100 * a for a in at_range(results.runs[n], r,
                                                                    "accuracy")]))
                      for i, r in enumerate(ranges)]) for n in done]

@@ -113,13 +113,9 @@ SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
                 "); use lff, lff:variant=mlp, sincos2d, learned_quantized or none");
     encodings_->push_back(encoding.ptr());
   }
-  blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t b = 0; b < options_.depth; ++b) {
-    const double rate = options_.depth > 1
-                            ? options_.drop_path * static_cast<double>(b) / (options_.depth - 1)
-                            : 0.0;
-    blocks_->push_back(TransformerBlock(options_.dim, options_.heads, options_.mlp_ratio, rate));
-  }
+  blocks_ = register_module("blocks",
+                            make_transformer_blocks(options_.depth, options_.dim, options_.heads,
+                                                    options_.mlp_ratio, options_.drop_path));
   norm_ = register_module(
       "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
   head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));

@@ -77,6 +77,17 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, double ml
   mlp_ = register_module("mlp", FeedForward(dim, static_cast<int64_t>(dim * mlp_ratio)));
 }
 
+torch::nn::ModuleList make_transformer_blocks(int64_t depth, int64_t dim, int64_t heads,
+                                              double mlp_ratio, double drop_path) {
+  torch::nn::ModuleList blocks;
+  for (int64_t b = 0; b < depth; ++b) {
+    const double rate =
+        depth > 1 ? drop_path * static_cast<double>(b) / static_cast<double>(depth - 1) : 0.0;
+    blocks->push_back(TransformerBlock(dim, heads, mlp_ratio, rate));
+  }
+  return blocks;
+}
+
 torch::Tensor TransformerBlockImpl::drop_path(const torch::Tensor& branch) const {
   if (!is_training() || drop_path_ == 0.0)
     return branch;

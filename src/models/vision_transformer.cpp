@@ -135,14 +135,9 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
       conditional_slots_.push_back(options_.conditional_after_blocks[i]);
     }
   }
-  blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t b = 0; b < options_.depth; ++b) {
-    // stochastic depth grows linearly from 0 at the first block to drop_path at the last
-    const double rate = options_.depth > 1
-                            ? options_.drop_path * static_cast<double>(b) / (options_.depth - 1)
-                            : 0.0;
-    blocks_->push_back(TransformerBlock(options_.dim, options_.heads, options_.mlp_ratio, rate));
-  }
+  blocks_ = register_module("blocks",
+                            make_transformer_blocks(options_.depth, options_.dim, options_.heads,
+                                                    options_.mlp_ratio, options_.drop_path));
   norm_ = register_module(
       "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
   head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));

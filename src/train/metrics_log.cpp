@@ -9,6 +9,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "train/progress_bar.h"
+
 namespace posenc {
 
 MetricsLog::MetricsLog(std::string path) : path_(std::move(path)) {}
@@ -39,6 +41,17 @@ void MetricsLog::truncate_from(int64_t epoch) const {
     TORCH_CHECK(out.good(), "cannot rewrite ", path_, "; is the disk full?");
   }
   std::filesystem::rename(temporary, path_);
+}
+
+void MetricsLog::record_epoch(const nlohmann::json& entry, int64_t epochs,
+                              const std::string& png) const {
+  append(entry);
+  plot(png);
+  std::fprintf(stderr, "epoch %lld/%lld: train loss %.4f, test accuracy %.2f%% (%s)\n",
+               static_cast<long long>(entry.at("epoch").get<int64_t>()),
+               static_cast<long long>(epochs), entry.at("train_loss").get<double>(),
+               100.0 * entry.at("test_accuracy").get<double>(),
+               format_duration(entry.at("epoch_seconds").get<double>()).c_str());
 }
 
 void MetricsLog::append(const nlohmann::json& entry) const {

@@ -18,6 +18,9 @@ class MetricsLog {
   // Draws train loss and test accuracy against epoch into `png`. Returns false (and says why
   // on stderr) when gnuplot is missing or fails; the JSONL file is the record either way.
   bool plot(const std::string& png) const;
+  // What a trainer does at the end of an epoch: appends `entry` (epoch, train_loss,
+  // test_accuracy, epoch_seconds), redraws `png` and prints the epoch's summary line on stderr.
+  void record_epoch(const nlohmann::json& entry, int64_t epochs, const std::string& png) const;
 
  private:
   std::string path_;

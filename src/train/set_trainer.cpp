@@ -202,12 +202,7 @@ TrainingOutcome run_set_training(SetRunConfig config, const std::string& out_dir
     progress.epoch_images = 0;
     save();
     outcome.last_test_accuracy = test.accuracy;
-    metrics.append(entry);
-    metrics.plot(out_dir + "/curves.png");
-    std::fprintf(stderr, "epoch %lld/%lld: train loss %.4f, test accuracy %.2f%% (%s)\n",
-                 static_cast<long long>(epoch + 1), static_cast<long long>(training.epochs),
-                 entry["train_loss"].get<double>(), 100.0 * test.accuracy,
-                 format_duration(epoch_seconds).c_str());
+    metrics.record_epoch(entry, training.epochs, out_dir + "/curves.png");
   }
   outcome.status = TrainingOutcome::Status::Completed;
   outcome.epochs_done = training.epochs;

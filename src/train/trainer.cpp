@@ -314,14 +314,8 @@ TrainingOutcome run_training(RunStart start, const std::string& out_dir,
     progress.epoch_images = 0;
     entry["ranks_in_sync"] = save();
     outcome.last_test_accuracy = test.accuracy;
-    if (leader) {
-      metrics->append(entry);
-      metrics->plot(out_dir + "/curves.png");
-      std::fprintf(stderr, "epoch %lld/%lld: train loss %.4f, test accuracy %.2f%% (%s)\n",
-                   static_cast<long long>(epoch + 1), static_cast<long long>(training.epochs),
-                   entry["train_loss"].get<double>(), 100.0 * test.accuracy,
-                   format_duration(epoch_seconds).c_str());
-    }
+    if (leader)
+      metrics->record_epoch(entry, training.epochs, out_dir + "/curves.png");
   }
   outcome.status = TrainingOutcome::Status::Completed;
   outcome.epochs_done = training.epochs;

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
@@ -64,6 +65,12 @@ class TransformerBlockImpl : public torch::nn::Module {
   FeedForward mlp_{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
+
+// `depth` blocks whose stochastic-depth rate grows linearly from 0 at the first block to
+// `drop_path` at the last (DeiT). The caller initialises them (initialise_like_timm) once the
+// rest of its model is built, so a seed draws the same weights as it always did.
+torch::nn::ModuleList make_transformer_blocks(int64_t depth, int64_t dim, int64_t heads,
+                                              double mlp_ratio, double drop_path);
 
 // timm's ViT initialisation of every Linear and LayerNorm in `module`: weights N(0, 0.02) (timm's
 // truncation at +-2 std is inert at this std), biases 0, norms 1 and 0.

@@ -97,6 +97,10 @@ CLAIMS = [
     ("LFF RQ1", "... more than the quantised tables'", "set-correlation", "nn-lff",
      "nn-learned", "better"),
     ("LFF RQ1", "... more than the MLP's", "set-correlation", "nn-lff", "nn-mlp", "better"),
+    ("LFF RQ1 (gamma)", "with a 4x wider initial kernel (gamma 0.2), LFF beats the MLP on raw "
+     "coordinates", "final", "nn-lff-gamma0.2", "nn-mlp", "better"),
+    ("LFF RQ1 (gamma)", "... with lff's default gamma 1", "final", "nn-lff-gamma1", "nn-mlp",
+     "better"),
     ("LFF inductive", "LFF keeps more accuracy than quantised tables at a larger range (0:2)",
      "range-larger", "nn-lff", "nn-learned", "better"),
     ("LFF inductive", "... at a shifted range (1:2)", "range-shifted", "nn-lff", "nn-learned",
@@ -113,6 +117,14 @@ CLAIMS = [
      "layout-learned", "better"),
     ("LFF RQ4", "layout: grouped LFF beats the MLP on raw coordinates", "final", "layout-lff-g2",
      "layout-mlp", "better"),
+    ("LFF RQ4 (2k)", "layout, 2,000 screens: grouped LFF (G=2) beats one 4-D position (G=1)",
+     "final", "layout-2k-lff-g2", "layout-2k-lff-g1", "better"),
+    ("LFF RQ4 (2k)", "layout, 2,000 screens: grouped LFF beats sinusoids", "final",
+     "layout-2k-lff-g2", "layout-2k-sincos", "better"),
+    ("LFF RQ4 (2k)", "layout, 2,000 screens: grouped LFF beats quantised tables", "final",
+     "layout-2k-lff-g2", "layout-2k-learned", "better"),
+    ("LFF RQ4 (2k)", "layout, 2,000 screens: grouped LFF beats the MLP on raw coordinates",
+     "final", "layout-2k-lff-g2", "layout-2k-mlp", "better"),
 ]
 
 # Research questions these image-classification grids cannot answer, and why.

@@ -464,7 +464,8 @@ void add_train_command(CLI::App& app) {
   c->add_option("--model", a.preset, "preset: tiny, small, micro, nano")->capture_default_str();
   c->add_option("--config", a.config_file, "JSON file with model/training/data settings");
   c->add_option("--pe", a.encodings,
-                "positional encoding spec, repeatable (e.g. --pe peg --pe lff:F=64); default peg");
+                "positional encoding spec, repeatable (e.g. --pe peg --pe lff:F=64); default peg "
+                "(token-set tasks: lff)");
   c->add_option("--pe-after", a.conditional_after,
                 "blocks after which conditional encodings (peg) run: 0 (CPVT), 0-5, -1 = before "
                 "the first block");
@@ -477,13 +478,14 @@ void add_train_command(CLI::App& app) {
   c->add_option("--drop-path", a.drop_path, "stochastic depth rate of the last block");
   c->add_option("--mlp-ratio", a.mlp_ratio, "MLP hidden size / dim");
   c->add_flag("--pad-to-patch", a.pad_to_patch, "zero-pad images the patch size does not divide");
-  c->add_option("--epochs", a.epochs, "epochs (default 10)");
-  c->add_option("--batch-size", a.batch_size, "batch size (default 128)");
+  c->add_option("--epochs", a.epochs, "epochs (default 10; token-set tasks 20)");
+  c->add_option("--batch-size", a.batch_size, "batch size (default 128; token-set tasks 64)");
   c->add_option("--lr", a.learning_rate, "peak learning rate (default 1e-3)");
   c->add_option("--min-lr", a.min_learning_rate, "final learning rate (default 1e-5)");
   c->add_option("--warmup-epochs", a.warmup_epochs, "linear warm-up epochs (default 1)");
   c->add_option("--weight-decay", a.weight_decay, "AdamW weight decay (default 0.05)");
-  c->add_option("--label-smoothing", a.label_smoothing, "label smoothing (default 0.1)");
+  c->add_option("--label-smoothing", a.label_smoothing,
+                "label smoothing (default 0.1; token-set tasks 0)");
   c->add_option("--clip", a.gradient_clip, "gradient norm clip, 0 = off (default 1)");
   c->add_option("--seed", a.seed, "seed for initialisation, order and augmentation (default 0)");
   c->add_option("--train-resolutions", a.train_resolutions,

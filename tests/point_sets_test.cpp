@@ -168,9 +168,10 @@ TEST(TokenSetsJsonl, MalformedLinesAreErrorsNamingTheLineAndTheReason) {
        {"line 1", "must be a number"}},
       {"{\"points\": [[0, 0]], \"content\": [[1]], \"targets\": [0]}", {"unknown key 'points'"}},
       {"\n\n", {"holds no token sets"}}};
-  for (const auto& [text, fragments] : cases) {
+  for (const auto& item : cases) {
+    const std::string& text = item.first;  // a named copy: lambdas cannot capture bindings
     SCOPED_TRACE(text);
-    expect_error_containing([&] { parse_token_sets_jsonl(text, "data.jsonl"); }, fragments);
+    expect_error_containing([&] { parse_token_sets_jsonl(text, "data.jsonl"); }, item.second);
   }
   expect_error_containing([] { read_token_sets_jsonl("/nonexistent/sets.jsonl"); },
                           {"/nonexistent/sets.jsonl", "no such file"});

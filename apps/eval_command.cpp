@@ -77,14 +77,8 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
               << std::setw(11) << "accuracy" << std::setw(9) << "loss"
               << "similarity~distance (initial -> trained)\n";
   }
-  for (auto& [label, data] : evaluations) {
-    data = data.with_position_shape(model.position_groups, model.position_values);
-    TORCH_CHECK(data.content_dim() == model.content_dim,
-                label, ": content has ", data.content_dim(), " numbers per token, the model reads ",
-                model.content_dim);
-    TORCH_CHECK(data.targets.max().item<int64_t>() < model.classes, label, ": targets up to ",
-                data.targets.max().item<int64_t>(), " but the model predicts classes 0 to ",
-                model.classes - 1);
+  for (const auto& [label, given] : evaluations) {
+    const auto data = fit_to_model(given, model, label);
     const auto result = evaluate_token_sets(trained.model, data, arguments.batch_size);
     const auto probe = first_positions(data, arguments.probe_positions);
     const double before = embedding_distance_correlation(initial, probe);

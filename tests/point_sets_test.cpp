@@ -254,6 +254,26 @@ TEST(SetTransformer, PositionsOfTheWrongShapeOrAGridEncodingAreClearErrors) {
       {"finite"});
 }
 
+TEST(SetTraining, DataThatDoesNotFitTheModelIsAnErrorNamingTheData) {
+  const auto data = make_nearest_neighbour_sets(small_nearest_neighbour(3));  // D = 4, 4 classes
+  auto model = small_set_model("lff");
+  model.content_dim = 4;
+  model.classes = 4;
+  EXPECT_EQ(fit_to_model(data, model, "sets.jsonl").positions.sizes(),
+            (std::vector<int64_t>{3, 7, 1, 2}));
+  model.classes = 3;
+  expect_error_containing([&] { fit_to_model(data, model, "sets.jsonl"); },
+                          {"sets.jsonl: targets up to 3", "classes 0 to 2"});
+  model.content_dim = 5;
+  expect_error_containing([&] { fit_to_model(data, model, "sets.jsonl"); },
+                          {"sets.jsonl: content has 4 numbers per token, the model reads 5"});
+  model.content_dim = 4;
+  model.classes = 4;
+  model.position_values = 1;
+  expect_error_containing([&] { fit_to_model(data, model, "sets.jsonl"); },
+                          {"cannot be read as G = 1, M = 1"});
+}
+
 TEST(LearnedQuantized, LooksUpOneBinPerCoordinateAndClampsOutsideTheRange) {
   auto encoding = make_encoding("learned_quantized:bins=4,G=1,M=2", {8, {1, 1, 0}});
   const auto tables = testing::parameter(encoding, "tables");  // (2, 4, 4)

@@ -25,27 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-struct SetSplits {
-  TokenSets train;
-  TokenSets test;
-};
-
-// Both splits, read as the model's G x M positions; the model's content_dim and classes are
-// checked against them (a new run takes them from the data first).
-SetSplits load_splits(const SetRunConfig& config) {
-  const auto& model = config.model;
-  SetSplits data{config.data.load("train"), config.data.load("test")};
-  data.train = data.train.with_position_shape(model.position_groups, model.position_values);
-  data.test = data.test.with_position_shape(model.position_groups, model.position_values);
-  TORCH_CHECK(data.test.content_dim() == data.train.content_dim(), "test sets have content of ",
-              data.test.content_dim(), " numbers, training sets ", data.train.content_dim());
-  TORCH_CHECK(data.test.targets.max().item<int64_t>() < data.train.classes,
-              "test sets have targets up to ", data.test.targets.max().item<int64_t>(),
-              " but the training sets only classes 0 to ", data.train.classes - 1);
-  data.test.classes = data.train.classes;
-  return data;
-}
-
 // (B, K, classes), (B, K) -> summed cross-entropy over the tokens with a target
 torch::Tensor token_loss(const torch::Tensor& logits, const torch::Tensor& targets,
                          double label_smoothing,
@@ -71,16 +50,15 @@ torch::Tensor epoch_order(int64_t sets, uint64_t seed, int64_t epoch) {
 TrainingOutcome run_set_training(SetRunConfig config, const std::string& out_dir,
                                  const std::optional<CheckpointBytes>& resume_from) {
   config.training.validate();
-  auto data = load_splits(config);
-  if (!resume_from) {
-    config.model.content_dim = data.train.content_dim();
-    config.model.classes = data.train.classes;
+  auto train = config.data.load("train");
+  if (!resume_from) {  // a new run's model reads what its training data holds
+    config.model.content_dim = train.content_dim();
+    config.model.classes = train.classes;
   }
-  TORCH_CHECK(config.model.content_dim == data.train.content_dim() &&
-                  config.model.classes >= data.train.classes,
-              "the run's model reads content of ", config.model.content_dim, " numbers into ",
-              config.model.classes, " classes but the data has ", data.train.content_dim(),
-              " numbers and ", data.train.classes, " classes");
+  struct {
+    TokenSets train, test;
+  } data{fit_to_model(train, config.model, "the training sets"),
+         fit_to_model(config.data.load("test"), config.model, "the test sets")};
   prepare_output_folder(out_dir);
   const std::string checkpoint = checkpoint_path(out_dir);
 
@@ -232,6 +210,16 @@ SetRunConfig SetRunConfig::from_json(const nlohmann::json& json) {
   TORCH_CHECK(json.at("task") == config.data.task, "the run's task ", json.at("task").dump(),
               " differs from its data's task '", config.data.task, "'");
   return config;
+}
+
+TokenSets fit_to_model(const TokenSets& data, const SetTransformerOptions& model,
+                       const std::string& name) {
+  TORCH_CHECK(data.content_dim() == model.content_dim, name, ": content has ", data.content_dim(),
+              " numbers per token, the model reads ", model.content_dim);
+  const auto largest_target = data.targets.max().item<int64_t>();
+  TORCH_CHECK(largest_target < model.classes, name, ": targets up to ", largest_target,
+              " but the model predicts classes 0 to ", model.classes - 1);
+  return data.with_position_shape(model.position_groups, model.position_values);
 }
 
 SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, int64_t batch_size) {

@@ -32,6 +32,11 @@ struct SetAccuracy {
   int64_t tokens = 0;
 };
 
+// `data` with its positions read as the model's G x M, after checking that its content and
+// targets fit the model; every error names `name` ("the test sets", a file).
+TokenSets fit_to_model(const TokenSets& data, const SetTransformerOptions& model,
+                       const std::string& name);
+
 // Per-token accuracy of `model` on `data`, whose positions must have the model's G and M.
 SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, int64_t batch_size);
 

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -56,16 +58,105 @@ void write_file_durably(const std::string& path, const std::string& bytes) {
               std::strerror(error), ")");
 }
 
-// Checks the framing of every pickle in the archive before LibTorch reads it (see
-// check_pickle_framing: a corrupt length makes LibTorch allocate gigabytes first).
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_identifier(const std::string& text) {
+  return !text.empty() && (std::isalpha(static_cast<unsigned char>(text[0])) || text[0] == '_') &&
+         std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+         });
+}
+
+// A TorchScript type as archives spell them: Tensor, int, Tuple[float, float],
+// __torch__.___torch_mangle_3.Module.
+bool is_type(const std::string& text) {
+  int depth = 0;
+  for (const char c : text) {
+    if (c == '[') {
+      ++depth;
+    } else if (c == ']') {
+      if (--depth < 0)
+        return false;
+    } else if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != ',' &&
+               c != ' ') {
+      return false;
+    }
+  }
+  return depth == 0 && !text.empty() &&
+         (std::isalpha(static_cast<unsigned char>(text[0])) || text[0] == '_');
+}
+
+// ["a", "b", ] or []
+bool is_name_list(const std::string& text) {
+  if (text.size() < 2 || text.front() != '[' || text.back() != ']')
+    return false;
+  size_t at = 1;
+  while (at + 1 < text.size()) {
+    if (text[at] != '"')
+      return false;
+    const auto close = text.find('"', at + 1);
+    if (close == std::string::npos || text.compare(close, 3, "\", ") != 0 ||
+        text.find('\\', at) < close)
+      return false;
+    at = close + 3;
+  }
+  return at + 1 == text.size();
+}
+
+// One line of the class definitions a torch::serialize archive carries in code/*.py.
+bool is_archive_code_line(const std::string& line) {
+  if (line.empty())
+    return true;
+  if (line.rfind("class ", 0) == 0)
+    return ends_with(line, "(Module):") &&
+           is_identifier(line.substr(6, line.size() - 6 - std::string("(Module):").size()));
+  if (line.rfind("  ", 0) != 0)
+    return false;
+  const std::string body = line.substr(2);
+  for (const char* list : {"__parameters__ = ", "__buffers__ = "}) {
+    if (body.rfind(list, 0) == 0)
+      return is_name_list(body.substr(std::string(list).size()));
+  }
+  if (body == "__annotations__ = []")
+    return true;
+  if (body.rfind("__annotations__[\"", 0) == 0) {
+    const auto close = body.find("\"] = ");
+    return close != std::string::npos && body.find_first_of("\"\\", 17) == close &&
+           is_type(body.substr(close + 5));
+  }
+  const auto colon = body.find(" : ");
+  return colon != std::string::npos && is_identifier(body.substr(0, colon)) &&
+         is_type(body.substr(colon + 3));
+}
+
+// Checks what LibTorch parses before it parses it: the framing of every pickle (see
+// check_pickle_framing: a corrupt length makes LibTorch allocate gigabytes first), and that the
+// TorchScript class definitions hold only the lines a torch::serialize archive writes (found by
+// fuzzing: LibTorch 1.13's parser dereferences a wild pointer on an unknown class attribute such
+// as `__barameters__ = [...]`).
 void check_archive_pickles(const CheckpointBytes& checkpoint) {
   std::istringstream stream(checkpoint.bytes);
   caffe2::serialize::PyTorchStreamReader reader(&stream);
   for (const auto& record : reader.getAllRecords()) {
-    if (record.size() > 4 && record.compare(record.size() - 4, 4, ".pkl") == 0) {
-      const auto [data, size] = reader.getRecord(record);
-      check_pickle_framing(std::string(static_cast<const char*>(data.get()), size),
-                           checkpoint.name + " (" + record + ")");
+    const bool pickle = ends_with(record, ".pkl");
+    const bool code = ends_with(record, ".py") && record.find("code/") != std::string::npos;
+    if (!pickle && !code)
+      continue;
+    const auto [data, size] = reader.getRecord(record);
+    const std::string bytes(static_cast<const char*>(data.get()), size);
+    if (pickle) {
+      check_pickle_framing(bytes, checkpoint.name + " (" + record + ")");
+      continue;
+    }
+    std::istringstream lines(bytes);
+    int64_t number = 0;
+    for (std::string line; std::getline(lines, line);) {
+      ++number;
+      TORCH_CHECK(is_archive_code_line(line), checkpoint.name, " is corrupt: its archive code (",
+                  record, ") has an unexpected line ", number);
     }
   }
 }

@@ -19,25 +19,29 @@ namespace F = torch::nn::functional;
 class AxisTapTables {
  public:
   AxisTapTables(int64_t length, int64_t kernel, PegPadding padding)
-      : source_(length * kernel), reader_offsets_(length + 1, 0) {
+      : source_(length * kernel), padded_(length + kernel - 1), reader_offsets_(length + 1, 0) {
     const int64_t half = kernel / 2;
+    for (int64_t position = 0; position < length + kernel - 1; ++position) {
+      int64_t in = position - half;
+      if (in < 0 || in >= length) {
+        switch (padding) {
+          case PegPadding::Zeros:
+            in = -1;
+            break;
+          case PegPadding::Circular:
+            in = ((in % length) + length) % length;
+            break;
+          case PegPadding::Replicate:
+            in = std::clamp<int64_t>(in, 0, length - 1);
+            break;
+        }
+      }
+      padded_[position] = static_cast<int32_t>(in);
+    }
     for (int64_t out = 0; out < length; ++out) {
       for (int64_t tap = 0; tap < kernel; ++tap) {
-        int64_t in = out + tap - half;
-        if (in < 0 || in >= length) {
-          switch (padding) {
-            case PegPadding::Zeros:
-              in = -1;
-              break;
-            case PegPadding::Circular:
-              in = ((in % length) + length) % length;
-              break;
-            case PegPadding::Replicate:
-              in = std::clamp<int64_t>(in, 0, length - 1);
-              break;
-          }
-        }
-        source_[out * kernel + tap] = static_cast<int32_t>(in);
+        const int32_t in = padded_[out + tap];
+        source_[out * kernel + tap] = in;
         if (in >= 0)
           ++reader_offsets_[in + 1];
       }
@@ -59,11 +63,12 @@ class AxisTapTables {
   }
 
   kernels::AxisTaps view() const {
-    return {source_.data(), readers_.data(), reader_offsets_.data()};
+    return {source_.data(), padded_.data(), readers_.data(), reader_offsets_.data()};
   }
 
  private:
   std::vector<int32_t> source_;
+  std::vector<int32_t> padded_;
   std::vector<int32_t> readers_;
   std::vector<int32_t> reader_offsets_;
 };
@@ -71,12 +76,16 @@ class AxisTapTables {
 // Everything one PEG call shares between forward and backward.
 struct PegSetup {
   PegSetup(const TokenGrid& grid, int64_t channels, int64_t kernel, PegPadding padding,
-           const torch::Tensor& weight, const torch::Tensor& bias)
+           const torch::Tensor& weight, const torch::Tensor& bias, bool for_backward)
       : rows(grid.height, kernel, padding),
         columns(grid.width, kernel, padding),
         // weight (C, 1, k, k) -> taps (k*k, C)
         taps(weight.reshape({channels, kernel * kernel}).t().contiguous()),
         bias(bias.numel() > 0 ? bias.contiguous() : torch::Tensor()) {
+    // The transposed convolution of a zero- or circular-padded one is the same convolution with
+    // the taps reversed; replicate padding sends border reads back to one token, a gather.
+    if (for_backward && padding != PegPadding::Replicate)
+      flipped_taps = taps.flip(0);
     problem.height = grid.height;
     problem.width = grid.width;
     problem.channels = channels;
@@ -86,10 +95,11 @@ struct PegSetup {
     problem.columns = columns.view();
     problem.taps = taps.data_ptr<float>();
     problem.bias = this->bias.defined() ? this->bias.data_ptr<float>() : nullptr;
+    problem.flipped_taps = flipped_taps.defined() ? flipped_taps.data_ptr<float>() : nullptr;
   }
 
   AxisTapTables rows, columns;
-  torch::Tensor taps, bias;
+  torch::Tensor taps, bias, flipped_taps;
   kernels::PegProblem problem;
 };
 
@@ -122,7 +132,8 @@ class PegConvFunction : public torch::autograd::Function<PegConvFunction> {
     const TokenGrid grid{height, width, prefix};
     tokens = with_contiguous_channels(tokens);
     const int64_t channels = tokens.size(2), kernel = weight.size(2);
-    PegSetup setup(grid, channels, kernel, static_cast<PegPadding>(padding), weight, bias);
+    PegSetup setup(grid, channels, kernel, static_cast<PegPadding>(padding), weight, bias,
+                   /*for_backward=*/false);
     auto output = torch::empty(tokens.sizes(), tokens.options());
     const auto input_view = const_view(tokens);
     const auto output_view = view(output);
@@ -145,7 +156,8 @@ class PegConvFunction : public torch::autograd::Function<PegConvFunction> {
     const auto shape = context->saved_data["grid"].toIntVector();
     const TokenGrid grid{shape[0], shape[1], shape[2]};
     const int64_t channels = tokens.size(2), kernel = weight.size(2);
-    PegSetup setup(grid, channels, kernel, static_cast<PegPadding>(shape[3]), weight, bias);
+    PegSetup setup(grid, channels, kernel, static_cast<PegPadding>(shape[3]), weight, bias,
+                   /*for_backward=*/true);
     auto grad_output = with_contiguous_channels(grad_outputs[0].to(tokens.scalar_type()));
     auto grad_tokens = torch::empty(tokens.sizes(), tokens.options());
 

@@ -6,10 +6,13 @@
 // one token; taps are (k*k, C), so each tap's weights are contiguous across channels too. Work is
 // split in grid rows (row r is image r / H, grid row r % H).
 //
-// Loads, not arithmetic, limit a depthwise convolution (one multiply-add per input load), so the
-// interior of each row goes in tiles of kTile tokens that share each tap's weight load. In the
-// interior columns [k/2, W - k/2) no padding is involved whatever the mode, so tiles index
-// neighbours directly; border tokens go through the per-axis tap tables (any padding mode).
+// Loads, not arithmetic, limit a naive depthwise convolution (one multiply-add per input load). For
+// k = 1, 3, 5, 7 (compile-time K) a row goes in tiles of T output tokens whose accumulators stay
+// in registers: each padded input token of a kernel row is loaded once and feeds the up to K
+// outputs that read it, T + K - 1 loads for T * K multiply-adds. The padded column table makes
+// this the same code for every padding mode. Other k take the generic path: border tokens through
+// the tap tables one at a time, interior columns [k/2, W - k/2) in tiles of kTile tokens that
+// share each tap's weight load.
 #include <cstdint>
 #include <cstring>
 
@@ -52,11 +55,238 @@ inline void for_column_tiles(int64_t width, int64_t half, Single&& single, Tile&
     single(j);
 }
 
-// Tokens are visited in order and each token's channels in contiguous blocks, so memory is read
-// in sequence; a tile's kTile x U accumulators stay in registers across the k*k taps.
+// Calls tile(T, j0) over columns [0, W) in tiles of T = 8, then 4, 2, 1 tokens (T an
+// integral_constant).
+template <typename Tile>
+inline void for_register_tiles(int64_t width, Tile&& tile) {
+  int64_t j = 0;
+  for (; j + 8 <= width; j += 8)
+    tile(std::integral_constant<int, 8>{}, j);
+  if (j + 4 <= width) {
+    tile(std::integral_constant<int, 4>{}, j);
+    j += 4;
+  }
+  if (j + 2 <= width) {
+    tile(std::integral_constant<int, 2>{}, j);
+    j += 2;
+  }
+  if (j < width)
+    tile(std::integral_constant<int, 1>{}, j);
+}
+
+// Output tokens [j0, j0 + T) of grid row i, channels [c, c + lanes): in + bias + conv(in, taps).
+// Output j reads padded column j + dj of kernel row di, so the tile reads padded columns
+// [j0, j0 + T + K - 1) of each kernel row, each once.
+template <int K, int T, bool Partial>
+inline void convolve_tile(const PegProblem& p, const float* taps, const float* bias,
+                          const float* grid_in, int64_t in_stride, float* target_row,
+                          int64_t out_stride, int64_t i, int64_t j0, int64_t c, int64_t tail) {
+  const float* centre = grid_in + (i * p.width + j0) * in_stride + c;
+  const Register bias_vector = bias != nullptr ? load_vector<Partial>(bias + c, tail) : Vec::zero();
+  Register acc[T];
+  POSENC_UNROLL
+  for (int t = 0; t < T; ++t)
+    acc[t] = Vec::add(load_vector<Partial>(centre + t * in_stride, tail), bias_vector);
+  const int32_t* row_source = p.rows.source + i * K;
+  const int32_t* columns = p.columns.padded + j0;
+  POSENC_UNROLL
+  for (int di = 0; di < K; ++di) {
+    if (row_source[di] < 0)
+      continue;
+    const float* source_row = grid_in + row_source[di] * p.width * in_stride + c;
+    Register weight[K];
+    POSENC_UNROLL
+    for (int dj = 0; dj < K; ++dj)
+      weight[dj] = load_vector<Partial>(taps + (di * K + dj) * p.channels + c, tail);
+    POSENC_UNROLL
+    for (int s = 0; s < T + K - 1; ++s) {
+      if (columns[s] < 0)
+        continue;
+      const Register x = load_vector<Partial>(source_row + columns[s] * in_stride, tail);
+      POSENC_UNROLL
+      for (int dj = 0; dj < K; ++dj)
+        if (s - dj >= 0 && s - dj < T)
+          acc[s - dj] = Vec::fmadd(weight[dj], x, acc[s - dj]);
+    }
+  }
+  POSENC_UNROLL
+  for (int t = 0; t < T; ++t)
+    store_vector<Partial>(target_row + (j0 + t) * out_stride + c, acc[t], tail);
+}
+
+// Grid row i of out = in + bias + conv(in, taps) (bias may be null), any padding mode.
+template <int K>
+void convolve_row(const PegProblem& p, const float* taps, const float* bias, const float* grid_in,
+                  int64_t in_stride, float* grid_out, int64_t out_stride, int64_t i) {
+  float* target_row = grid_out + i * p.width * out_stride;
+  for_register_tiles(p.width, [&](auto tile, int64_t j0) {
+    for_each_vector(p.channels, [&](int64_t c, int64_t tail, auto partial) {
+      convolve_tile<K, decltype(tile)::value, decltype(partial)::value>(
+          p, taps, bias, grid_in, in_stride, target_row, out_stride, i, j0, c, tail);
+    });
+  });
+}
+
+// Adds to acc[dj][t % P] the products grad_output(j0 + t) * input(padded column j0 + t + dj) of
+// one kernel row, t in [0, T): P partial sums per tap keep K * P multiply-add chains in flight.
+template <int K, int T, int P, bool Partial>
+inline void tap_gradient_tile(const PegProblem& p, const float* grad_row, int64_t g_stride,
+                              const float* source_row, int64_t in_stride, int64_t j0, int64_t c,
+                              int64_t tail, Register (&acc)[K][P]) {
+  Register g[T];
+  POSENC_UNROLL
+  for (int t = 0; t < T; ++t)
+    g[t] = load_vector<Partial>(grad_row + (j0 + t) * g_stride + c, tail);
+  const int32_t* columns = p.columns.padded + j0;
+  POSENC_UNROLL
+  for (int s = 0; s < T + K - 1; ++s) {
+    if (columns[s] < 0)
+      continue;
+    const Register x = load_vector<Partial>(source_row + columns[s] * in_stride + c, tail);
+    POSENC_UNROLL
+    for (int dj = 0; dj < K; ++dj)
+      if (s - dj >= 0 && s - dj < T)
+        acc[dj][(s - dj) % P] = Vec::fmadd(g[s - dj], x, acc[dj][(s - dj) % P]);
+  }
+}
+
+// d taps and d bias from output row i, compile-time K: for each channel vector and kernel row,
+// the K tap sums of the whole row stay in registers.
+template <int K>
+void tap_gradient_row_tiled(const PegProblem& p, const float* grid_grad_out, int64_t g_stride,
+                            const float* grid_in, int64_t in_stride, float* grad_taps,
+                            float* grad_bias, int64_t i) {
+  constexpr int P = K == 1 ? 4 : (K == 3 ? 2 : 1);
+  const int64_t width = p.width, channels = p.channels;
+  const int32_t* row_source = p.rows.source + i * K;
+  const float* grad_row = grid_grad_out + i * width * g_stride;
+  for_each_vector(channels, [&](int64_t c, int64_t tail, auto partial) {
+    constexpr bool kPartial = decltype(partial)::value;
+    for (int di = 0; di < K; ++di) {
+      if (row_source[di] < 0)
+        continue;
+      const float* source_row = grid_in + row_source[di] * width * in_stride;
+      Register acc[K][P];
+      POSENC_UNROLL
+      for (int dj = 0; dj < K; ++dj)
+        POSENC_UNROLL
+        for (int q = 0; q < P; ++q)
+          acc[dj][q] = Vec::zero();
+      for_register_tiles(width, [&](auto tile, int64_t j0) {
+        tap_gradient_tile<K, decltype(tile)::value, P, decltype(partial)::value>(
+            p, grad_row, g_stride, source_row, in_stride, j0, c, tail, acc);
+      });
+      POSENC_UNROLL
+      for (int dj = 0; dj < K; ++dj) {
+        Register total = acc[dj][0];
+        POSENC_UNROLL
+        for (int q = 1; q < P; ++q)
+          total = Vec::add(total, acc[dj][q]);
+        float* sum = grad_taps + (di * K + dj) * channels + c;
+        store_vector<kPartial>(sum, Vec::add(load_vector<kPartial>(sum, tail), total), tail);
+      }
+    }
+    if (grad_bias != nullptr) {
+      Register even = Vec::zero(), odd = Vec::zero();
+      int64_t j = 0;
+      for (; j + 2 <= width; j += 2) {
+        even = Vec::add(even, load_vector<kPartial>(grad_row + j * g_stride + c, tail));
+        odd = Vec::add(odd, load_vector<kPartial>(grad_row + (j + 1) * g_stride + c, tail));
+      }
+      if (j < width)
+        even = Vec::add(even, load_vector<kPartial>(grad_row + j * g_stride + c, tail));
+      float* sum = grad_bias + c;
+      store_vector<kPartial>(sum, Vec::add(load_vector<kPartial>(sum, tail), Vec::add(even, odd)),
+                             tail);
+    }
+  });
+}
+
+// Generic k (through the tap tables): grid row i of out = in + bias + conv(in). Tokens are visited
+// in order and each token's channels in contiguous blocks, so memory is read in sequence; a
+// tile's kTile x U accumulators stay in registers across the k*k taps.
+void convolve_row_generic(const PegProblem& p, const float* grid_in, int64_t in_stride,
+                          float* grid_out, int64_t out_stride, int64_t i) {
+  const int64_t k = p.kernel, half = k / 2, width = p.width, channels = p.channels;
+  const float* centre_row = grid_in + i * width * in_stride;
+  float* target_row = grid_out + i * width * out_stride;
+  const int32_t* row_source = p.rows.source + i * k;
+  auto single = [&](int64_t j) {
+    const int32_t* column_source = p.columns.source + j * k;
+    for_vector_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
+      constexpr int U = decltype(vectors)::value;
+      Register acc[U];
+      for (int u = 0; u < U; ++u) {
+        acc[u] = load_lanes(centre_row + j * in_stride + c + u * kLanes, tail);
+        if (p.bias != nullptr)
+          acc[u] = Vec::add(acc[u], load_lanes(p.bias + c + u * kLanes, tail));
+      }
+      for (int64_t di = 0; di < k; ++di) {
+        if (row_source[di] < 0)
+          continue;
+        const float* source_row = grid_in + row_source[di] * width * in_stride + c;
+        for (int64_t dj = 0; dj < k; ++dj) {
+          if (column_source[dj] < 0)
+            continue;
+          const float* source = source_row + column_source[dj] * in_stride;
+          const float* tap = p.taps + (di * k + dj) * channels + c;
+          for (int u = 0; u < U; ++u)
+            acc[u] = Vec::fmadd(load_lanes(tap + u * kLanes, tail),
+                                load_lanes(source + u * kLanes, tail), acc[u]);
+        }
+      }
+      for (int u = 0; u < U; ++u)
+        store_lanes(target_row + j * out_stride + c + u * kLanes, acc[u], tail);
+    });
+  };
+  auto tile = [&](int64_t j) {
+    for_channel_vectors(channels, [&](int64_t c, int64_t tail) {
+      const Register bias = p.bias != nullptr ? load_lanes(p.bias + c, tail) : Vec::zero();
+      Register acc[kTile];
+      for (int64_t t = 0; t < kTile; ++t)
+        acc[t] = Vec::add(load_lanes(centre_row + (j + t) * in_stride + c, tail), bias);
+      for (int64_t di = 0; di < k; ++di) {
+        if (row_source[di] < 0)
+          continue;
+        // interior: output column j + t reads column j + t + dj - half
+        const float* source = grid_in + (row_source[di] * width + j - half) * in_stride + c;
+        for (int64_t dj = 0; dj < k; ++dj) {
+          const Register weight = load_lanes(p.taps + (di * k + dj) * channels + c, tail);
+          for (int64_t t = 0; t < kTile; ++t)
+            acc[t] = Vec::fmadd(weight, load_lanes(source + (t + dj) * in_stride, tail), acc[t]);
+        }
+      }
+      for (int64_t t = 0; t < kTile; ++t)
+        store_lanes(target_row + (j + t) * out_stride + c, acc[t], tail);
+    });
+  };
+  for_column_tiles(width, half, single, tile);
+}
+
+// Calls body(K) with K = k as an integral_constant for the k that have register-tiled kernels;
+// false for any other k.
+template <typename Body>
+inline bool with_compile_time_kernel(int64_t k, Body&& body) {
+  switch (k) {
+    case 1:
+      body(std::integral_constant<int, 1>{});
+      return true;
+    case 3:
+      body(std::integral_constant<int, 3>{});
+      return true;
+    case 5:
+      body(std::integral_constant<int, 5>{});
+      return true;
+    case 7:
+      body(std::integral_constant<int, 7>{});
+      return true;
+    default:
+      return false;
+  }
+}
+
 void peg_forward_rows(const PegProblem& p, ConstTokenTensor input, TokenTensor output,
                       int64_t begin, int64_t end) {
-  const int64_t k = p.kernel, half = k / 2, width = p.width, channels = p.channels;
   const int64_t in_stride = input.token_stride, out_stride = output.token_stride;
   for (int64_t r = begin; r < end; ++r) {
     const int64_t image = r / p.height, i = r % p.height;
@@ -65,60 +295,13 @@ void peg_forward_rows(const PegProblem& p, ConstTokenTensor input, TokenTensor o
     if (i == 0)
       copy_prefix(p, in, in_stride, out, out_stride);
     const float* grid_in = in + p.prefix * in_stride;
-    const float* centre_row = grid_in + i * width * in_stride;
-    float* target_row = out + (p.prefix + i * width) * out_stride;
-    const int32_t* row_source = p.rows.source + i * k;
-
-    auto single = [&](int64_t j) {
-      const int32_t* column_source = p.columns.source + j * k;
-      for_vector_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
-        constexpr int U = decltype(vectors)::value;
-        Register acc[U];
-        for (int u = 0; u < U; ++u) {
-          acc[u] = load_lanes(centre_row + j * in_stride + c + u * kLanes, tail);
-          if (p.bias != nullptr)
-            acc[u] = Vec::add(acc[u], load_lanes(p.bias + c + u * kLanes, tail));
-        }
-        for (int64_t di = 0; di < k; ++di) {
-          if (row_source[di] < 0)
-            continue;
-          const float* source_row = grid_in + row_source[di] * width * in_stride + c;
-          for (int64_t dj = 0; dj < k; ++dj) {
-            if (column_source[dj] < 0)
-              continue;
-            const float* source = source_row + column_source[dj] * in_stride;
-            const float* tap = p.taps + (di * k + dj) * channels + c;
-            for (int u = 0; u < U; ++u)
-              acc[u] = Vec::fmadd(load_lanes(tap + u * kLanes, tail),
-                                  load_lanes(source + u * kLanes, tail), acc[u]);
-          }
-        }
-        for (int u = 0; u < U; ++u)
-          store_lanes(target_row + j * out_stride + c + u * kLanes, acc[u], tail);
-      });
-    };
-    auto tile = [&](int64_t j) {
-      for_channel_vectors(channels, [&](int64_t c, int64_t tail) {
-        const Register bias = p.bias != nullptr ? load_lanes(p.bias + c, tail) : Vec::zero();
-        Register acc[kTile];
-        for (int64_t t = 0; t < kTile; ++t)
-          acc[t] = Vec::add(load_lanes(centre_row + (j + t) * in_stride + c, tail), bias);
-        for (int64_t di = 0; di < k; ++di) {
-          if (row_source[di] < 0)
-            continue;
-          // interior: output column j + t reads column j + t + dj - half
-          const float* source = grid_in + (row_source[di] * width + j - half) * in_stride + c;
-          for (int64_t dj = 0; dj < k; ++dj) {
-            const Register weight = load_lanes(p.taps + (di * k + dj) * channels + c, tail);
-            for (int64_t t = 0; t < kTile; ++t)
-              acc[t] = Vec::fmadd(weight, load_lanes(source + (t + dj) * in_stride, tail), acc[t]);
-          }
-        }
-        for (int64_t t = 0; t < kTile; ++t)
-          store_lanes(target_row + (j + t) * out_stride + c, acc[t], tail);
-      });
-    };
-    for_column_tiles(width, half, single, tile);
+    float* grid_out = out + p.prefix * out_stride;
+    const bool tiled = with_compile_time_kernel(p.kernel, [&](auto kernel) {
+      convolve_row<decltype(kernel)::value>(p, p.taps, p.bias, grid_in, in_stride, grid_out,
+                                            out_stride, i);
+    });
+    if (!tiled)
+      convolve_row_generic(p, grid_in, in_stride, grid_out, out_stride, i);
   }
 }
 
@@ -178,14 +361,12 @@ void peg_input_gradient_row(const PegProblem& p, const float* grid_grad_out, int
   for_column_tiles(width, half, single, tile);
 }
 
-// d taps and d bias from output row i: sum over j of grad_output(i, j) * input(source of tap).
-// With K = k known at compile time the k column taps of a source row accumulate in registers and
-// share the load of grad_output; K = 0 handles any k with one tap at a time.
-template <int K>
-void peg_tap_gradient_row(const PegProblem& p, const float* grid_grad_out, int64_t g_stride,
-                          const float* grid_in, int64_t in_stride, float* grad_taps,
-                          float* grad_bias, int64_t i) {
-  const int64_t k = K > 0 ? K : p.kernel, width = p.width, channels = p.channels;
+// Generic k: d taps and d bias from output row i, sum over j of grad_output(i, j) * input(source
+// of the tap), one tap at a time.
+void tap_gradient_row_generic(const PegProblem& p, const float* grid_grad_out, int64_t g_stride,
+                              const float* grid_in, int64_t in_stride, float* grad_taps,
+                              float* grad_bias, int64_t i) {
+  const int64_t k = p.kernel, width = p.width, channels = p.channels;
   const int32_t* row_source = p.rows.source + i * k;
   const float* grad_row = grid_grad_out + i * width * g_stride;
   for_channel_vectors(channels, [&](int64_t c, int64_t tail) {
@@ -193,34 +374,16 @@ void peg_tap_gradient_row(const PegProblem& p, const float* grid_grad_out, int64
       if (row_source[di] < 0)
         continue;
       const float* source_row = grid_in + row_source[di] * width * in_stride + c;
-      if constexpr (K > 0) {
-        Register acc[K];
-        for (int dj = 0; dj < K; ++dj)
-          acc[dj] = Vec::zero();
+      for (int64_t dj = 0; dj < k; ++dj) {
+        Register acc = Vec::zero();
         for (int64_t j = 0; j < width; ++j) {
-          const Register g = load_lanes(grad_row + j * g_stride + c, tail);
-          const int32_t* column_source = p.columns.source + j * K;
-          for (int dj = 0; dj < K; ++dj)
-            if (column_source[dj] >= 0)
-              acc[dj] = Vec::fmadd(g, load_lanes(source_row + column_source[dj] * in_stride, tail),
-                                   acc[dj]);
+          const int32_t sj = p.columns.source[j * k + dj];
+          if (sj >= 0)
+            acc = Vec::fmadd(load_lanes(grad_row + j * g_stride + c, tail),
+                             load_lanes(source_row + sj * in_stride, tail), acc);
         }
-        for (int dj = 0; dj < K; ++dj) {
-          float* sum = grad_taps + (di * K + dj) * channels + c;
-          store_lanes(sum, Vec::add(load_lanes(sum, tail), acc[dj]), tail);
-        }
-      } else {
-        for (int64_t dj = 0; dj < k; ++dj) {
-          Register acc = Vec::zero();
-          for (int64_t j = 0; j < width; ++j) {
-            const int32_t sj = p.columns.source[j * k + dj];
-            if (sj >= 0)
-              acc = Vec::fmadd(load_lanes(grad_row + j * g_stride + c, tail),
-                               load_lanes(source_row + sj * in_stride, tail), acc);
-          }
-          float* sum = grad_taps + (di * k + dj) * channels + c;
-          store_lanes(sum, Vec::add(load_lanes(sum, tail), acc), tail);
-        }
+        float* sum = grad_taps + (di * k + dj) * channels + c;
+        store_lanes(sum, Vec::add(load_lanes(sum, tail), acc), tail);
       }
     }
     if (grad_bias != nullptr) {
@@ -233,27 +396,11 @@ void peg_tap_gradient_row(const PegProblem& p, const float* grid_grad_out, int64
 }
 
 // The whole backward for rows [begin, end): grad_input of those rows (prefix tokens with the
-// first row of an image) and their contributions to grad_taps and grad_bias.
+// first row of an image) and their contributions to grad_taps and grad_bias. Rows are visited
+// once: the input gradient and the tap gradients of a row read the same grad_output row.
 void peg_backward_rows(const PegProblem& p, ConstTokenTensor grad_output, ConstTokenTensor input,
                        TokenTensor grad_input, float* grad_taps, float* grad_bias, int64_t begin,
                        int64_t end) {
-  auto tap_gradient_row = &peg_tap_gradient_row<0>;
-  switch (p.kernel) {
-    case 1:
-      tap_gradient_row = &peg_tap_gradient_row<1>;
-      break;
-    case 3:
-      tap_gradient_row = &peg_tap_gradient_row<3>;
-      break;
-    case 5:
-      tap_gradient_row = &peg_tap_gradient_row<5>;
-      break;
-    case 7:
-      tap_gradient_row = &peg_tap_gradient_row<7>;
-      break;
-    default:
-      break;
-  }
   const int64_t g_stride = grad_output.token_stride, in_stride = input.token_stride;
   const int64_t gi_stride = grad_input.token_stride;
   for (int64_t r = begin; r < end; ++r) {
@@ -264,11 +411,26 @@ void peg_backward_rows(const PegProblem& p, ConstTokenTensor grad_output, ConstT
     if (i == 0)
       copy_prefix(p, grad_out, g_stride, grad_in, gi_stride);
     const float* grid_grad_out = grad_out + p.prefix * g_stride;
-    peg_input_gradient_row(p, grid_grad_out, g_stride, grad_in + p.prefix * gi_stride, gi_stride,
-                           i);
-    if (grad_taps != nullptr)
-      tap_gradient_row(p, grid_grad_out, g_stride, in + p.prefix * in_stride, in_stride, grad_taps,
-                       grad_bias, i);
+    const float* grid_in = in + p.prefix * in_stride;
+    float* grid_grad_in = grad_in + p.prefix * gi_stride;
+    const bool tiled = with_compile_time_kernel(p.kernel, [&](auto kernel) {
+      constexpr int K = decltype(kernel)::value;
+      // grad_input = grad_output + conv(grad_output, reversed taps), when that holds
+      if (p.flipped_taps != nullptr)
+        convolve_row<K>(p, p.flipped_taps, nullptr, grid_grad_out, g_stride, grid_grad_in,
+                        gi_stride, i);
+      else
+        peg_input_gradient_row(p, grid_grad_out, g_stride, grid_grad_in, gi_stride, i);
+      if (grad_taps != nullptr)
+        tap_gradient_row_tiled<K>(p, grid_grad_out, g_stride, grid_in, in_stride, grad_taps,
+                                  grad_bias, i);
+    });
+    if (!tiled) {
+      peg_input_gradient_row(p, grid_grad_out, g_stride, grid_grad_in, gi_stride, i);
+      if (grad_taps != nullptr)
+        tap_gradient_row_generic(p, grid_grad_out, g_stride, grid_in, in_stride, grad_taps,
+                                 grad_bias, i);
+    }
   }
 }
 

@@ -12,6 +12,8 @@ namespace posenc::kernels {
 // each tap (the padding mode lives here), and, inverted, which (output, tap) pairs read each input.
 struct AxisTaps {
   const int32_t* source = nullptr;   // (L, k): input index read by output o at tap t, -1 = zero pad
+  const int32_t* padded = nullptr;   // (L + k - 1): input index at padded position e - k/2, or -1;
+                                     // source[o * k + t] == padded[o + t]
   const int32_t* readers = nullptr;  // pairs (o, t), grouped by input index
   const int32_t* reader_offsets =
       nullptr;  // (L + 1): input i's pairs are [offsets[i], offsets[i+1])
@@ -24,6 +26,10 @@ struct PegProblem {
   AxisTaps rows, columns;
   const float* taps = nullptr;  // (k * k, C): weight[c, 0, di, dj] at taps[(di * k + dj) * C + c]
   const float* bias = nullptr;  // (C) or null
+  // (k * k, C): the taps in reverse order, taps[k * k - 1 - t]; set when the transposed
+  // convolution is this convolution with flipped taps (zero and circular padding), so the input
+  // gradient runs the forward kernel on grad_output. Null: it gathers through `readers`.
+  const float* flipped_taps = nullptr;
 };
 
 struct TokenTensor {

@@ -136,6 +136,30 @@ TEST(FusedPegKernel, MatchesReferenceValuesAndGradients) {
   }
 }
 
+// Non-temporal stores (ScopedStreamingThreshold(0) streams every output whose data and strides
+// are 64-byte aligned: here the cases with C a multiple of 16) give the same results.
+TEST(FusedPegKernel, StreamingStoresMatchTheReference) {
+  ScopedStreamingThreshold stream_everything(0);
+  std::vector<PegCase> cases = kPegCases;
+  cases.push_back({2, 5, 9, 32, 5, 1, PegPadding::Circular, true});
+  cases.push_back({1, 7, 3, 64, 7, 0, PegPadding::Replicate, true});
+  cases.push_back({2, 6, 6, 16, 1, 1, PegPadding::Zeros, false});
+  for (const auto& c : cases) {
+    const auto tensors = random_peg_tensors(c);
+    for_each_simd_level_and_thread_count([&] { expect_peg_matches_reference(c, tensors); });
+  }
+}
+
+TEST(KernelSettings, StreamingThresholdIsScoped) {
+  const int64_t before = streaming_threshold_bytes();
+  {
+    ScopedStreamingThreshold threshold(123);
+    EXPECT_EQ(streaming_threshold_bytes(), 123);
+  }
+  EXPECT_EQ(streaming_threshold_bytes(), before);
+  expect_error_containing([] { ScopedStreamingThreshold negative(-1); }, {"non-negative"});
+}
+
 TEST(FusedPegKernel, ReadsNonContiguousTokensAndGradients) {
   const PegCase c{2, 5, 6, 40, 3, 1, PegPadding::Zeros, true};
   auto t = random_peg_tensors(c);

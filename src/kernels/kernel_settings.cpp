@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -36,6 +37,23 @@ bool& current_fused_kernels() {
     return false;
   }();
   return enabled;
+}
+
+int64_t& current_streaming_threshold() {
+  static int64_t bytes = [] {
+    constexpr int64_t kDefault = int64_t{4} << 20;
+    const char* value = std::getenv("POSENC_STREAM_BYTES");
+    if (value == nullptr || *value == '\0')
+      return kDefault;
+    char* end = nullptr;
+    errno = 0;
+    const long long parsed = std::strtoll(value, &end, 10);
+    TORCH_CHECK(errno == 0 && *end == '\0' && parsed >= 0,
+                "POSENC_STREAM_BYTES must be a non-negative number of bytes (outputs at least that ",
+                "large are written around the caches; 0 = all), got '", value, "'");
+    return static_cast<int64_t>(parsed);
+  }();
+  return bytes;
 }
 
 }  // namespace
@@ -94,6 +112,20 @@ ScopedKernelPath::ScopedKernelPath(bool use_fused_kernels) : previous_(current_f
 
 ScopedKernelPath::~ScopedKernelPath() {
   current_fused_kernels() = previous_;
+}
+
+int64_t streaming_threshold_bytes() {
+  return current_streaming_threshold();
+}
+
+ScopedStreamingThreshold::ScopedStreamingThreshold(int64_t bytes)
+    : previous_(current_streaming_threshold()) {
+  TORCH_CHECK(bytes >= 0, "streaming threshold must be non-negative, got ", bytes);
+  current_streaming_threshold() = bytes;
+}
+
+ScopedStreamingThreshold::~ScopedStreamingThreshold() {
+  current_streaming_threshold() = previous_;
 }
 
 }  // namespace posenc

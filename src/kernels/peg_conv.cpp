@@ -112,8 +112,15 @@ kernels::ConstTokenTensor const_view(const torch::Tensor& tokens) {
   return {tokens.data_ptr<float>(), tokens.stride(0), tokens.stride(1)};
 }
 
-kernels::TokenTensor view(torch::Tensor& tokens) {
-  return {tokens.data_ptr<float>(), tokens.stride(0), tokens.stride(1)};
+// A fresh output tensor (B, N, C) as the kernels write it; whole channel vectors go around the
+// caches when it is large and 64-byte aligned.
+kernels::TokenTensor output_view(torch::Tensor& tokens) {
+  auto aligned = [](int64_t value) { return value % 64 == 0; };
+  const int64_t bytes = tokens.numel() * static_cast<int64_t>(sizeof(float));
+  const bool stream = bytes >= streaming_threshold_bytes() &&
+                      aligned(reinterpret_cast<intptr_t>(tokens.data_ptr<float>())) &&
+                      aligned(tokens.stride(0) * 4) && aligned(tokens.stride(1) * 4);
+  return {tokens.data_ptr<float>(), tokens.stride(0), tokens.stride(1), stream};
 }
 
 // Enough rows per task that a task does at least ~32k multiply-adds.
@@ -136,11 +143,11 @@ class PegConvFunction : public torch::autograd::Function<PegConvFunction> {
                    /*for_backward=*/false);
     auto output = torch::empty(tokens.sizes(), tokens.options());
     const auto input_view = const_view(tokens);
-    const auto output_view = view(output);
+    const auto output_tokens = output_view(output);
     const auto& kernels = kernels::active_kernels();
     at::parallel_for(0, tokens.size(0) * height, row_grain(grid, channels, kernel),
                      [&](int64_t begin, int64_t end) {
-                       kernels.peg_forward(setup.problem, input_view, output_view, begin, end);
+                       kernels.peg_forward(setup.problem, input_view, output_tokens, begin, end);
                      });
     context->save_for_backward({tokens, weight, bias});
     context->saved_data["grid"] = std::vector<int64_t>{height, width, prefix, padding};
@@ -171,7 +178,7 @@ class PegConvFunction : public torch::autograd::Function<PegConvFunction> {
     const bool with_bias = bias.numel() > 0;
     const auto grad_output_view = const_view(grad_output);
     const auto input_view = const_view(tokens);
-    const auto grad_tokens_view = view(grad_tokens);
+    const auto grad_tokens_view = output_view(grad_tokens);
     const auto& kernels = kernels::active_kernels();
     at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
       for (int64_t chunk = first; chunk < last; ++chunk) {

@@ -77,7 +77,7 @@ inline void for_register_tiles(int64_t width, Tile&& tile) {
 // Output tokens [j0, j0 + T) of grid row i, channels [c, c + lanes): in + bias + conv(in, taps).
 // Output j reads padded column j + dj of kernel row di, so the tile reads padded columns
 // [j0, j0 + T + K - 1) of each kernel row, each once.
-template <int K, int T, bool Partial>
+template <int K, int T, bool Partial, bool Stream>
 inline void convolve_tile(const PegProblem& p, const float* taps, const float* bias,
                           const float* grid_in, int64_t in_stride, float* target_row,
                           int64_t out_stride, int64_t i, int64_t j0, int64_t c, int64_t tail) {
@@ -110,21 +110,34 @@ inline void convolve_tile(const PegProblem& p, const float* taps, const float* b
     }
   }
   POSENC_UNROLL
-  for (int t = 0; t < T; ++t)
-    store_vector<Partial>(target_row + (j0 + t) * out_stride + c, acc[t], tail);
+  for (int t = 0; t < T; ++t) {
+    if constexpr (Stream && !Partial)
+      Vec::stream(target_row + (j0 + t) * out_stride + c, acc[t]);
+    else
+      store_vector<Partial>(target_row + (j0 + t) * out_stride + c, acc[t], tail);
+  }
 }
 
 // Grid row i of out = in + bias + conv(in, taps) (bias may be null), any padding mode.
-template <int K>
+template <int K, bool Stream>
 void convolve_row(const PegProblem& p, const float* taps, const float* bias, const float* grid_in,
                   int64_t in_stride, float* grid_out, int64_t out_stride, int64_t i) {
   float* target_row = grid_out + i * p.width * out_stride;
   for_register_tiles(p.width, [&](auto tile, int64_t j0) {
     for_each_vector(p.channels, [&](int64_t c, int64_t tail, auto partial) {
-      convolve_tile<K, decltype(tile)::value, decltype(partial)::value>(
+      convolve_tile<K, decltype(tile)::value, decltype(partial)::value, Stream>(
           p, taps, bias, grid_in, in_stride, target_row, out_stride, i, j0, c, tail);
     });
   });
+}
+
+template <int K>
+void convolve_row(const PegProblem& p, const float* taps, const float* bias, const float* grid_in,
+                  int64_t in_stride, float* grid_out, int64_t out_stride, bool stream, int64_t i) {
+  if (stream)
+    convolve_row<K, true>(p, taps, bias, grid_in, in_stride, grid_out, out_stride, i);
+  else
+    convolve_row<K, false>(p, taps, bias, grid_in, in_stride, grid_out, out_stride, i);
 }
 
 // Adds to acc[dj][t % P] the products grad_output(j0 + t) * input(padded column j0 + t + dj) of
@@ -298,11 +311,13 @@ void peg_forward_rows(const PegProblem& p, ConstTokenTensor input, TokenTensor o
     float* grid_out = out + p.prefix * out_stride;
     const bool tiled = with_compile_time_kernel(p.kernel, [&](auto kernel) {
       convolve_row<decltype(kernel)::value>(p, p.taps, p.bias, grid_in, in_stride, grid_out,
-                                            out_stride, i);
+                                            out_stride, output.stream, i);
     });
     if (!tiled)
       convolve_row_generic(p, grid_in, in_stride, grid_out, out_stride, i);
   }
+  if (output.stream)
+    Vec::fence();
 }
 
 // d input of row i: the residual passes grad_output through; every (output, tap) pair that read
@@ -418,7 +433,7 @@ void peg_backward_rows(const PegProblem& p, ConstTokenTensor grad_output, ConstT
       // grad_input = grad_output + conv(grad_output, reversed taps), when that holds
       if (p.flipped_taps != nullptr)
         convolve_row<K>(p, p.flipped_taps, nullptr, grid_grad_out, g_stride, grid_grad_in,
-                        gi_stride, i);
+                        gi_stride, grad_input.stream, i);
       else
         peg_input_gradient_row(p, grid_grad_out, g_stride, grid_grad_in, gi_stride, i);
       if (grad_taps != nullptr)
@@ -432,6 +447,8 @@ void peg_backward_rows(const PegProblem& p, ConstTokenTensor grad_output, ConstT
                                  grad_bias, i);
     }
   }
+  if (grad_input.stream)
+    Vec::fence();
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ struct Vec {
   static Register broadcast(float value) { return _mm256_set1_ps(value); }
   static Register load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, Register v) { _mm256_storeu_ps(p, v); }
+  static void stream(float* p, Register v) { _mm256_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
   // lane l is on when l < n (the sign bit of each 32-bit lane)
   static __m256i first(int64_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),

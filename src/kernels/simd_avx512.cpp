@@ -5,7 +5,8 @@
 //
 // `Vec` is the interface every simd_<isa>.cpp provides to the kernel bodies:
 //   Register, kLanes, zero, broadcast, load, store, load_partial / store_partial (the first n
-//   lanes, zeros elsewhere), add, sub, mul, fmadd(a, b, c) = a * b + c, sum (horizontal),
+//   lanes, zeros elsewhere), stream (a non-temporal store to an address aligned to a whole vector)
+//   and fence (after streaming), add, sub, mul, fmadd(a, b, c) = a * b + c, sum (horizontal),
 //   sincos (to 1 ulp, SLEEF).
 #include <immintrin.h>
 #include <sleef.h>
@@ -24,6 +25,9 @@ struct Vec {
   static Register broadcast(float value) { return _mm512_set1_ps(value); }
   static Register load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, Register v) { _mm512_storeu_ps(p, v); }
+  // non-temporal store (around the caches) to a 64-byte aligned p; fence() orders them
+  static void stream(float* p, Register v) { _mm512_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
   static __mmask16 first(int64_t n) { return static_cast<__mmask16>((1U << n) - 1U); }
   static Register load_partial(const float* p, int64_t n) {
     return _mm512_maskz_loadu_ps(first(n), p);

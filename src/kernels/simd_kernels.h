@@ -35,6 +35,9 @@ struct PegProblem {
 struct TokenTensor {
   float* data = nullptr;
   int64_t batch_stride = 0, token_stride = 0;
+  // Whole channel vectors may be written with non-temporal stores, around the caches: set by the
+  // caller for outputs too large to stay cached, when data and strides are 64-byte aligned.
+  bool stream = false;
 };
 
 struct ConstTokenTensor {

@@ -16,6 +16,8 @@ struct Vec {
   static Register broadcast(float value) { return value; }
   static Register load(const float* p) { return *p; }
   static void store(float* p, Register v) { *p = v; }
+  static void stream(float* p, Register v) { *p = v; }
+  static void fence() {}
   // never called: with one lane there is no partial vector
   static Register load_partial(const float* p, int64_t) { return *p; }
   static void store_partial(float* p, Register v, int64_t) { *p = v; }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace posenc {
@@ -48,6 +49,26 @@ class ScopedKernelPath {
 
  private:
   bool previous_;
+};
+
+// The PEG kernel writes outputs (and input gradients) of at least this many bytes with
+// non-temporal stores, around the caches: a tensor that large would be evicted before it is read
+// again, and streaming it saves the read that a cached write costs. 4 MiB (twice the L2 caches of
+// the 2-core machine it was measured on; see docs/kernels.md) unless the environment variable
+// POSENC_STREAM_BYTES=<bytes> (read once) or a ScopedStreamingThreshold says otherwise.
+int64_t streaming_threshold_bytes();
+
+// Sets the streaming threshold for the lifetime of the object (tests, benchmarks); 0 streams every
+// output. Not thread-safe, like ScopedSimdLevel.
+class ScopedStreamingThreshold {
+ public:
+  explicit ScopedStreamingThreshold(int64_t bytes);
+  ~ScopedStreamingThreshold();
+  ScopedStreamingThreshold(const ScopedStreamingThreshold&) = delete;
+  ScopedStreamingThreshold& operator=(const ScopedStreamingThreshold&) = delete;
+
+ private:
+  int64_t previous_;
 };
 
 }  // namespace posenc

@@ -13,6 +13,9 @@ Unless --no-malloc-tuning, glibc malloc is told to keep freed memory (no mmap fo
 32 MiB, no trimming), in this process by mallopt and in posenc's by GLIBC_TUNABLES: otherwise the
 eager temporaries of several MB are mapped and unmapped every call and page faults, which two
 threads take in turn, dominate and make the figures bimodal (seen on a 2-core VM).
+PEG is timed by default without a class token (CPVT-GAP, Twins) and with one (CPVT): with a class
+token the public code's (B, C, H, W) view of the sliced tokens is not channels-last contiguous, so
+PyTorch copies it to NCHW and runs its slower NCHW depthwise convolution.
 Run with Debian's interpreter, which has python3-torch: /usr/bin/python3.
 """
 import argparse
@@ -33,7 +36,8 @@ import torch.nn as nn
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PEG_KEYS = ("B", "H", "W", "C", "k", "prefix")
 LFF_KEYS = ("B", "N", "G", "M", "F", "H", "D")
-CASES = ("peg_forward", "peg_forward_backward", "lff_forward", "lff_forward_backward")
+PEG_CASES = ("peg_forward", "peg_forward_backward")
+LFF_CASES = ("lff_forward", "lff_forward_backward")
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
 TRIM_THRESHOLD = 2 ** 31 - 1
 MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:"
@@ -153,11 +157,11 @@ def parse_shape(text, keys):
     return dict(zip(keys, values))
 
 
-def run_posenc(binary, args):
+def run_posenc(binary, args, peg_shape):
     """(posenc bench's JSON object, None, command), or (None, why it failed, command)."""
     command = [str(binary), "bench", "--json", "--threads", str(args.threads),
                "--repeats", str(args.repeats),
-               "--peg-shape", ",".join(str(args.peg_shape[key]) for key in PEG_KEYS),
+               "--peg-shape", ",".join(str(peg_shape[key]) for key in PEG_KEYS),
                "--lff-shape", ",".join(str(args.lff_shape[key]) for key in LFF_KEYS)]
     if not binary.is_file():
         return None, f"posenc binary not found: {binary}", command
@@ -196,18 +200,18 @@ def speedup_text(ratio):
     return f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
 
 
-def merge(pytorch_ms, shapes, posenc):
+def merge(names, shape, pytorch_ms, posenc):
+    """Rows for the cases `names` timed at `shape`: PyTorch's figures beside posenc bench's."""
     theirs = {}
     if posenc:
         for case in posenc["cases"]:
-            if isinstance(case, dict) and case.get("name") in CASES:
+            if isinstance(case, dict) and case.get("name") in names:
                 theirs[case["name"]] = case
     copy_gbs = posenc.get("copy_bandwidth_gbs") if posenc else None
     rows = []
-    for name in CASES:
+    for name in names:
         if posenc and name not in theirs:
             continue  # only cases present on both sides
-        shape = shapes[name.split("_")[0]]
         row = {"name": name, "shape": shape, "pytorch_ms": pytorch_ms[name]}
         case = theirs.get(name)
         if case:
@@ -275,8 +279,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=30, help="timed iterations (median)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     parser.add_argument("--peg-shape", type=lambda text: parse_shape(text, PEG_KEYS),
-                        default=parse_shape("64,14,14,192,3,0", PEG_KEYS),
-                        metavar="B,H,W,C,k,prefix", help="default 64,14,14,192,3,0")
+                        action="append", metavar="B,H,W,C,k,prefix",
+                        help="repeatable; default 64,14,14,192,3,0 and 64,14,14,192,3,1 "
+                             "(without and with a class token)")
     parser.add_argument("--lff-shape", type=lambda text: parse_shape(text, LFF_KEYS),
                         default=parse_shape("64,196,1,2,128,64,192", LFF_KEYS),
                         metavar="B,N,G,M,F,H,D", help="default 64,196,1,2,128,64,192")
@@ -294,8 +299,10 @@ def main():
         parser.error("--pytorch-only and --require-posenc exclude each other")
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--threads and --repeats must be positive, --warmup non-negative")
-    peg, lff = args.peg_shape, args.lff_shape
-    if peg["k"] % 2 == 0:
+    peg_shapes = args.peg_shape or [parse_shape(text, PEG_KEYS)
+                                    for text in ("64,14,14,192,3,0", "64,14,14,192,3,1")]
+    lff = args.lff_shape
+    if any(peg["k"] % 2 == 0 for peg in peg_shapes):
         parser.error("PEG kernel size k must be odd (padding k//2 keeps H x W)")
     if lff["F"] % 2 or lff["D"] % lff["G"]:
         parser.error("LFF needs an even F and D divisible by G")
@@ -307,13 +314,23 @@ def main():
     except RuntimeError:
         pass  # already fixed once parallel work has started
 
-    posenc, note, command = None, None, None
-    if not args.pytorch_only:  # run posenc first, alone, so the two never compete for cores
-        posenc, note, command = run_posenc(args.posenc, args)
-    pytorch_ms = {}
-    pytorch_ms.update(time_peg(peg, args.warmup, args.repeats))
-    pytorch_ms.update(time_lff(lff, args.lff_extent, args.warmup, args.repeats))
-    rows = merge(pytorch_ms, {"peg": peg, "lff": lff}, posenc)
+    # posenc bench times one PEG shape (and the LFF cases) per call; run it first, alone, so the
+    # two never compete for cores
+    posenc_runs, note, commands = [], None, []
+    for peg in peg_shapes:
+        if args.pytorch_only:
+            posenc_runs.append(None)
+            continue
+        result, failure, command = run_posenc(args.posenc, args, peg)
+        posenc_runs.append(result)
+        commands.append(command)
+        note = note or failure
+    posenc = posenc_runs[0] if all(posenc_runs) else None
+    rows = []
+    for peg, result in zip(peg_shapes, posenc_runs):
+        rows += merge(PEG_CASES, peg, time_peg(peg, args.warmup, args.repeats),
+                      result if posenc else None)
+    rows += merge(LFF_CASES, lff, time_lff(lff, args.lff_extent, args.warmup, args.repeats), posenc)
 
     if args.json:
         merged = {"pytorch": {"version": torch.__version__, "threads": torch.get_num_threads(),
@@ -324,8 +341,8 @@ def main():
                   "posenc": None if posenc is None else {
                       key: value for key, value in posenc.items() if key != "cases"},
                   "cases": rows}
-        if command is not None:
-            merged["posenc_command"] = command
+        if commands:
+            merged["posenc_commands"] = commands
         if note:
             merged["note"] = note
             print(f"note: {note}; PyTorch figures only", file=sys.stderr)

@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                   # the posenc command line
   zlib1g-dev libstb-dev          # IDX .gz files, PNG/JPEG images
   libsleef-dev                   # vectorised sin/cos in the fused Fourier-feature kernel
+  libdnnl-dev                    # oneDNN's sgemm for the fused linear layers of the LFF MLP
   libgloo-dev                    # headers of Gloo, LibTorch's engine for data-parallel training
   dataset-fashion-mnist          # the default data set
   gnuplot-nox                    # PNG plots of training curves

@@ -11,6 +11,7 @@
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/fourier_features.h"
 #include "posenc/kernels/kernel_settings.h"
+#include "posenc/kernels/linear.h"
 #include "posenc/kernels/peg_conv.h"
 #include "support/counting_allocator.h"
 #include "support/test_encodings.h"
@@ -369,6 +370,124 @@ TEST(FusedFourierFeatures, RejectsMismatchedShapes) {
 }
 
 // --- Settings ---------------------------------------------------------------------------------
+
+struct LinearCase {
+  std::vector<int64_t> input_shape;  // (..., K)
+  int64_t outputs;                   // N
+  bool bias;
+};
+
+const std::vector<LinearCase> kLinearCases = {
+    {{12544 / 16, 128}, 64, true},  // the LFF MLP's first layer, fewer positions
+    {{3, 17, 64}, 192, true},       // 3-D input, the second layer
+    {{5, 7}, 1, false},             // one output, no bias
+    {{9, 1}, 13, true},             // one input feature
+    {{31}, 4, true},                // 1-D input
+    {{0, 6}, 5, true},              // no rows
+};
+
+// Output and gradients (input, weight, bias) of `op`, in `dtype`.
+template <typename Op>
+std::vector<torch::Tensor> linear_output_and_gradients(Op&& op, const torch::Tensor& input,
+                                                       const torch::Tensor& weight,
+                                                       const torch::Tensor& bias,
+                                                       const torch::Tensor& grad_output,
+                                                       torch::ScalarType dtype) {
+  auto x = input.to(dtype).detach().requires_grad_(true);
+  auto w = weight.to(dtype).detach().requires_grad_(true);
+  torch::Tensor b;
+  if (bias.defined())
+    b = bias.to(dtype).detach().requires_grad_(true);
+  auto output = op(x, w, b);
+  output.backward(grad_output.to(dtype));
+  return {output.detach(), x.grad(), w.grad(), b.defined() ? b.grad() : torch::Tensor()};
+}
+
+TEST(FusedLinear, MatchesReferenceValuesAndGradients) {
+  for (const auto& c : kLinearCases) {
+    torch::manual_seed(7);
+    auto input = torch::randn(c.input_shape);
+    auto weight = torch::randn({c.outputs, c.input_shape.back()});
+    auto bias = c.bias ? torch::randn({c.outputs}) : torch::Tensor();
+    auto output_shape = c.input_shape;
+    output_shape.back() = c.outputs;
+    auto grad_output = torch::randn(output_shape);
+    const std::string where = "input " + c10::str(input.sizes()) + ", N = " +
+                              std::to_string(c.outputs) + (c.bias ? "" : ", no bias");
+    auto reference = linear_output_and_gradients(linear_reference, input, weight, bias,
+                                                 grad_output, torch::kDouble);
+    for_each_simd_level_and_thread_count([&] {
+      auto fused =
+          linear_output_and_gradients(linear_fused, input, weight, bias, grad_output, torch::kFloat);
+      const char* names[] = {"output", "grad input", "grad weight", "grad bias"};
+      for (size_t i = 0; i < 4; ++i) {
+        if (!reference[i].defined())
+          continue;
+        if (reference[i].numel() == 0)
+          EXPECT_EQ(fused[i].sizes(), reference[i].sizes()) << names[i] << " at " << where;
+        else
+          expect_close(fused[i], reference[i], std::string(names[i]) + " at " + where, 1e-4, 1e-3);
+      }
+    });
+  }
+}
+
+TEST(FusedLinear, ReadsNonContiguousInputsAndSkipsUnneededGradients) {
+  torch::manual_seed(8);
+  auto input = torch::randn({24, 10}).t();  // (10, 24), transposed
+  auto weight = torch::randn({24, 6}).t().requires_grad_(true);  // (6, 24), transposed
+  auto bias = torch::randn({6});  // no gradient wanted
+  auto grad_output = torch::randn({10, 6});
+  auto fused = linear_fused(input, weight, bias);
+  fused.backward(grad_output);
+  auto reference_weight = weight.detach().to(torch::kDouble).requires_grad_(true);
+  auto reference = linear_reference(input.to(torch::kDouble), reference_weight,
+                                    bias.to(torch::kDouble));
+  reference.backward(grad_output.to(torch::kDouble));
+  expect_close(fused.detach(), reference.detach(), "output");
+  expect_close(weight.grad(), reference_weight.grad(), "grad weight", 1e-5, 1e-4);
+  EXPECT_FALSE(input.grad().defined());
+}
+
+// The bias is the product's starting value: it must be copied, never written, even when a
+// single row makes the broadcast bias already contiguous.
+TEST(FusedLinear, LeavesTheBiasUnchanged) {
+  auto bias = torch::randn({4});
+  const auto before = bias.clone();
+  posenc::linear(torch::randn({1, 3}), torch::randn({4, 3}), bias);
+  posenc::linear(torch::randn({3}), torch::randn({4, 3}), bias);
+  EXPECT_TRUE(torch::equal(bias, before));
+}
+
+TEST(FusedLinear, IsWhatLinearRunsForFloatOnTheCpu) {
+  auto input = torch::randn({4, 3}).requires_grad_(true);
+  auto weight = torch::randn({2, 3});
+  auto fused = posenc::linear(input, weight, torch::Tensor());
+  EXPECT_NE(fused.grad_fn()->name().find("LinearFunction"), std::string::npos)
+      << fused.grad_fn()->name();
+  {
+    ScopedKernelPath reference_path(false);
+    auto reference = posenc::linear(input, weight, torch::Tensor());
+    EXPECT_EQ(reference.grad_fn()->name().find("LinearFunction"), std::string::npos);
+  }
+  auto in_double =
+      posenc::linear(input.to(torch::kDouble), weight.to(torch::kDouble), torch::Tensor());
+  EXPECT_EQ(in_double.grad_fn()->name().find("LinearFunction"), std::string::npos)
+      << "double must take the reference path";
+}
+
+TEST(FusedLinear, RejectsMismatchedShapes) {
+  expect_error_containing([] { linear_fused(torch::randn({4, 3}), torch::randn({2, 5}), {}); },
+                          {"input must be (..., K) with K = 5", "[4, 3]"});
+  expect_error_containing([] { linear_fused(torch::randn({4, 3}), torch::randn({6}), {}); },
+                          {"weight must be (N, K)"});
+  expect_error_containing(
+      [] { linear_fused(torch::randn({4, 3}), torch::randn({2, 3}), torch::randn({3})); },
+      {"bias must be (N) with N = 2"});
+  expect_error_containing(
+      [] { linear_fused(torch::randn({4, 3}, torch::kDouble), torch::randn({2, 3}), {}); },
+      {"float32 CPU tensors", "use linear"});
+}
 
 TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
   EXPECT_EQ(parse_simd_level("avx2"), SimdLevel::Avx2);

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/linear.h"
 #include "posenc/encoding_registry.h"
 
 namespace posenc {
@@ -48,7 +49,7 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
 
     if (variant_ == "mlp") {
       // Ablation: the MLP on raw coordinates, no Fourier features.
-      mlp_ = register_module("mlp", make_mlp(values_, group_dim));
+      register_mlp(values_, group_dim);
       return;
     }
     // The paper reads N(0, gamma^-2) as a variance (std 1/gamma); the public PyTorch ports use
@@ -62,7 +63,7 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
     }
     wr_->weight.set_requires_grad(options.boolean("learn_fourier"));
     if (variant_ == "fourier_mlp") {
-      mlp_ = register_module("mlp", make_mlp(fourier_dim_, group_dim));
+      register_mlp(fourier_dim_, group_dim);
     } else {
       // Ablation: Fourier features followed by a single linear projection.
       projection_ = register_module("proj", torch::nn::Linear(fourier_dim_, group_dim));
@@ -91,9 +92,18 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
   }
 
  private:
-  torch::nn::Sequential make_mlp(int64_t in, int64_t out) const {
-    return torch::nn::Sequential(torch::nn::Linear(in, hidden_dim_), torch::nn::GELU(),
-                                 torch::nn::Linear(hidden_dim_, out));
+  // Linear(in, H), GELU, Linear(H, out), registered as "mlp" (mlp.0, mlp.2) for the state dict;
+  // run_mlp applies its two layers through posenc::linear.
+  void register_mlp(int64_t in, int64_t out) {
+    mlp_in_ = torch::nn::Linear(in, hidden_dim_);
+    mlp_out_ = torch::nn::Linear(hidden_dim_, out);
+    register_module("mlp", torch::nn::Sequential(mlp_in_, torch::nn::GELU(), mlp_out_));
+  }
+
+  // (..., in) -> (..., out)
+  torch::Tensor run_mlp(const torch::Tensor& input) const {
+    auto hidden = torch::gelu(posenc::linear(input, mlp_in_->weight, mlp_in_->bias));  // (..., H)
+    return posenc::linear(hidden, mlp_out_->weight, mlp_out_->bias);
   }
 
   // dtype and device of the parameters, where positions must be too
@@ -117,9 +127,11 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
   // positions: (..., M) -> (..., D/G)
   torch::Tensor encode(const torch::Tensor& positions) {
     if (variant_ == "mlp")
-      return mlp_->forward(positions);
+      return run_mlp(positions);
     auto features = fourier_features(positions, wr_->weight);  // (..., F)
-    return variant_ == "fourier_mlp" ? mlp_->forward(features) : projection_->forward(features);
+    return variant_ == "fourier_mlp"
+               ? run_mlp(features)
+               : posenc::linear(features, projection_->weight, projection_->bias);
   }
 
   int64_t fourier_dim_;
@@ -129,7 +141,7 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
   std::string variant_;
   bool normalized_coords_;
   torch::nn::Linear wr_{nullptr};
-  torch::nn::Sequential mlp_{nullptr};
+  torch::nn::Linear mlp_in_{nullptr}, mlp_out_{nullptr};
   torch::nn::Linear projection_{nullptr};
 };
 

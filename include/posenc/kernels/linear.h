@@ -1,0 +1,27 @@
+#pragma once
+
+#include <torch/types.h>
+
+namespace posenc {
+
+// A linear layer, output = input weight^T + bias, as torch::nn::functional::linear:
+// input (..., K), weight (N, K), bias (N) or undefined -> (..., N).
+//
+// linear runs the fused path when it applies (fused_kernels_enabled(), CPU, float32): forward and
+// backward call oneDNN's sgemm (Debian's libdnnl), which on the tall, narrow matrices of
+// positional-encoding MLPs (12,544 positions x 128 -> 64 -> 192) took 1.3x-1.8x less time than
+// the OpenBLAS sgemm behind LibTorch's CPU matmul on the 2-core machine this was measured on
+// (bench/compare_sgemm_libraries.py). The bias is the initial value of the product (beta = 1), so it costs no
+// extra pass. Differentiable once (no double backward). Otherwise, and in linear_reference,
+// torch::nn::functional::linear.
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,
+                     const torch::Tensor& bias);
+torch::Tensor linear_fused(const torch::Tensor& input, const torch::Tensor& weight,
+                           const torch::Tensor& bias);
+torch::Tensor linear_reference(const torch::Tensor& input, const torch::Tensor& weight,
+                               const torch::Tensor& bias);
+
+// Whether linear_fused accepts these tensors (CPU, float32).
+bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight);
+
+}  // namespace posenc

@@ -6,6 +6,8 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include "posenc/kernels/linear.h"
+
 namespace posenc {
 
 void initialise_like_timm(torch::nn::Module& module) {
@@ -34,7 +36,7 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
                                                   const torch::Tensor& key_mask) {
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
   // (B, N, 3C) -> (3, B, heads, N, C/heads)
-  auto qkv = qkv_->forward(tokens)
+  auto qkv = posenc::linear(tokens, qkv_->weight, qkv_->bias)
                  .reshape({batch, count, 3, heads_, dim / heads_})
                  .permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];
@@ -53,7 +55,7 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
     last_attention_ = attention.detach();
   // (B, h, N, C/h) -> (B, N, C)
   auto mixed = torch::matmul(attention, v).transpose(1, 2).reshape({batch, count, dim});
-  return proj_->forward(mixed);
+  return posenc::linear(mixed, proj_->weight, proj_->bias);
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
@@ -62,7 +64,8 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return fc2_->forward(torch::gelu(fc1_->forward(x)));
+  auto hidden = torch::gelu(posenc::linear(x, fc1_->weight, fc1_->bias));
+  return posenc::linear(hidden, fc2_->weight, fc2_->bias);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio,

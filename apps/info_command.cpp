@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/kernel_settings.h"
+#include "posenc/kernels/linear.h"
 #include "posenc/system_info.h"
 #include "posenc/version.h"
 
@@ -55,6 +56,7 @@ nlohmann::json info_as_json(const BlasInfo& blas) {
   return {{"version", kVersion},
           {"libtorch", TORCH_VERSION},
           {"blas", {{"kind", describe(blas.kind)}, {"library", blas.library_path}}},
+          {"onednn", onednn_version()},
           {"threads", at::get_num_threads()},
           {"cores", available_cores()},
           {"simd", to_string(supported_simd_level())},
@@ -67,6 +69,8 @@ void print_info(const nlohmann::json& info) {
             << info["libtorch"].get<std::string>() << ")\n"
             << "BLAS:    " << info["blas"]["kind"].get<std::string>() << "  "
             << info["blas"]["library"].get<std::string>() << "\n"
+            << "oneDNN:  " << info["onednn"].get<std::string>()
+            << " (sgemm of posenc's linear layers on the fused path)\n"
             << "threads: " << info["threads"] << " of " << info["cores"] << " available cores\n"
             << "SIMD:    " << info["simd"].get<std::string>()
             << " (fused kernels: " << info["kernels"].get<std::string>() << ")\n\n"

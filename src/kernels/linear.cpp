@@ -3,7 +3,8 @@
 #include <dnnl.h>
 #include <torch/torch.h>
 
-#include <vector>
+#include <algorithm>
+#include <string>
 
 #include "posenc/kernels/kernel_settings.h"
 
@@ -92,6 +93,12 @@ void check_arguments(const torch::Tensor& input, const torch::Tensor& weight,
 bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight) {
   return input.device().is_cpu() && input.scalar_type() == torch::kFloat &&
          weight.device().is_cpu() && weight.scalar_type() == torch::kFloat;
+}
+
+std::string onednn_version() {
+  const dnnl_version_t* version = dnnl_version();
+  return std::to_string(version->major) + "." + std::to_string(version->minor) + "." +
+         std::to_string(version->patch);
 }
 
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,

@@ -115,11 +115,12 @@ kernels::ConstTokenTensor const_view(const torch::Tensor& tokens) {
 // A fresh output tensor (B, N, C) as the kernels write it; whole channel vectors go around the
 // caches when it is large and 64-byte aligned.
 kernels::TokenTensor output_view(torch::Tensor& tokens) {
-  auto aligned = [](int64_t value) { return value % 64 == 0; };
-  const int64_t bytes = tokens.numel() * static_cast<int64_t>(sizeof(float));
-  const bool stream = bytes >= streaming_threshold_bytes() &&
+  constexpr int64_t kFloatBytes = sizeof(float);
+  auto aligned = [](int64_t bytes) { return bytes % 64 == 0; };
+  const bool stream = tokens.numel() * kFloatBytes >= streaming_threshold_bytes() &&
                       aligned(reinterpret_cast<intptr_t>(tokens.data_ptr<float>())) &&
-                      aligned(tokens.stride(0) * 4) && aligned(tokens.stride(1) * 4);
+                      aligned(tokens.stride(0) * kFloatBytes) &&
+                      aligned(tokens.stride(1) * kFloatBytes);
   return {tokens.data_ptr<float>(), tokens.stride(0), tokens.stride(1), stream};
 }
 

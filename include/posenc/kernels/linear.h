@@ -2,6 +2,8 @@
 
 #include <torch/types.h>
 
+#include <string>
+
 namespace posenc {
 
 // A linear layer, output = input weight^T + bias, as torch::nn::functional::linear:
@@ -23,5 +25,8 @@ torch::Tensor linear_reference(const torch::Tensor& input, const torch::Tensor& 
 
 // Whether linear_fused accepts these tensors (CPU, float32).
 bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight);
+
+// The version of the oneDNN library linear_fused calls, e.g. "2.6.3".
+std::string onednn_version();
 
 }  // namespace posenc

@@ -6,6 +6,10 @@ PyTorch side: the CPVT/Twins PosCNN (transpose to (B, C, H, W), depthwise kxk co
 residual, flatten back; prefix tokens split off and concatenated back) and the common PyTorch port
 of Learnable Fourier Features (Wr linear without bias, 1/sqrt(F) * [cos, sin], GELU MLP), float32
 on the CPU. Each figure is the median of --repeats timed calls after --warmup untimed ones.
+The two sides are timed alternately in --rounds rounds (posenc, then PyTorch, then again), and the
+table gives the median over rounds of each time and of each round's ratio, with the ratio's range:
+on a shared machine the speed drifts by up to 2x within minutes, and a ratio of two measurements
+taken side by side drifts much less than either.
 posenc side: `posenc bench --json` run as a subprocess with the same shapes and threads; its fused
 and reference (composite LibTorch) timings come from there. If the binary is missing or the command
 fails, the PyTorch figures are printed alone (exit status 1 only with --require-posenc).
@@ -233,9 +237,29 @@ def merge(names, shape, pytorch_ms, posenc):
     return rows
 
 
+def combine_rounds(rounds):
+    """One row per case from per-round rows: medians of the times and of the per-round ratios."""
+    def median_of(values):
+        values = [value for value in values if isinstance(value, (int, float))]
+        return statistics.median(values) if values else None
+
+    combined = []
+    for per_round in zip(*rounds):
+        row = dict(per_round[0])
+        for key in ("pytorch_ms", "fused_ms", "reference_ms", "speedup", "gbs", "copy_fraction"):
+            row[key] = median_of(r.get(key) for r in per_round)
+        ratios = [r["speedup"] for r in per_round if r.get("speedup") is not None]
+        if ratios:
+            row["speedup_min"], row["speedup_max"] = min(ratios), max(ratios)
+        row["rounds"] = [{key: r.get(key) for key in ("pytorch_ms", "fused_ms", "reference_ms",
+                                                      "speedup")} for r in per_round]
+        combined.append(row)
+    return combined
+
+
 def print_table(rows, args, posenc, note, malloc_tuned):
     print(f"PyTorch {torch.__version__} eager, float32 CPU, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} after {args.warmup} warm-up, malloc "
+          f"median of {args.repeats} after {args.warmup} warm-up, {args.rounds} round(s), malloc "
           + ("tuned (no mmap/trim up to 32 MiB)" if malloc_tuned else "default"))
     if posenc:
         copy = posenc.get("copy_bandwidth_gbs")
@@ -250,7 +274,7 @@ def print_table(rows, args, posenc, note, malloc_tuned):
         return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
     header = (f"{'case':21} {'shape':38} {'pytorch ms':>10} {'fused ms':>9} {'ref ms':>9} "
-              f"{'speed-up':>9}  fused bandwidth")
+              f"{'speed-up (range)':>20}  fused bandwidth")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -259,13 +283,18 @@ def print_table(rows, args, posenc, note, malloc_tuned):
             bandwidth = f"{row['gbs']:.1f} GB/s"
             if row.get("copy_fraction") is not None:
                 bandwidth += f" ({100 * row['copy_fraction']:.0f}% of copy)"
+        speedup = speedup_text(row.get("speedup"))
+        if row.get("speedup_min") is not None and len(row.get("rounds", [])) > 1:
+            speedup += (f" ({speedup_text(row['speedup_min'])}-"
+                        f"{speedup_text(row['speedup_max'])})")
         print(f"{row['name']:21} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
               f"{ms(row.get('fused_ms')):>9} {ms(row.get('reference_ms')):>9} "
-              f"{speedup_text(row.get('speedup')):>9}  {bandwidth}".rstrip())
+              f"{speedup:>20}  {bandwidth}".rstrip())
         if row.get("shape_mismatch"):
             print(f"  warning: posenc timed shape {shape_text(row['posenc_shape'])}")
     if posenc:
-        print("speed-up = PyTorch eager ms / posenc fused ms; ref = posenc's composite LibTorch path")
+        print("speed-up = PyTorch eager ms / posenc fused ms (median over rounds of each round's "
+              "ratio; range in brackets); ref = posenc's composite LibTorch path")
         if not rows:
             print("note: posenc bench reported none of the PyTorch cases")
 
@@ -278,6 +307,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30, help="timed iterations (median)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times posenc and PyTorch alternately this many times (default 3)")
     parser.add_argument("--peg-shape", type=lambda text: parse_shape(text, PEG_KEYS),
                         action="append", metavar="B,H,W,C,k,prefix",
                         help="repeatable; default 64,14,14,192,3,0 and 64,14,14,192,3,1 "
@@ -297,8 +328,8 @@ def main():
     args = parser.parse_args()
     if args.pytorch_only and args.require_posenc:
         parser.error("--pytorch-only and --require-posenc exclude each other")
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--threads and --repeats must be positive, --warmup non-negative")
+    if args.threads < 1 or args.repeats < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--threads, --repeats and --rounds must be positive, --warmup non-negative")
     peg_shapes = args.peg_shape or [parse_shape(text, PEG_KEYS)
                                     for text in ("64,14,14,192,3,0", "64,14,14,192,3,1")]
     lff = args.lff_shape
@@ -314,28 +345,40 @@ def main():
     except RuntimeError:
         pass  # already fixed once parallel work has started
 
-    # posenc bench times one PEG shape (and the LFF cases) per call; run it first, alone, so the
-    # two never compete for cores
-    posenc_runs, note, commands = [], None, []
-    for peg in peg_shapes:
-        if args.pytorch_only:
-            posenc_runs.append(None)
-            continue
-        result, failure, command = run_posenc(args.posenc, args, peg)
-        posenc_runs.append(result)
-        commands.append(command)
-        note = note or failure
-    posenc = posenc_runs[0] if all(posenc_runs) else None
-    rows = []
-    for peg, result in zip(peg_shapes, posenc_runs):
-        rows += merge(PEG_CASES, peg, time_peg(peg, args.warmup, args.repeats),
-                      result if posenc else None)
-    rows += merge(LFF_CASES, lff, time_lff(lff, args.lff_extent, args.warmup, args.repeats), posenc)
+    # posenc bench times one PEG shape (and the LFF cases) per call. Each round runs it first,
+    # alone, so the two never compete for cores, then times PyTorch on the same shapes.
+    rounds, note, commands, posenc = [], None, [], None
+    for _ in range(args.rounds):
+        posenc_runs = []
+        for peg in peg_shapes:
+            if args.pytorch_only:
+                posenc_runs.append(None)
+                continue
+            result, failure, command = run_posenc(args.posenc, args, peg)
+            posenc_runs.append(result)
+            if command not in commands:
+                commands.append(command)
+            note = note or failure
+        round_posenc = posenc_runs[0] if all(posenc_runs) else None
+        posenc = posenc or round_posenc
+        rows = []
+        for peg, result in zip(peg_shapes, posenc_runs):
+            rows += merge(PEG_CASES, peg, time_peg(peg, args.warmup, args.repeats),
+                          result if round_posenc else None)
+        rows += merge(LFF_CASES, lff, time_lff(lff, args.lff_extent, args.warmup, args.repeats),
+                      round_posenc)
+        rounds.append(rows)
+    if note:  # a failed posenc run in any round: report PyTorch alone rather than mix
+        posenc = None
+        rounds = [[{key: row[key] for key in ("name", "shape", "pytorch_ms")} for row in rows]
+                  for rows in rounds]
+    rows = combine_rounds(rounds)
 
     if args.json:
         merged = {"pytorch": {"version": torch.__version__, "threads": torch.get_num_threads(),
                               "interop_threads": torch.get_num_interop_threads(),
                               "repeats": args.repeats, "warmup": args.warmup,
+                              "rounds": args.rounds,
                               "malloc_tuned": malloc_tuned,
                               "lff_extent": args.lff_extent},
                   "posenc": None if posenc is None else {

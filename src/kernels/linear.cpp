@@ -90,9 +90,12 @@ void check_arguments(const torch::Tensor& input, const torch::Tensor& weight,
 
 }  // namespace
 
-bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight) {
-  return input.device().is_cpu() && input.scalar_type() == torch::kFloat &&
-         weight.device().is_cpu() && weight.scalar_type() == torch::kFloat;
+bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight,
+                          const torch::Tensor& bias) {
+  auto cpu_float = [](const torch::Tensor& tensor) {
+    return tensor.device().is_cpu() && tensor.scalar_type() == torch::kFloat;
+  };
+  return cpu_float(input) && cpu_float(weight) && (!bias.defined() || cpu_float(bias));
 }
 
 std::string onednn_version() {
@@ -103,8 +106,7 @@ std::string onednn_version() {
 
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,
                      const torch::Tensor& bias) {
-  if (fused_kernels_enabled() && linear_fused_applies(input, weight) &&
-      (!bias.defined() || bias.scalar_type() == torch::kFloat))
+  if (fused_kernels_enabled() && linear_fused_applies(input, weight, bias))
     return linear_fused(input, weight, bias);
   return linear_reference(input, weight, bias);
 }
@@ -112,10 +114,10 @@ torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,
 torch::Tensor linear_fused(const torch::Tensor& input, const torch::Tensor& weight,
                            const torch::Tensor& bias) {
   check_arguments(input, weight, bias);
-  TORCH_CHECK(linear_fused_applies(input, weight) &&
-                  (!bias.defined() || (bias.device().is_cpu() && bias.scalar_type() == torch::kFloat)),
+  TORCH_CHECK(linear_fused_applies(input, weight, bias),
               "linear_fused runs float32 CPU tensors; got input ", input.scalar_type(), " on ",
               input.device(), ", weight ", weight.scalar_type(), " on ", weight.device(),
+              bias.defined() ? c10::str(", bias ", bias.scalar_type(), " on ", bias.device()) : "",
               "; use linear, which falls back to the reference path");
   const auto bias_or_empty = bias.defined() ? bias : torch::empty({0}, weight.options());
   if (input.dim() == 2)

@@ -14,12 +14,12 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-// AxisTaps with its storage: which input index each output index reads at each tap, and the
-// inverse lists that the backward pass gathers from.
+// AxisTaps with its storage: which input index each padded position holds, and the inverse
+// lists that the backward pass gathers from.
 class AxisTapTables {
  public:
   AxisTapTables(int64_t length, int64_t kernel, PegPadding padding)
-      : source_(length * kernel), padded_(length + kernel - 1), reader_offsets_(length + 1, 0) {
+      : padded_(length + kernel - 1), reader_offsets_(length + 1, 0) {
     const int64_t half = kernel / 2;
     for (int64_t position = 0; position < length + kernel - 1; ++position) {
       int64_t in = position - half;
@@ -41,7 +41,6 @@ class AxisTapTables {
     for (int64_t out = 0; out < length; ++out) {
       for (int64_t tap = 0; tap < kernel; ++tap) {
         const int32_t in = padded_[out + tap];
-        source_[out * kernel + tap] = in;
         if (in >= 0)
           ++reader_offsets_[in + 1];
       }
@@ -52,7 +51,7 @@ class AxisTapTables {
     std::vector<int32_t> filled(reader_offsets_.begin(), reader_offsets_.end() - 1);
     for (int64_t out = 0; out < length; ++out) {
       for (int64_t tap = 0; tap < kernel; ++tap) {
-        const int32_t in = source_[out * kernel + tap];
+        const int32_t in = padded_[out + tap];
         if (in < 0)
           continue;
         const int32_t slot = filled[in]++;
@@ -63,11 +62,10 @@ class AxisTapTables {
   }
 
   kernels::AxisTaps view() const {
-    return {source_.data(), padded_.data(), readers_.data(), reader_offsets_.data()};
+    return {padded_.data(), readers_.data(), reader_offsets_.data()};
   }
 
  private:
-  std::vector<int32_t> source_;
   std::vector<int32_t> padded_;
   std::vector<int32_t> readers_;
   std::vector<int32_t> reader_offsets_;

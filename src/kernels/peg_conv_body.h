@@ -87,7 +87,7 @@ inline void convolve_tile(const PegProblem& p, const float* taps, const float* b
   POSENC_UNROLL
   for (int t = 0; t < T; ++t)
     acc[t] = Vec::add(load_vector<Partial>(centre + t * in_stride, tail), bias_vector);
-  const int32_t* row_source = p.rows.source + i * K;
+  const int32_t* row_source = p.rows.padded + i;  // [di]
   const int32_t* columns = p.columns.padded + j0;
   POSENC_UNROLL
   for (int di = 0; di < K; ++di) {
@@ -171,7 +171,7 @@ void tap_gradient_row_tiled(const PegProblem& p, const float* grid_grad_out, int
                             float* grad_bias, int64_t i) {
   constexpr int P = K == 1 ? 4 : (K == 3 ? 2 : 1);
   const int64_t width = p.width, channels = p.channels;
-  const int32_t* row_source = p.rows.source + i * K;
+  const int32_t* row_source = p.rows.padded + i;  // [di]
   const float* grad_row = grid_grad_out + i * width * g_stride;
   for_each_vector(channels, [&](int64_t c, int64_t tail, auto partial) {
     constexpr bool kPartial = decltype(partial)::value;
@@ -223,9 +223,9 @@ void convolve_row_generic(const PegProblem& p, const float* grid_in, int64_t in_
   const int64_t k = p.kernel, half = k / 2, width = p.width, channels = p.channels;
   const float* centre_row = grid_in + i * width * in_stride;
   float* target_row = grid_out + i * width * out_stride;
-  const int32_t* row_source = p.rows.source + i * k;
+  const int32_t* row_source = p.rows.padded + i;  // [di]
   auto single = [&](int64_t j) {
-    const int32_t* column_source = p.columns.source + j * k;
+    const int32_t* column_source = p.columns.padded + j;  // [dj]
     for_vector_blocks(channels, [&](auto vectors, int64_t c, int64_t tail) {
       constexpr int U = decltype(vectors)::value;
       Register acc[U];
@@ -382,7 +382,7 @@ void tap_gradient_row_generic(const PegProblem& p, const float* grid_grad_out, i
                               const float* grid_in, int64_t in_stride, float* grad_taps,
                               float* grad_bias, int64_t i) {
   const int64_t k = p.kernel, width = p.width, channels = p.channels;
-  const int32_t* row_source = p.rows.source + i * k;
+  const int32_t* row_source = p.rows.padded + i;  // [di]
   const float* grad_row = grid_grad_out + i * width * g_stride;
   for_channel_vectors(channels, [&](int64_t c, int64_t tail) {
     for (int64_t di = 0; di < k; ++di) {
@@ -392,7 +392,7 @@ void tap_gradient_row_generic(const PegProblem& p, const float* grid_grad_out, i
       for (int64_t dj = 0; dj < k; ++dj) {
         Register acc = Vec::zero();
         for (int64_t j = 0; j < width; ++j) {
-          const int32_t sj = p.columns.source[j * k + dj];
+          const int32_t sj = p.columns.padded[j + dj];
           if (sj >= 0)
             acc = Vec::fmadd(load_lanes(grad_row + j * g_stride + c, tail),
                              load_lanes(source_row + sj * in_stride, tail), acc);

@@ -8,12 +8,11 @@
 
 namespace posenc::kernels {
 
-// For one grid axis of length L and a k-tap filter: which input index each output index reads at
-// each tap (the padding mode lives here), and, inverted, which (output, tap) pairs read each input.
+// For one grid axis of length L and a k-tap filter: which input index each padded position holds
+// (the padding mode lives here; output o reads padded position o + t at tap t), and, inverted,
+// which (output, tap) pairs read each input.
 struct AxisTaps {
-  const int32_t* source = nullptr;   // (L, k): input index read by output o at tap t, -1 = zero pad
-  const int32_t* padded = nullptr;   // (L + k - 1): input index at padded position e - k/2, or -1;
-                                     // source[o * k + t] == padded[o + t]
+  const int32_t* padded = nullptr;   // (L + k - 1): input index at position e - k/2, -1 = zero pad
   const int32_t* readers = nullptr;  // pairs (o, t), grouped by input index
   const int32_t* reader_offsets =
       nullptr;  // (L + 1): input i's pairs are [offsets[i], offsets[i+1])
@@ -27,8 +26,9 @@ struct PegProblem {
   const float* taps = nullptr;  // (k * k, C): weight[c, 0, di, dj] at taps[(di * k + dj) * C + c]
   const float* bias = nullptr;  // (C) or null
   // (k * k, C): the taps in reverse order, taps[k * k - 1 - t]; set when the transposed
-  // convolution is this convolution with flipped taps (zero and circular padding), so the input
-  // gradient runs the forward kernel on grad_output. Null: it gathers through `readers`.
+  // convolution is this convolution with flipped taps (zero and circular padding), so the
+  // register-tiled kernels (k = 1, 3, 5, 7) compute the input gradient as the forward on
+  // grad_output. Null, or another k: the input gradient gathers through `readers`.
   const float* flipped_taps = nullptr;
 };
 

@@ -23,8 +23,9 @@ torch::Tensor linear_fused(const torch::Tensor& input, const torch::Tensor& weig
 torch::Tensor linear_reference(const torch::Tensor& input, const torch::Tensor& weight,
                                const torch::Tensor& bias);
 
-// Whether linear_fused accepts these tensors (CPU, float32).
-bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight);
+// Whether linear_fused accepts these tensors (CPU, float32; the bias may be undefined).
+bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight,
+                          const torch::Tensor& bias);
 
 // The version of the oneDNN library linear_fused calls, e.g. "2.6.3".
 std::string onednn_version();

@@ -412,13 +412,13 @@ TEST(FusedLinear, MatchesReferenceValuesAndGradients) {
     auto output_shape = c.input_shape;
     output_shape.back() = c.outputs;
     auto grad_output = torch::randn(output_shape);
-    const std::string where = "input " + c10::str(input.sizes()) + ", N = " +
-                              std::to_string(c.outputs) + (c.bias ? "" : ", no bias");
-    auto reference = linear_output_and_gradients(linear_reference, input, weight, bias,
-                                                 grad_output, torch::kDouble);
+    const std::string where = "input " + c10::str(input.sizes()) +
+                              ", N = " + std::to_string(c.outputs) + (c.bias ? "" : ", no bias");
+    auto reference = linear_output_and_gradients(linear_reference, input, weight, bias, grad_output,
+                                                 torch::kDouble);
     for_each_simd_level_and_thread_count([&] {
-      auto fused =
-          linear_output_and_gradients(linear_fused, input, weight, bias, grad_output, torch::kFloat);
+      auto fused = linear_output_and_gradients(linear_fused, input, weight, bias, grad_output,
+                                               torch::kFloat);
       const char* names[] = {"output", "grad input", "grad weight", "grad bias"};
       for (size_t i = 0; i < 4; ++i) {
         if (!reference[i].defined())
@@ -436,15 +436,15 @@ TEST(FusedLinear, MatchesReferenceValuesAndGradients) {
 // gradient alone.
 TEST(FusedLinear, ReadsTransposedTensorsWithOnlyTheWeightTrainable) {
   torch::manual_seed(8);
-  auto input = torch::randn({24, 10}).t();  // (10, 24), transposed
+  auto input = torch::randn({24, 10}).t();                       // (10, 24), transposed
   auto weight = torch::randn({24, 6}).t().requires_grad_(true);  // (6, 24), transposed
-  auto bias = torch::randn({6});  // no gradient wanted
+  auto bias = torch::randn({6});                                 // no gradient wanted
   auto grad_output = torch::randn({10, 6});
   auto fused = linear_fused(input, weight, bias);
   fused.backward(grad_output);
   auto reference_weight = weight.detach().to(torch::kDouble).requires_grad_(true);
-  auto reference = linear_reference(input.to(torch::kDouble), reference_weight,
-                                    bias.to(torch::kDouble));
+  auto reference =
+      linear_reference(input.to(torch::kDouble), reference_weight, bias.to(torch::kDouble));
   reference.backward(grad_output.to(torch::kDouble));
   expect_close(fused.detach(), reference.detach(), "output");
   expect_close(weight.grad(), reference_weight.grad(), "grad weight", 1e-5, 1e-4);
@@ -478,15 +478,25 @@ TEST(FusedLinear, IsWhatLinearRunsForFloatOnTheCpu) {
 }
 
 TEST(FusedLinear, RejectsMismatchedShapes) {
-  expect_error_containing([] { linear_fused(torch::randn({4, 3}), torch::randn({2, 5}), {}); },
-                          {"input must be (..., K) with K = 5", "[4, 3]"});
-  expect_error_containing([] { linear_fused(torch::randn({4, 3}), torch::randn({6}), {}); },
-                          {"weight must be (N, K)"});
   expect_error_containing(
-      [] { linear_fused(torch::randn({4, 3}), torch::randn({2, 3}), torch::randn({3})); },
+      [] {
+        linear_fused(torch::randn({4, 3}), torch::randn({2, 5}), {});
+      },
+      {"input must be (..., K) with K = 5", "[4, 3]"});
+  expect_error_containing(
+      [] {
+        linear_fused(torch::randn({4, 3}), torch::randn({6}), {});
+      },
+      {"weight must be (N, K)"});
+  expect_error_containing(
+      [] {
+        linear_fused(torch::randn({4, 3}), torch::randn({2, 3}), torch::randn({3}));
+      },
       {"bias must be (N) with N = 2"});
   expect_error_containing(
-      [] { linear_fused(torch::randn({4, 3}, torch::kDouble), torch::randn({2, 3}), {}); },
+      [] {
+        linear_fused(torch::randn({4, 3}, torch::kDouble), torch::randn({2, 3}), {});
+      },
       {"float32 CPU tensors", "use linear"});
   expect_error_containing(
       [] {

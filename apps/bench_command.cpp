@@ -1,6 +1,7 @@
 // `posenc bench`: times posenc's fused CPU kernels against the composite LibTorch reference on the
 // shapes of the kernel issue (PEG at B=64, 14x14, C=192; LFF at 12,544 positions), with the PEG's
-// achieved GB/s against this machine's measured copy bandwidth.
+// achieved GB/s against this machine's measured copy bandwidth and the LFF MLP's achieved GFLOP/s
+// against this machine's measured matrix-product throughput.
 // bench/compare_kernels_with_pytorch.py runs it with --json and adds the PyTorch eager figures.
 #include <cstdio>
 #include <iostream>
@@ -46,6 +47,9 @@ void run_bench(const BenchArguments& arguments) {
   const double copy_gbs = bench::copy_bandwidth_gbs(peg_tensor_bytes, arguments.repeats);
   const int64_t dram_bytes = int64_t{256} << 20;
   const double dram_copy_gbs = bench::copy_bandwidth_gbs(dram_bytes, 5);
+  // Matrix-product throughput on a square product, the library's best case: the compute bound.
+  const int64_t matmul_size = 1024;
+  const double matmul_gflops = bench::matmul_gflops(matmul_size, 10);
 
   auto cases = bench::peg_cases(peg_shape);
   for (auto& lff_case : bench::lff_cases(lff_shape))
@@ -68,37 +72,53 @@ void run_bench(const BenchArguments& arguments) {
       result["dram_bound_ms"] =
           static_cast<double>(kernel_case.bytes) / (dram_copy_gbs * 1e9) * 1e3;
     }
+    if (kernel_case.flops > 0) {
+      result["flops"] = kernel_case.flops;
+      result["gflops"] = static_cast<double>(kernel_case.flops) / fused / 1e9;
+      // the time the matrix products alone take at the square product's rate: the compute bound
+      result["compute_bound_ms"] =
+          static_cast<double>(kernel_case.flops) / (matmul_gflops * 1e9) * 1e3;
+    }
     results.push_back(result);
   }
 
-  const nlohmann::json report = {
-      {"threads", at::get_num_threads()}, {"simd", to_string(active_simd_level())},
-      {"copy_bandwidth_gbs", copy_gbs},   {"copy_buffer_bytes", peg_tensor_bytes},
-      {"repeats", arguments.repeats},     {"cases", results}};
+  const nlohmann::json report = {{"threads", at::get_num_threads()},
+                                 {"simd", to_string(active_simd_level())},
+                                 {"copy_bandwidth_gbs", copy_gbs},
+                                 {"copy_buffer_bytes", peg_tensor_bytes},
+                                 {"dram_copy_bandwidth_gbs", dram_copy_gbs},
+                                 {"matmul_gflops", matmul_gflops},
+                                 {"matmul_size", matmul_size},
+                                 {"repeats", arguments.repeats},
+                                 {"cases", results}};
   if (arguments.json) {
     std::cout << report.dump(2) << "\n";
     return;
   }
   std::printf(
       "posenc bench: %d threads, %s kernels, median of %d runs\n"
-      "copy bandwidth %.1f GB/s at %.1f MB (the PEG tensor's size), %.1f GB/s at %.0f MB\n\n",
+      "copy bandwidth %.1f GB/s at %.1f MB (the PEG tensor's size), %.1f GB/s at %.0f MB\n"
+      "matrix products %.1f GFLOP/s (posenc::linear, %lld x %lld by %lld x %lld)\n\n",
       at::get_num_threads(), to_string(active_simd_level()).c_str(), arguments.repeats, copy_gbs,
       static_cast<double>(peg_tensor_bytes) / 1e6, dram_copy_gbs,
-      static_cast<double>(dram_bytes) / 1e6);
-  std::printf("%-24s %10s %13s %9s %30s\n", "case", "fused ms", "reference ms", "speed-up",
-              "GB/s (x bound same-size, DRAM)");
+      static_cast<double>(dram_bytes) / 1e6, matmul_gflops, static_cast<long long>(matmul_size),
+      static_cast<long long>(matmul_size), static_cast<long long>(matmul_size),
+      static_cast<long long>(matmul_size));
+  std::printf("%-24s %10s %13s %9s  %s\n", "case", "fused ms", "reference ms", "speed-up",
+              "achieved (x bound)");
   for (const auto& result : results) {
     const double fused = result["fused_ms"], reference = result["reference_ms"];
-    std::string traffic;
-    if (result.contains("gbs")) {
-      char text[64];
-      std::snprintf(text, sizeof(text), "%.1f (%.2fx, %.2fx)", result["gbs"].get<double>(),
-                    fused / result["bound_ms"].get<double>(),
+    char achieved[96] = "";
+    if (result.contains("gbs"))
+      std::snprintf(achieved, sizeof(achieved), "%.1f GB/s (%.2fx same-size copy, %.2fx DRAM)",
+                    result["gbs"].get<double>(), fused / result["bound_ms"].get<double>(),
                     fused / result["dram_bound_ms"].get<double>());
-      traffic = text;
-    }
-    std::printf("%-24s %10.3f %13.3f %8.1fx %30s\n", result["name"].get<std::string>().c_str(),
-                fused, reference, reference / fused, traffic.c_str());
+    else if (result.contains("gflops"))
+      std::snprintf(achieved, sizeof(achieved), "%.1f GFLOP/s (%.2fx matrix products)",
+                    result["gflops"].get<double>(),
+                    fused / result["compute_bound_ms"].get<double>());
+    std::printf("%-24s %10.3f %13.3f %8.1fx  %s\n", result["name"].get<std::string>().c_str(),
+                fused, reference, reference / fused, achieved);
   }
   std::printf("\nshapes:\n");
   for (const auto& result : results)
@@ -107,7 +127,8 @@ void run_bench(const BenchArguments& arguments) {
   std::printf(
       "\n\"x bound\": fused time over the time its minimal bytes take at copy bandwidth "
       "(same-size\n"
-      "buffers, which stay in cache, and main memory).\n"
+      "buffers, which stay in cache, and main memory), or over the time its MLP's matrix products\n"
+      "(GFLOP/s: of those products alone) take at the square product's rate.\n"
       "PyTorch eager on the same shapes: /usr/bin/python3 bench/compare_kernels_with_pytorch.py\n");
 }
 

@@ -33,12 +33,16 @@ void register_case(const posenc::bench::KernelCase& kernel_case) {
       continue;
     auto* registered = benchmark::RegisterBenchmark(
         (kernel_case.name + "/fused/" + posenc::to_string(level)).c_str(),
-        [run = kernel_case.fused, level, bytes = kernel_case.bytes](benchmark::State& state) {
+        [run = kernel_case.fused, level, bytes = kernel_case.bytes,
+         flops = kernel_case.flops](benchmark::State& state) {
           posenc::ScopedSimdLevel simd(level);
           for (auto _ : state)
             run();
           if (bytes > 0)
             state.SetBytesProcessed(state.iterations() * bytes);
+          if (flops > 0)
+            state.counters["FLOPS"] = benchmark::Counter(
+                static_cast<double>(flops), benchmark::Counter::kIsIterationInvariantRate);
         });
     registered->Unit(benchmark::kMillisecond)->UseRealTime();
   }

@@ -8,6 +8,7 @@
 #include "argument_parsing.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/kernel_settings.h"
+#include "posenc/kernels/linear.h"
 #include "posenc/kernels/peg_conv.h"
 
 namespace posenc::bench {
@@ -104,10 +105,17 @@ std::vector<KernelCase> lff_cases(const LffShape& s) {
       clear_gradients(additive->parameters());
     };
   };
+  // The MLP's products on B*N*G rows: (F -> H) and (H -> D/G). The backward has two products per
+  // layer (input and weight gradients); the input gradient of the first layer is needed too, for
+  // the gradient of W_r.
+  const int64_t rows = s.batch * s.tokens * s.groups;
+  const int64_t forward_flops =
+      2 * rows * (s.fourier * s.hidden + s.hidden * (s.groups > 0 ? s.dim / s.groups : 0));
   std::vector<KernelCase> cases = {
-      {"lff_forward", shape, 0, forward(true), forward(false), "PE at per-token positions"},
+      {"lff_forward", shape, 0, forward(true), forward(false), "PE at per-token positions",
+       forward_flops},
       {"lff_forward_backward", shape, 0, forward_backward(true), forward_backward(false),
-       "gradients of every LFF parameter"},
+       "gradients of every LFF parameter", 3 * forward_flops},
   };
   if (s.groups == 1 && s.values == 2) {
     const TokenGrid grid{14, 14, 1};
@@ -152,6 +160,15 @@ double copy_bandwidth_gbs(int64_t bytes, int repeats) {
   auto target = torch::empty_like(source);
   const double seconds = median_seconds([&] { target.copy_(source); }, repeats);
   return 2.0 * static_cast<double>(source.numel() * 4) / seconds / 1e9;
+}
+
+double matmul_gflops(int64_t size, int repeats) {
+  torch::NoGradGuard no_grad;
+  auto left = torch::rand({size, size});
+  auto right = torch::rand({size, size});
+  const double seconds =
+      median_seconds([&] { posenc::linear(left, right, torch::Tensor()); }, repeats);
+  return 2.0 * static_cast<double>(size * size * size) / seconds / 1e9;
 }
 
 }  // namespace posenc::bench

@@ -32,6 +32,9 @@ struct KernelCase {
   std::function<void()> fused;
   std::function<void()> reference;
   std::string note;
+  // Floating-point operations of the work's matrix products (a multiply-add counts 2); 0 where
+  // not meaningful.
+  int64_t flops = 0;
 };
 
 // peg_forward, peg_forward_backward
@@ -46,5 +49,10 @@ double median_seconds(const std::function<void()>& run, int repeats, int warmup 
 // Copy bandwidth of this machine in GB/s (bytes read + bytes written per second) for buffers of
 // `bytes`, with LibTorch's copy on the current thread count.
 double copy_bandwidth_gbs(int64_t bytes, int repeats);
+
+// Matrix-product throughput of this machine in GFLOP/s: posenc::linear (oneDNN's sgemm on the
+// CPU) on a size x size by size x size float32 product, on the current thread count. A square
+// product of this size is what the library does best, so it bounds the LFF MLP's products.
+double matmul_gflops(int64_t size, int repeats);
 
 }  // namespace posenc::bench

@@ -5,15 +5,20 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/fourier_features.h"
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/kernels/linear.h"
 #include "posenc/kernels/peg_conv.h"
+#include "support/child_process.h"
 #include "support/counting_allocator.h"
+#include "support/temporary_folder.h"
 #include "support/test_encodings.h"
 
 namespace posenc {
@@ -535,6 +540,49 @@ TEST(KernelSettings, EncodingsGiveTheSameResultOnBothPaths) {
     EXPECT_TRUE(torch::allclose(fused, reference, 1e-5, 1e-5)) << spec;
   }
 }
+
+#ifdef POSENC_CLI_PATH
+// `posenc bench --json` on tiny shapes: every case timed, PEG with its bytes against the copy
+// bandwidth, LFF per-token cases with the FLOPs of the MLP's products against the measured
+// matrix-product rate, and figures that agree with one another.
+TEST(BenchCommand, ReportsBandwidthForPegAndMatrixProductRateForLff) {
+  testing::TemporaryFolder folder;
+  const std::string log = folder.path("bench.log");
+  // LFF: B=2, N=5, G=2, M=3, F=8, H=4, D=6 -> 20 rows of (8 -> 4) and (4 -> 3)
+  testing::ChildProcess process({POSENC_CLI_PATH, "bench", "--json", "--threads", "1", "--repeats",
+                                 "1", "--peg-shape", "2,3,4,8,3,1", "--lff-shape", "2,5,2,3,8,4,6"},
+                                log);
+  const auto status = process.wait_for(300);
+  ASSERT_TRUE(status.has_value()) << "posenc bench still running";
+  const std::string text = testing::read_text_file(log);
+  ASSERT_EQ(*status, 0) << text;
+  const auto begin = text.find('{'), end = text.rfind('}');
+  ASSERT_NE(begin, std::string::npos) << text;
+  const auto report = nlohmann::json::parse(text.substr(begin, end - begin + 1));
+  const double matmul_gflops = report.at("matmul_gflops");
+  EXPECT_TRUE(std::isfinite(matmul_gflops) && matmul_gflops > 0.0) << matmul_gflops;
+  const int64_t lff_forward_flops = 2 * 20 * (8 * 4 + 4 * 3);
+  std::vector<std::string> names;
+  for (const auto& result : report.at("cases")) {
+    const std::string name = result.at("name");
+    names.push_back(name);
+    const double fused_ms = result.at("fused_ms");
+    EXPECT_TRUE(std::isfinite(fused_ms) && fused_ms > 0.0) << name;
+    const bool per_token_lff = name == "lff_forward" || name == "lff_forward_backward";
+    EXPECT_EQ(result.contains("gbs"), name.rfind("peg", 0) == 0) << name;
+    ASSERT_EQ(result.contains("flops"), per_token_lff) << name;
+    if (!per_token_lff)
+      continue;
+    const int64_t flops = result.at("flops");
+    EXPECT_EQ(flops, name == "lff_forward" ? lff_forward_flops : 3 * lff_forward_flops) << name;
+    const double gflops = result.at("gflops"), bound_ms = result.at("compute_bound_ms");
+    EXPECT_NEAR(gflops * fused_ms * 1e6, static_cast<double>(flops), 1e-6 * flops) << name;
+    EXPECT_NEAR(bound_ms * matmul_gflops * 1e6, static_cast<double>(flops), 1e-6 * flops) << name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"peg_forward", "peg_forward_backward", "lff_forward",
+                                             "lff_forward_backward"}));
+}
+#endif  // POSENC_CLI_PATH
 
 }  // namespace
 }  // namespace posenc

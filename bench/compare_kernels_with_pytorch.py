@@ -17,9 +17,14 @@ Unless --no-malloc-tuning, glibc malloc is told to keep freed memory (no mmap fo
 32 MiB, no trimming), in this process by mallopt and in posenc's by GLIBC_TUNABLES: otherwise the
 eager temporaries of several MB are mapped and unmapped every call and page faults, which two
 threads take in turn, dominate and make the figures bimodal (seen on a 2-core VM).
-PEG is timed by default without a class token (CPVT-GAP, Twins) and with one (CPVT): with a class
-token the public code's (B, C, H, W) view of the sliced tokens is not channels-last contiguous, so
-PyTorch copies it to NCHW and runs its slower NCHW depthwise convolution.
+PEG is timed by default without a class token (CPVT-GAP, Twins) and with one (CPVT). Without one,
+the public code's (B, C, H, W) view of the tokens is a channels-last contiguous tensor, and PyTorch
+runs its channels-last (oneDNN) depthwise convolution on it in place. With one, the view of the
+sliced tokens is not contiguous in any layout, so PyTorch first copies it to a channels-last
+tensor, and torch.cat copies the output once more.
+--peg-nchw adds, per PEG shape without a class token, PyTorch on an NCHW-contiguous (B, C, H, W) input (no transpose, no
+class token) beside the same posenc figures: not how the public code runs, but the layout of a
+tensor that went through .contiguous(), where PyTorch takes its slower NCHW depthwise path.
 Run with Debian's interpreter, which has python3-torch: /usr/bin/python3.
 """
 import argparse
@@ -41,6 +46,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PEG_KEYS = ("B", "H", "W", "C", "k", "prefix")
 LFF_KEYS = ("B", "N", "G", "M", "F", "H", "D")
 PEG_CASES = ("peg_forward", "peg_forward_backward")
+# rows of --peg-nchw: PyTorch on an NCHW-contiguous input, beside posenc's figures of the case named
+PEG_NCHW_CASES = {"peg_forward_nchw_input": "peg_forward",
+                  "peg_forward_backward_nchw_input": "peg_forward_backward"}
 LFF_CASES = ("lff_forward", "lff_forward_backward")
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
 TRIM_THRESHOLD = 2 ** 31 - 1
@@ -138,6 +146,26 @@ def time_peg(shape, warmup, repeats):
     return {"peg_forward": forward, "peg_forward_backward": backward}
 
 
+def time_peg_nchw(shape, warmup, repeats):
+    """PyTorch's PEG (depthwise conv, residual) on an NCHW-contiguous (B, C, H, W) tensor."""
+    torch.manual_seed(0)
+    b, h, w, c, k = (shape[key] for key in PEG_KEYS[:5])
+    conv = PosCNN(c, k).proj
+    x = torch.randn(b, c, h, w)
+    grad_out = torch.randn(b, c, h, w)
+    with torch.no_grad():
+        forward = median_ms(lambda: conv(x) + x, warmup, repeats)
+    x_grad = x.clone().requires_grad_(True)
+
+    def clear():
+        x_grad.grad = None
+        conv.zero_grad(set_to_none=True)
+
+    backward = median_ms(lambda: (conv(x_grad) + x_grad).backward(grad_out), warmup, repeats,
+                         before=clear)
+    return {"peg_forward_nchw_input": forward, "peg_forward_backward_nchw_input": backward}
+
+
 def time_lff(shape, extent, warmup, repeats):
     torch.manual_seed(0)
     b, n, g, m, f, hidden, d = (shape[key] for key in LFF_KEYS)
@@ -205,19 +233,22 @@ def speedup_text(ratio):
 
 
 def merge(names, shape, pytorch_ms, posenc):
-    """Rows for the cases `names` timed at `shape`: PyTorch's figures beside posenc bench's."""
+    """Rows for the cases `names` timed at `shape`: PyTorch's figures beside posenc bench's.
+    `names` is a sequence of case names, or a dict of row name -> posenc bench's case name."""
+    posenc_names = names if isinstance(names, dict) else {name: name for name in names}
     theirs = {}
     if posenc:
         for case in posenc["cases"]:
-            if isinstance(case, dict) and case.get("name") in names:
+            if isinstance(case, dict) and case.get("name") in posenc_names.values():
                 theirs[case["name"]] = case
     copy_gbs = posenc.get("copy_bandwidth_gbs") if posenc else None
+    matmul_gflops = posenc.get("matmul_gflops") if posenc else None
     rows = []
-    for name in names:
-        if posenc and name not in theirs:
+    for name, posenc_name in posenc_names.items():
+        if posenc and posenc_name not in theirs:
             continue  # only cases present on both sides
         row = {"name": name, "shape": shape, "pytorch_ms": pytorch_ms[name]}
-        case = theirs.get(name)
+        case = theirs.get(posenc_name)
         if case:
             fused, reference = case.get("fused_ms"), case.get("reference_ms")
             row.update(fused_ms=fused, reference_ms=reference,
@@ -233,6 +264,11 @@ def merge(names, shape, pytorch_ms, posenc):
                 row["gbs"] = gbs
                 if gbs is not None and copy_gbs:
                     row["copy_fraction"] = gbs / copy_gbs
+            gflops = case.get("gflops")
+            if isinstance(gflops, (int, float)):
+                row["gflops"] = gflops
+                if matmul_gflops:
+                    row["matmul_fraction"] = gflops / matmul_gflops
         rows.append(row)
     return rows
 
@@ -246,7 +282,8 @@ def combine_rounds(rounds):
     combined = []
     for per_round in zip(*rounds):
         row = dict(per_round[0])
-        for key in ("pytorch_ms", "fused_ms", "reference_ms", "speedup", "gbs", "copy_fraction"):
+        for key in ("pytorch_ms", "fused_ms", "reference_ms", "speedup", "gbs", "copy_fraction",
+                    "gflops", "matmul_fraction"):
             row[key] = median_of(r.get(key) for r in per_round)
         ratios = [r["speedup"] for r in per_round if r.get("speedup") is not None]
         if ratios:
@@ -262,9 +299,10 @@ def print_table(rows, args, posenc, note, malloc_tuned):
           f"median of {args.repeats} after {args.warmup} warm-up, {args.rounds} round(s), malloc "
           + ("tuned (no mmap/trim up to 32 MiB)" if malloc_tuned else "default"))
     if posenc:
-        copy = posenc.get("copy_bandwidth_gbs")
+        copy, matmul = posenc.get("copy_bandwidth_gbs"), posenc.get("matmul_gflops")
         print(f"posenc bench: {posenc.get('threads', '?')} threads, SIMD {posenc.get('simd', '?')}"
-              + (f", copy bandwidth {copy:.1f} GB/s" if copy else ""))
+              + (f", copy bandwidth {copy:.1f} GB/s" if copy else "")
+              + (f", matrix products {matmul:.1f} GFLOP/s" if matmul else ""))
         if posenc.get("threads") not in (None, args.threads):
             print(f"warning: posenc ran with {posenc['threads']} threads, PyTorch with {args.threads}")
     elif note:
@@ -273,8 +311,8 @@ def print_table(rows, args, posenc, note, malloc_tuned):
     def ms(value):
         return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
-    header = (f"{'case':21} {'shape':38} {'pytorch ms':>10} {'fused ms':>9} {'ref ms':>9} "
-              f"{'speed-up (range)':>20}  fused bandwidth")
+    header = (f"{'case':31} {'shape':38} {'pytorch ms':>10} {'fused ms':>9} {'ref ms':>9} "
+              f"{'speed-up (range)':>20}  fused throughput")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -283,11 +321,15 @@ def print_table(rows, args, posenc, note, malloc_tuned):
             bandwidth = f"{row['gbs']:.1f} GB/s"
             if row.get("copy_fraction") is not None:
                 bandwidth += f" ({100 * row['copy_fraction']:.0f}% of copy)"
+        elif row.get("gflops") is not None:
+            bandwidth = f"{row['gflops']:.1f} GFLOP/s in the MLP's products"
+            if row.get("matmul_fraction") is not None:
+                bandwidth += f" ({100 * row['matmul_fraction']:.0f}% of a square product's rate)"
         speedup = speedup_text(row.get("speedup"))
         if row.get("speedup_min") is not None and len(row.get("rounds", [])) > 1:
             speedup += (f" ({speedup_text(row['speedup_min'])}-"
                         f"{speedup_text(row['speedup_max'])})")
-        print(f"{row['name']:21} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
+        print(f"{row['name']:31} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
               f"{ms(row.get('fused_ms')):>9} {ms(row.get('reference_ms')):>9} "
               f"{speedup:>20}  {bandwidth}".rstrip())
         if row.get("shape_mismatch"):
@@ -318,6 +360,9 @@ def main():
                         metavar="B,N,G,M,F,H,D", help="default 64,196,1,2,128,64,192")
     parser.add_argument("--lff-extent", type=float, default=14.0,
                         help="LFF positions are uniform in [0, extent) (default 14)")
+    parser.add_argument("--peg-nchw", action="store_true",
+                        help="also time PyTorch's PEG on an NCHW-contiguous input, for shapes "
+                             "without a class token (see above)")
     parser.add_argument("--pytorch-only", action="store_true", help="do not run posenc bench")
     parser.add_argument("--require-posenc", action="store_true",
                         help="exit with status 1 if posenc bench is missing or fails")
@@ -365,6 +410,9 @@ def main():
         for peg, result in zip(peg_shapes, posenc_runs):
             rows += merge(PEG_CASES, peg, time_peg(peg, args.warmup, args.repeats),
                           result if round_posenc else None)
+            if args.peg_nchw and peg["prefix"] == 0:
+                rows += merge(PEG_NCHW_CASES, peg, time_peg_nchw(peg, args.warmup, args.repeats),
+                              result if round_posenc else None)
         rows += merge(LFF_CASES, lff, time_lff(lff, args.lff_extent, args.warmup, args.repeats),
                       round_posenc)
         rounds.append(rows)

@@ -50,9 +50,10 @@ double median_seconds(const std::function<void()>& run, int repeats, int warmup 
 // `bytes`, with LibTorch's copy on the current thread count.
 double copy_bandwidth_gbs(int64_t bytes, int repeats);
 
-// Matrix-product throughput of this machine in GFLOP/s: posenc::linear (oneDNN's sgemm on the
-// CPU) on a size x size by size x size float32 product, on the current thread count. A square
-// product of this size is what the library does best, so it bounds the LFF MLP's products.
+// Matrix-product throughput of this machine in GFLOP/s: posenc::linear_fused (oneDNN's sgemm) on
+// a size x size by size x size float32 product, on the current thread count. A square product of
+// this size is what the library does best: the reference rate for the LFF MLP's products (not a
+// strict bound; the MLP's products alone ran at about this rate on the machine measured).
 double matmul_gflops(int64_t size, int repeats);
 
 }  // namespace posenc::bench

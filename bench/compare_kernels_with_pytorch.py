@@ -22,9 +22,9 @@ the public code's (B, C, H, W) view of the tokens is a channels-last contiguous 
 runs its channels-last (oneDNN) depthwise convolution on it in place. With one, the view of the
 sliced tokens is not contiguous in any layout, so PyTorch first copies it to a channels-last
 tensor, and torch.cat copies the output once more.
---peg-nchw adds, per PEG shape without a class token, PyTorch on an NCHW-contiguous (B, C, H, W) input (no transpose, no
-class token) beside the same posenc figures: not how the public code runs, but the layout of a
-tensor that went through .contiguous(), where PyTorch takes its slower NCHW depthwise path.
+--peg-nchw adds, per PEG shape without a class token, PyTorch on an NCHW-contiguous (B, C, H, W)
+input beside the same posenc figures: not how the public code runs, but the layout of a tensor
+that went through .contiguous(), where PyTorch takes its slower NCHW depthwise path.
 Run with Debian's interpreter, which has python3-torch: /usr/bin/python3.
 """
 import argparse
@@ -316,22 +316,22 @@ def print_table(rows, args, posenc, note, malloc_tuned):
     print(header)
     print("-" * len(header))
     for row in rows:
-        bandwidth = ""
+        throughput = ""
         if row.get("gbs") is not None:
-            bandwidth = f"{row['gbs']:.1f} GB/s"
+            throughput = f"{row['gbs']:.1f} GB/s"
             if row.get("copy_fraction") is not None:
-                bandwidth += f" ({100 * row['copy_fraction']:.0f}% of copy)"
+                throughput += f" ({100 * row['copy_fraction']:.0f}% of copy)"
         elif row.get("gflops") is not None:
-            bandwidth = f"{row['gflops']:.1f} GFLOP/s in the MLP's products"
+            throughput = f"{row['gflops']:.1f} GFLOP/s in the MLP's products"
             if row.get("matmul_fraction") is not None:
-                bandwidth += f" ({100 * row['matmul_fraction']:.0f}% of a square product's rate)"
+                throughput += f" ({100 * row['matmul_fraction']:.0f}% of a square product's rate)"
         speedup = speedup_text(row.get("speedup"))
         if row.get("speedup_min") is not None and len(row.get("rounds", [])) > 1:
             speedup += (f" ({speedup_text(row['speedup_min'])}-"
                         f"{speedup_text(row['speedup_max'])})")
         print(f"{row['name']:31} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
               f"{ms(row.get('fused_ms')):>9} {ms(row.get('reference_ms')):>9} "
-              f"{speedup:>20}  {bandwidth}".rstrip())
+              f"{speedup:>20}  {throughput}".rstrip())
         if row.get("shape_mismatch"):
             print(f"  warning: posenc timed shape {shape_text(row['posenc_shape'])}")
     if posenc:

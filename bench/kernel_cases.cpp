@@ -110,7 +110,7 @@ std::vector<KernelCase> lff_cases(const LffShape& s) {
   // the gradient of W_r.
   const int64_t rows = s.batch * s.tokens * s.groups;
   const int64_t forward_flops =
-      2 * rows * (s.fourier * s.hidden + s.hidden * (s.groups > 0 ? s.dim / s.groups : 0));
+      2 * rows * (s.fourier * s.hidden + s.hidden * (s.dim / s.groups));  // G >= 1: checked above
   std::vector<KernelCase> cases = {
       {"lff_forward", shape, 0, forward(true), forward(false), "PE at per-token positions",
        forward_flops},

@@ -3,9 +3,9 @@
 #include <dnnl.h>
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <string>
 
+#include "kernels/onednn_sgemm.h"
 #include "posenc/kernels/kernel_settings.h"
 
 namespace posenc {
@@ -13,24 +13,7 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-// Row-major c (m, n) = op(a) op(b) + beta c, op = transpose when its flag is 'T'. Empty products
-// (k = 0) leave beta c, which dnnl_sgemm is not asked to handle.
-void sgemm(char transpose_a, char transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
-           const float* b, float beta, float* c) {
-  if (m == 0 || n == 0)
-    return;
-  if (k == 0) {
-    if (beta == 0.0F)
-      std::fill(c, c + m * n, 0.0F);
-    return;
-  }
-  const int64_t lda = transpose_a == 'T' ? m : k;
-  const int64_t ldb = transpose_b == 'T' ? k : n;
-  const dnnl_status_t status =
-      dnnl_sgemm(transpose_a, transpose_b, m, n, k, 1.0F, a, lda, b, ldb, beta, c, n);
-  TORCH_CHECK(status == dnnl_success, "linear: oneDNN sgemm (", m, " x ", k, " by ", k, " x ", n,
-              ") failed with status ", static_cast<int>(status));
-}
+using kernels::sgemm;
 
 class LinearFunction : public torch::autograd::Function<LinearFunction> {
  public:

@@ -13,6 +13,7 @@
 
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/fourier_mlp.h"
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/kernels/linear.h"
 #include "posenc/kernels/peg_conv.h"
@@ -374,7 +375,198 @@ TEST(FusedFourierFeatures, RejectsMismatchedShapes) {
       {"wr must be (F/2, M)"});
 }
 
-// --- Settings ---------------------------------------------------------------------------------
+// --- Fused LFF encoder (Fourier features + GELU MLP) -------------------------------------------
+
+struct FourierMlpCase {
+  std::vector<int64_t> position_shape;   // (..., M)
+  int64_t frequencies, hidden, outputs;  // F / 2, H, O
+};
+
+// Rows across several 256-row tiles with a partial last one, more tiles than the backward's 16
+// chunks, no rows at all, and widths that leave partial vectors at 8 and 16 lanes.
+const std::vector<FourierMlpCase> kFourierMlpCases = {
+    {{600, 2}, 64, 64, 192},  // the benchmark's widths: tiles of 256, 256 and 88 rows
+    {{5, 1}, 1, 3, 2},        // one frequency, narrow layers
+    {{3, 11, 4}, 5, 17, 9},   // odd widths everywhere
+    {{2, 150, 1, 2}, 8, 16, 24}, {{4500, 2}, 4, 8, 5},  // 18 tiles: chunks of one and two tiles
+    {{0, 2}, 4, 8, 6},                                  // no positions
+};
+
+struct FourierMlpTensors {
+  torch::Tensor positions, wr, w1, b1, w2, b2, grad_output;
+};
+
+FourierMlpTensors random_fourier_mlp_tensors(const FourierMlpCase& c) {
+  torch::manual_seed(11);
+  const int64_t values = c.position_shape.back();
+  FourierMlpTensors t;
+  t.positions = torch::rand(c.position_shape) * 14.0;
+  t.wr = torch::randn({c.frequencies, values});
+  t.w1 = torch::randn({c.hidden, 2 * c.frequencies});
+  t.b1 = torch::randn({c.hidden});
+  t.w2 = torch::randn({c.outputs, c.hidden}) * 0.3;
+  t.b2 = torch::randn({c.outputs});
+  auto output_shape = c.position_shape;
+  output_shape.back() = c.outputs;
+  t.grad_output = torch::randn(output_shape);
+  return t;
+}
+
+// Output, then the gradients of positions, wr, w1, b1, w2, b2 (each only where `trainable`), of
+// `op` in `dtype`.
+template <typename Op>
+std::vector<torch::Tensor> fourier_mlp_output_and_gradients(Op&& op, const FourierMlpTensors& t,
+                                                            torch::ScalarType dtype,
+                                                            const std::vector<bool>& trainable) {
+  std::vector<torch::Tensor> inputs;
+  for (const auto* tensor : {&t.positions, &t.wr, &t.w1, &t.b1, &t.w2, &t.b2})
+    inputs.push_back(tensor->to(dtype).detach().requires_grad_(trainable[inputs.size()]));
+  auto output = op(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5]);
+  output.backward(t.grad_output.to(dtype));
+  std::vector<torch::Tensor> results{output.detach()};
+  for (const auto& input : inputs)
+    results.push_back(input.grad());
+  return results;
+}
+
+const char* const kFourierMlpNames[] = {"output",   "grad positions", "grad W_r", "grad W_1",
+                                        "grad b_1", "grad W_2",       "grad b_2"};
+
+TEST(FusedFourierMlp, MatchesReferenceValuesAndGradients) {
+  const std::vector<bool> all(6, true);
+  for (const auto& c : kFourierMlpCases) {
+    const auto t = random_fourier_mlp_tensors(c);
+    const std::string where =
+        "positions " + c10::str(t.positions.sizes()) + ", F/2 = " + std::to_string(c.frequencies) +
+        ", H = " + std::to_string(c.hidden) + ", O = " + std::to_string(c.outputs);
+    auto reference =
+        fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, all);
+    for_each_simd_level_and_thread_count([&] {
+      auto fused = fourier_mlp_output_and_gradients(fourier_mlp_fused, t, torch::kFloat, all);
+      for (size_t i = 0; i < reference.size(); ++i) {
+        if (reference[i].numel() == 0)
+          EXPECT_EQ(fused[i].sizes(), reference[i].sizes())
+              << kFourierMlpNames[i] << " at " << where;
+        else
+          expect_close(fused[i], reference[i], std::string(kFourierMlpNames[i]) + " at " + where,
+                       1e-4, 1e-3);
+      }
+    });
+  }
+}
+
+// Frozen W_r and positions that are data (the usual LFF training): no Fourier backward, and the
+// gradients that are asked for still match.
+TEST(FusedFourierMlp, GivesOnlyTheGradientsAskedFor) {
+  const auto t = random_fourier_mlp_tensors({{3, 70, 2}, 16, 24, 12});
+  const std::vector<bool> mlp_only{false, false, true, true, true, true};
+  auto reference =
+      fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, mlp_only);
+  auto fused = fourier_mlp_output_and_gradients(fourier_mlp_fused, t, torch::kFloat, mlp_only);
+  EXPECT_FALSE(fused[1].defined()) << "positions are data";
+  EXPECT_FALSE(fused[2].defined()) << "W_r is frozen";
+  for (size_t i = 3; i < reference.size(); ++i)
+    expect_close(fused[i], reference[i], kFourierMlpNames[i], 1e-4, 1e-3);
+}
+
+// With W_1 = 0, W_2 = I and b_2 = 0 the output is GELU(b_1): GELU and its slope against
+// LibTorch's in double, far into both tails.
+TEST(FusedFourierMlp, GeluAndItsSlopeMatchLibTorchOverAWideRange) {
+  auto values = torch::linspace(-12.0, 12.0, 241);  // (H)
+  const int64_t hidden = values.size(0);
+  auto w1 = torch::zeros({hidden, 2});
+  auto identity = torch::eye(hidden);
+  auto reference_values = values.to(torch::kDouble).requires_grad_(true);
+  auto reference = torch::gelu(reference_values);
+  reference.sum().backward();
+  for_each_simd_level_and_thread_count([&] {
+    auto b1 = values.clone().requires_grad_(true);
+    auto output = fourier_mlp_fused(torch::zeros({1, 1}), torch::ones({1, 1}), w1, b1, identity,
+                                    torch::zeros({hidden}));
+    output.sum().backward();
+    expect_close(output.reshape({hidden}).detach(), reference.detach(), "GELU", 1e-5, 1e-6);
+    expect_close(b1.grad(), reference_values.grad(), "GELU slope", 1e-5, 1e-6);
+  });
+}
+
+TEST(FusedFourierMlp, ForwardWithoutGradientGivesTheSameOutput) {
+  const auto t = random_fourier_mlp_tensors({{700, 2}, 8, 16, 24});
+  auto w1 = t.w1.clone().requires_grad_(true);
+  auto with_graph = fourier_mlp_fused(t.positions, t.wr, w1, t.b1, t.w2, t.b2);
+  ASSERT_TRUE(with_graph.requires_grad());
+  torch::NoGradGuard no_grad;
+  auto without = fourier_mlp_fused(t.positions, t.wr, w1, t.b1, t.w2, t.b2);
+  EXPECT_TRUE(torch::equal(with_graph.detach(), without));
+}
+
+// Transposed positions and weights are read through contiguous copies.
+TEST(FusedFourierMlp, ReadsNonContiguousInputs) {
+  const auto t = random_fourier_mlp_tensors({{40, 3}, 6, 10, 7});
+  FourierMlpTensors strided = t;
+  strided.positions = t.positions.t().contiguous().t();
+  strided.w1 = t.w1.t().contiguous().t();
+  strided.w2 = t.w2.t().contiguous().t();
+  ASSERT_FALSE(strided.positions.is_contiguous());
+  ASSERT_FALSE(strided.w1.is_contiguous());
+  const std::vector<bool> all(6, true);
+  auto reference = fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, all);
+  auto fused = fourier_mlp_output_and_gradients(
+      [](const torch::Tensor& x, const torch::Tensor& wr, const torch::Tensor& w1,
+         const torch::Tensor& b1, const torch::Tensor& w2, const torch::Tensor& b2) {
+        return fourier_mlp_fused(x.t().contiguous().t(), wr, w1.t().contiguous().t(), b1,
+                                 w2.t().contiguous().t(), b2);
+      },
+      t, torch::kFloat, all);
+  for (size_t i = 0; i < reference.size(); ++i)
+    expect_close(fused[i], reference[i], kFourierMlpNames[i], 1e-4, 1e-3);
+}
+
+TEST(FusedFourierMlp, IsWhatLffRunsForFloatOnTheCpu) {
+  auto encoding = make_encoding("lff:F=16,H=8", {12, TokenGrid{3, 4, 0}});
+  auto tokens = testing::random_tokens(2, TokenGrid{3, 4, 0}, 12);
+  EXPECT_TRUE(graph_contains(encoding->forward(tokens, TokenGrid{3, 4, 0}), "FourierMlpFunction"));
+  {
+    ScopedKernelPath reference_path(false);
+    EXPECT_FALSE(
+        graph_contains(encoding->forward(tokens, TokenGrid{3, 4, 0}), "FourierMlpFunction"));
+  }
+  const auto t = random_fourier_mlp_tensors({{4, 2}, 2, 3, 2});
+  auto in_double =
+      fourier_mlp(t.positions.to(torch::kDouble), t.wr.to(torch::kDouble),
+                  t.w1.to(torch::kDouble).requires_grad_(true), t.b1.to(torch::kDouble),
+                  t.w2.to(torch::kDouble), t.b2.to(torch::kDouble));
+  EXPECT_FALSE(graph_contains(in_double, "FourierMlpFunction")) << "double takes the reference";
+}
+
+TEST(FusedFourierMlp, RejectsMismatchedShapes) {
+  const auto t = random_fourier_mlp_tensors({{5, 2}, 4, 6, 3});  // F = 8, H = 6, O = 3
+  expect_error_containing(
+      [&] {
+        fourier_mlp_fused(torch::rand({5, 3}), t.wr, t.w1, t.b1, t.w2, t.b2);
+      },
+      {"positions must be (..., M) with M = 2", "[5, 3]"});
+  expect_error_containing(
+      [&] {
+        fourier_mlp_fused(t.positions, t.wr, torch::randn({6, 7}), t.b1, t.w2, t.b2);
+      },
+      {"w1 must be (H, F) with F = 2 * wr.size(0) = 8", "[6, 7]"});
+  expect_error_containing(
+      [&] { fourier_mlp_fused(t.positions, t.wr, t.w1, torch::randn({5}), t.w2, t.b2); },
+      {"b1 must be (H) with H = 6"});
+  expect_error_containing(
+      [&] {
+        fourier_mlp_fused(t.positions, t.wr, t.w1, t.b1, torch::randn({3, 4}), t.b2);
+      },
+      {"w2 must be (O, H) with H = 6", "[3, 4]"});
+  expect_error_containing(
+      [&] { fourier_mlp_fused(t.positions, t.wr, t.w1, t.b1, t.w2, torch::randn({4})); },
+      {"b2 must be (O) with O = 3"});
+  expect_error_containing(
+      [&] { fourier_mlp_fused(t.positions.to(torch::kDouble), t.wr, t.w1, t.b1, t.w2, t.b2); },
+      {"float32 CPU tensors", "use fourier_mlp"});
+}
+
+// --- Linear layer -----------------------------------------------------------------------------
 
 struct LinearCase {
   std::vector<int64_t> input_shape;  // (..., K)
@@ -509,6 +701,8 @@ TEST(FusedLinear, RejectsMismatchedShapes) {
       },
       {"bias Double", "use linear"});
 }
+
+// --- Settings ---------------------------------------------------------------------------------
 
 TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
   EXPECT_EQ(parse_simd_level("avx2"), SimdLevel::Avx2);

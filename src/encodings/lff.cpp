@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/fourier_mlp.h"
 #include "posenc/kernels/linear.h"
 #include "posenc/encoding_registry.h"
 
@@ -93,7 +94,8 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
 
  private:
   // Linear(in, H), GELU, Linear(H, out), registered as "mlp" (mlp.0, mlp.2) for the state dict;
-  // run_mlp applies its two layers through posenc::linear.
+  // fourier_mlp runs them with the Fourier features in one fused kernel, run_mlp (the mlp
+  // ablation, on raw coordinates) through posenc::linear.
   void register_mlp(int64_t in, int64_t out) {
     mlp_in_ = torch::nn::Linear(in, hidden_dim_);
     mlp_out_ = torch::nn::Linear(hidden_dim_, out);
@@ -128,10 +130,11 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
   torch::Tensor encode(const torch::Tensor& positions) {
     if (variant_ == "mlp")
       return run_mlp(positions);
+    if (variant_ == "fourier_mlp")
+      return fourier_mlp(positions, wr_->weight, mlp_in_->weight, mlp_in_->bias, mlp_out_->weight,
+                         mlp_out_->bias);
     auto features = fourier_features(positions, wr_->weight);  // (..., F)
-    return variant_ == "fourier_mlp"
-               ? run_mlp(features)
-               : posenc::linear(features, projection_->weight, projection_->bias);
+    return posenc::linear(features, projection_->weight, projection_->bias);
   }
 
   int64_t fourier_dim_;

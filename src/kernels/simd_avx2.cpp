@@ -40,6 +40,13 @@ struct Vec {
     half = _mm_add_ss(half, _mm_movehdup_ps(half));
     return _mm_cvtss_f32(half);
   }
+  static Register div(Register a, Register b) { return _mm256_div_ps(a, b); }
+  static Register abs(Register v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0F), v); }
+  // lane-wise x < 0 ? if_negative : otherwise
+  static Register select_negative(Register x, Register if_negative, Register otherwise) {
+    return _mm256_blendv_ps(otherwise, if_negative, _mm256_cmp_ps(x, zero(), _CMP_LT_OQ));
+  }
+  static Register exp(Register x) { return Sleef_expf8_u10avx2(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
     const Sleef___m256_2 both = Sleef_sincosf8_u10avx2(x);
     sine = both.x;
@@ -51,13 +58,16 @@ struct Vec {
 }  // namespace posenc::kernels::avx2
 
 #include "kernels/fourier_features_body.h"
+#include "kernels/mlp_rows_body.h"
 #include "kernels/peg_conv_body.h"
 
 namespace posenc::kernels {
 
 const SimdKernels& avx2_kernels() {
-  static const SimdKernels kernels{avx2::peg_forward_rows, avx2::peg_backward_rows,
-                                   avx2::fourier_forward_rows, avx2::fourier_backward_rows};
+  static const SimdKernels kernels{avx2::peg_forward_rows,       avx2::peg_backward_rows,
+                                   avx2::fourier_forward_rows,   avx2::fourier_backward_rows,
+                                   avx2::bias_gelu_forward_rows, avx2::gelu_backward_rows,
+                                   avx2::add_column_sums};
   return kernels;
 }
 

@@ -6,8 +6,8 @@
 // `Vec` is the interface every simd_<isa>.cpp provides to the kernel bodies:
 //   Register, kLanes, zero, broadcast, load, store, load_partial / store_partial (the first n
 //   lanes, zeros elsewhere), stream (a non-temporal store to an address aligned to a whole vector)
-//   and fence (after streaming), add, sub, mul, fmadd(a, b, c) = a * b + c, sum (horizontal),
-//   sincos (to 1 ulp, SLEEF).
+//   and fence (after streaming), add, sub, mul, div, abs, fmadd(a, b, c) = a * b + c,
+//   select_negative(x, a, b) = x < 0 ? a : b, sum (horizontal), exp and sincos (to 1 ulp, SLEEF).
 #include <immintrin.h>
 #include <sleef.h>
 
@@ -48,6 +48,13 @@ struct Vec {
       total += lane;
     return total;
   }
+  static Register div(Register a, Register b) { return _mm512_div_ps(a, b); }
+  static Register abs(Register v) { return _mm512_abs_ps(v); }
+  // lane-wise x < 0 ? if_negative : otherwise
+  static Register select_negative(Register x, Register if_negative, Register otherwise) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_LT_OQ), otherwise, if_negative);
+  }
+  static Register exp(Register x) { return Sleef_expf16_u10avx512f(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
     const Sleef___m512_2 both = Sleef_sincosf16_u10avx512f(x);
     sine = both.x;
@@ -59,13 +66,16 @@ struct Vec {
 }  // namespace posenc::kernels::avx512
 
 #include "kernels/fourier_features_body.h"
+#include "kernels/mlp_rows_body.h"
 #include "kernels/peg_conv_body.h"
 
 namespace posenc::kernels {
 
 const SimdKernels& avx512_kernels() {
-  static const SimdKernels kernels{avx512::peg_forward_rows, avx512::peg_backward_rows,
-                                   avx512::fourier_forward_rows, avx512::fourier_backward_rows};
+  static const SimdKernels kernels{avx512::peg_forward_rows,       avx512::peg_backward_rows,
+                                   avx512::fourier_forward_rows,   avx512::fourier_backward_rows,
+                                   avx512::bias_gelu_forward_rows, avx512::gelu_backward_rows,
+                                   avx512::add_column_sums};
   return kernels;
 }
 

@@ -75,11 +75,25 @@ using FourierBackwardRows = void (*)(const FourierProblem& problem, const float*
                                      float* grad_wr_transposed, float* grad_positions,
                                      int64_t begin, int64_t end);
 
+// The LFF MLP's element-wise steps on a row-major tile (rows, width), GELU exact (erf):
+// pre (in: x W^T; out: + bias) and hidden = GELU(pre).
+using BiasGeluForwardRows = void (*)(const float* bias, float* pre, float* hidden, int64_t rows,
+                                     int64_t width);
+// From the forward's pre: grad (in: dL/dhidden; out: dL/dpre), hidden = GELU(pre) written again,
+// grad_bias (width) += column sums of dL/dpre.
+using GeluBackwardRows = void (*)(const float* pre, float* grad, float* hidden, float* grad_bias,
+                                  int64_t rows, int64_t width);
+// sums (width) += column sums of values (rows, width)
+using AddColumnSums = void (*)(const float* values, float* sums, int64_t rows, int64_t width);
+
 struct SimdKernels {
   PegForwardRows peg_forward;
   PegBackwardRows peg_backward;
   FourierForwardRows fourier_forward;
   FourierBackwardRows fourier_backward;
+  BiasGeluForwardRows bias_gelu_forward;
+  GeluBackwardRows gelu_backward;
+  AddColumnSums add_column_sums;
 };
 
 // Defined in the per-ISA translation units; the AVX ones exist only on x86-64.

@@ -26,6 +26,12 @@ struct Vec {
   static Register mul(Register a, Register b) { return a * b; }
   static Register fmadd(Register a, Register b, Register c) { return a * b + c; }
   static float sum(Register v) { return v; }
+  static Register div(Register a, Register b) { return a / b; }
+  static Register abs(Register v) { return std::fabs(v); }
+  static Register select_negative(Register x, Register if_negative, Register otherwise) {
+    return x < 0.0F ? if_negative : otherwise;
+  }
+  static Register exp(Register x) { return std::exp(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
     sine = std::sin(x);
     cosine = std::cos(x);
@@ -36,13 +42,17 @@ struct Vec {
 }  // namespace posenc::kernels::portable
 
 #include "kernels/fourier_features_body.h"
+#include "kernels/mlp_rows_body.h"
 #include "kernels/peg_conv_body.h"
 
 namespace posenc::kernels {
 
 const SimdKernels& scalar_kernels() {
-  static const SimdKernels kernels{portable::peg_forward_rows, portable::peg_backward_rows,
-                                   portable::fourier_forward_rows, portable::fourier_backward_rows};
+  static const SimdKernels kernels{
+      portable::peg_forward_rows,       portable::peg_backward_rows,
+      portable::fourier_forward_rows,   portable::fourier_backward_rows,
+      portable::bias_gelu_forward_rows, portable::gelu_backward_rows,
+      portable::add_column_sums};
   return kernels;
 }
 

@@ -15,7 +15,9 @@ namespace posenc {
 // the OpenBLAS sgemm behind LibTorch's CPU matmul on the 2-core machine this was measured on
 // (bench/compare_sgemm_libraries.py). The bias is the initial value of the product (beta = 1):
 // the output is filled with bias rows, then sgemm adds the product, so no pass adds the bias
-// afterwards; the fill is still a write of the output (0.4-0.6 ms of the LFF MLP forward above).
+// afterwards; the fill is still a write of the output (0.4-0.6 ms of a forward through both
+// layers of the MLP above, measured on whole tensors). The lff encoding's default variant runs
+// its MLP in posenc::fourier_mlp (fourier_mlp.h) instead, per cached tile.
 // Differentiable once (no double backward). Otherwise, and in linear_reference,
 // torch::nn::functional::linear.
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,

@@ -48,7 +48,7 @@ struct Vec {
   }
   static Register exp(Register x) { return Sleef_expf8_u10avx2(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
-    const Sleef___m256_2 both = Sleef_sincosf8_u10avx2(x);
+    const Sleef___m256_2 both = Sleef_sincosf8_u35avx2(x);
     sine = both.x;
     cosine = both.y;
   }

@@ -2,6 +2,7 @@
 //   torch.ops.load_library("build/libposenc_torch_ops.so")
 //   out = torch.ops.posenc.peg_conv(tokens, weight, bias, height, width, prefix_tokens, "zeros")
 //   features = torch.ops.posenc.fourier_features(positions, wr)
+//   encoding = torch.ops.posenc.fourier_mlp(positions, wr, w1, b1, w2, b2)
 // Each is registered as a composite kernel that calls posenc's autograd function, so PyTorch's
 // autograd differentiates it through posenc's own backward (the fused kernel on CPU in float32,
 // the LibTorch reference otherwise).
@@ -9,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/fourier_mlp.h"
 #include "posenc/kernels/peg_conv.h"
 
 namespace posenc {
@@ -29,6 +31,13 @@ at::Tensor fourier_features_op(const at::Tensor& positions, const at::Tensor& wr
   return fourier_features(positions, wr);
 }
 
+// The whole LFF encoder, GELU(r_x W_1^T + b_1) W_2^T + b_2 with r_x the Fourier features:
+// positions (..., M), wr (F/2, M), w1 (H, F), b1 (H), w2 (O, H), b2 (O) -> (..., O)
+at::Tensor fourier_mlp_op(const at::Tensor& positions, const at::Tensor& wr, const at::Tensor& w1,
+                          const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2) {
+  return fourier_mlp(positions, wr, w1, b1, w2, b2);
+}
+
 }  // namespace
 }  // namespace posenc
 
@@ -38,4 +47,8 @@ TORCH_LIBRARY(posenc, m) {
       "int prefix_tokens=0, str padding=\"zeros\") -> Tensor",
       &posenc::peg_conv_op);
   m.def("fourier_features(Tensor positions, Tensor wr) -> Tensor", &posenc::fourier_features_op);
+  m.def(
+      "fourier_mlp(Tensor positions, Tensor wr, Tensor w1, Tensor b1, Tensor w2, Tensor b2) -> "
+      "Tensor",
+      &posenc::fourier_mlp_op);
 }

@@ -304,6 +304,21 @@ class RegisteredOps(unittest.TestCase):
         projected = positions @ wr.t()
         return torch.cat([projected.cos(), projected.sin()], -1) / math.sqrt(2 * wr.shape[0])
 
+    @classmethod
+    def fourier_mlp_reference(cls, positions, wr, w1, b1, w2, b2):
+        """The LFF encoder as the public code writes it: features, Linear, GELU, Linear."""
+        hidden = F.gelu(F.linear(cls.fourier_reference(positions, wr), w1, b1))
+        return F.linear(hidden, w2, b2)
+
+    @staticmethod
+    def fourier_mlp_inputs(positions, frequencies, hidden, outputs, **options):
+        """positions (..., M) and the encoder's parameters wr, w1, b1, w2, b2."""
+        values = positions.shape[-1]
+        return [positions, torch.randn(frequencies, values, **options),
+                torch.randn(hidden, 2 * frequencies, **options) * 0.2,
+                torch.randn(hidden, **options) * 0.1,
+                torch.randn(outputs, hidden, **options) * 0.2, torch.randn(outputs, **options) * 0.1]
+
     def test_gradcheck_in_double(self):
         options = dict(dtype=torch.float64, requires_grad=True)
         tokens, weight, bias = torch.randn(2, 1 + 3 * 5, 4, **options), \
@@ -314,6 +329,8 @@ class RegisteredOps(unittest.TestCase):
         positions, wr = torch.randn(7, 2, **options), torch.randn(6, 2, **options)
         self.assertTrue(torch.autograd.gradcheck(torch.ops.posenc.fourier_features,
                                                  (positions, wr)))
+        encoder_inputs = self.fourier_mlp_inputs(torch.randn(5, 2, **options), 3, 4, 6, **options)
+        self.assertTrue(torch.autograd.gradcheck(torch.ops.posenc.fourier_mlp, encoder_inputs))
 
     def test_fused_float32_values_and_gradients_match_eager_pytorch(self):
         def compare(op, reference, inputs):
@@ -335,6 +352,9 @@ class RegisteredOps(unittest.TestCase):
                      torch.randn(40)])
         compare(torch.ops.posenc.fourier_features, self.fourier_reference,
                 [torch.randn(50, 2) * 3, torch.randn(32, 2)])
+        # more than one tile of the fused encoder (256 positions), the last one partial; 3-D input
+        compare(torch.ops.posenc.fourier_mlp, self.fourier_mlp_reference,
+                self.fourier_mlp_inputs(torch.randn(3, 200, 2) * 3, 64, 64, 48))
 
     def test_bad_arguments_raise_instead_of_crashing(self):
         with self.assertRaisesRegex(RuntimeError, "padding"):
@@ -342,6 +362,11 @@ class RegisteredOps(unittest.TestCase):
                                       0, "mirror")
         with self.assertRaises(RuntimeError):
             torch.ops.posenc.peg_conv(torch.randn(1, 5, 2), torch.randn(2, 1, 3, 3), None, 2, 2)
+        positions, wr, w1, b1, w2, b2 = self.fourier_mlp_inputs(torch.randn(4, 2), 3, 4, 6)
+        with self.assertRaisesRegex(RuntimeError, "w1 must be"):
+            torch.ops.posenc.fourier_mlp(positions, wr, w1.t(), b1, w2, b2)
+        with self.assertRaisesRegex(RuntimeError, "positions must be"):
+            torch.ops.posenc.fourier_mlp(torch.randn(4, 3), wr, w1, b1, w2, b2)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // `posenc bench`: times posenc's fused CPU kernels against the composite LibTorch reference on the
 // shapes of the kernel issue (PEG at B=64, 14x14, C=192; LFF at 12,544 positions), with the PEG's
-// achieved GB/s against this machine's measured copy bandwidth and the LFF MLP's achieved GFLOP/s
-// against this machine's measured matrix-product throughput.
+// achieved GB/s against this machine's measured copy bandwidth, and each case's multiply-adds
+// (PEG's convolution, the LFF MLP's products) against this machine's measured matrix-product rate.
 // bench/compare_kernels_with_pytorch.py runs it with --json and adds the PyTorch eager figures.
 #include <cstdio>
 #include <iostream>
@@ -47,7 +47,8 @@ void run_bench(const BenchArguments& arguments) {
   const double copy_gbs = bench::copy_bandwidth_gbs(peg_tensor_bytes, arguments.repeats);
   const int64_t dram_bytes = int64_t{256} << 20;
   const double dram_copy_gbs = bench::copy_bandwidth_gbs(dram_bytes, 5);
-  // Matrix-product rate on a square product, the library's best case: the LFF cases' reference.
+  // Matrix-product rate on a square product, the library's best case: the reference rate for every
+  // case's multiply-adds.
   const int64_t matmul_size = 1024;
   const double matmul_gflops = bench::matmul_gflops(matmul_size, 10);
 
@@ -75,7 +76,7 @@ void run_bench(const BenchArguments& arguments) {
     if (kernel_case.flops > 0) {
       result["flops"] = kernel_case.flops;
       result["gflops"] = static_cast<double>(kernel_case.flops) / fused / 1e9;
-      // the time the matrix products alone would take at the square product's rate
+      // the time the multiply-adds alone would take at the square product's rate
       result["compute_bound_ms"] =
           static_cast<double>(kernel_case.flops) / (matmul_gflops * 1e9) * 1e3;
     }
@@ -108,11 +109,15 @@ void run_bench(const BenchArguments& arguments) {
               "achieved (x bound)");
   for (const auto& result : results) {
     const double fused = result["fused_ms"], reference = result["reference_ms"];
-    char achieved[96] = "";
+    char achieved[128] = "";
+    char compute[32] = "";
+    if (result.contains("compute_bound_ms"))
+      std::snprintf(compute, sizeof(compute), ", %.2fx multiply-adds",
+                    fused / result["compute_bound_ms"].get<double>());
     if (result.contains("gbs"))
-      std::snprintf(achieved, sizeof(achieved), "%.1f GB/s (%.2fx same-size copy, %.2fx DRAM)",
+      std::snprintf(achieved, sizeof(achieved), "%.1f GB/s (%.2fx same-size copy, %.2fx DRAM%s)",
                     result["gbs"].get<double>(), fused / result["bound_ms"].get<double>(),
-                    fused / result["dram_bound_ms"].get<double>());
+                    fused / result["dram_bound_ms"].get<double>(), compute);
     else if (result.contains("gflops"))
       std::snprintf(achieved, sizeof(achieved), "%.1f GFLOP/s (%.2fx matrix products)",
                     result["gflops"].get<double>(),
@@ -127,8 +132,9 @@ void run_bench(const BenchArguments& arguments) {
   std::printf(
       "\n\"x bound\": fused time over the time its minimal bytes take at copy bandwidth "
       "(same-size\n"
-      "buffers, which stay in cache, and main memory), or over the time its MLP's matrix products\n"
-      "(GFLOP/s: of those products alone) take at the square product's rate.\n"
+      "buffers, which stay in cache, and main memory), or over the time its multiply-adds (PEG:\n"
+      "the convolution's; LFF: the MLP's matrix products, and GFLOP/s of those alone) take at the\n"
+      "square product's rate.\n"
       "PyTorch eager on the same shapes: /usr/bin/python3 bench/compare_kernels_with_pytorch.py\n");
 }
 

@@ -9,7 +9,9 @@ on the CPU. Each figure is the median of --repeats timed calls after --warmup un
 The two sides are timed alternately in --rounds rounds (posenc, then PyTorch, then again), and the
 table gives the median over rounds of each time and of each round's ratio, with the ratio's range:
 on a shared machine the speed drifts by up to 2x within minutes, and a ratio of two measurements
-taken side by side drifts much less than either.
+taken side by side drifts much less than either. The ceiling column divides PyTorch's time by the
+time the case's multiply-adds alone take at the rate posenc bench measures for a square matrix
+product (oneDNN sgemm): no kernel that does those multiply-adds at that rate gets past it.
 posenc side: `posenc bench --json` run as a subprocess with the same shapes and threads; its fused
 and reference (composite LibTorch) timings come from there. If the binary is missing or the command
 fails, the PyTorch figures are printed alone (exit status 1 only with --require-posenc).
@@ -265,10 +267,15 @@ def merge(names, shape, pytorch_ms, posenc):
                 if gbs is not None and copy_gbs:
                     row["copy_fraction"] = gbs / copy_gbs
             gflops = case.get("gflops")
-            if isinstance(gflops, (int, float)):
+            if isinstance(gflops, (int, float)) and not name.startswith("peg"):
                 row["gflops"] = gflops
                 if matmul_gflops:
                     row["matmul_fraction"] = gflops / matmul_gflops
+            bound = case.get("compute_bound_ms")
+            if isinstance(bound, (int, float)) and bound > 0:
+                # the speed-up of a kernel that did only its multiply-adds, at the square
+                # product's rate: what any kernel can reach against this PyTorch time
+                row["ceiling"] = pytorch_ms[name] / bound
         rows.append(row)
     return rows
 
@@ -283,7 +290,7 @@ def combine_rounds(rounds):
     for per_round in zip(*rounds):
         row = dict(per_round[0])
         for key in ("pytorch_ms", "fused_ms", "reference_ms", "speedup", "gbs", "copy_fraction",
-                    "gflops", "matmul_fraction"):
+                    "gflops", "matmul_fraction", "ceiling"):
             row[key] = median_of(r.get(key) for r in per_round)
         ratios = [r["speedup"] for r in per_round if r.get("speedup") is not None]
         if ratios:
@@ -312,7 +319,7 @@ def print_table(rows, args, posenc, note, malloc_tuned):
         return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
     header = (f"{'case':31} {'shape':38} {'pytorch ms':>10} {'fused ms':>9} {'ref ms':>9} "
-              f"{'speed-up (range)':>20}  fused throughput")
+              f"{'speed-up (range)':>20} {'ceiling':>8}  fused throughput")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -331,12 +338,15 @@ def print_table(rows, args, posenc, note, malloc_tuned):
                         f"{speedup_text(row['speedup_max'])})")
         print(f"{row['name']:31} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
               f"{ms(row.get('fused_ms')):>9} {ms(row.get('reference_ms')):>9} "
-              f"{speedup:>20}  {throughput}".rstrip())
+              f"{speedup:>20} {speedup_text(row.get('ceiling')):>8}  {throughput}".rstrip())
         if row.get("shape_mismatch"):
             print(f"  warning: posenc timed shape {shape_text(row['posenc_shape'])}")
     if posenc:
         print("speed-up = PyTorch eager ms / posenc fused ms (median over rounds of each round's "
               "ratio; range in brackets); ref = posenc's composite LibTorch path")
+        print("ceiling = PyTorch eager ms / the time the case's multiply-adds alone take at the "
+              "square product's rate (PEG: the convolution's taps inside the grid; LFF: the MLP's "
+              "products): the speed-up of a kernel that did nothing else at that rate")
         if not rows:
             print("note: posenc bench reported none of the PyTorch cases")
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include <torch/torch.h>
 
@@ -41,6 +42,17 @@ LffShape parse_lff_shape(const std::string& text) {
   return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
 }
 
+// (output, tap) pairs of a k-tap zero-padded convolution along an axis of `length` whose tap
+// reads a position inside the axis: output o's tap t reads o + t - k/2.
+int64_t taps_inside(int64_t length, int64_t kernel) {
+  int64_t pairs = 0;
+  for (int64_t tap = 0; tap < kernel; ++tap) {
+    const int64_t shift = tap - kernel / 2;
+    pairs += std::max<int64_t>(0, length - std::abs(shift));
+  }
+  return pairs;
+}
+
 std::vector<KernelCase> peg_cases(const PegShape& s) {
   torch::manual_seed(0);
   const TokenGrid grid{s.height, s.width, s.prefix};
@@ -69,12 +81,17 @@ std::vector<KernelCase> peg_cases(const PegShape& s) {
       clear_gradients({trainable_tokens, trainable_weight, trainable_bias});
     };
   };
+  // The convolution's multiply-adds, padding taps left out (the bias and residual adds are not
+  // counted). The backward has as many again for the input gradient and for the weight gradient.
+  const int64_t forward_flops =
+      2 * s.batch * s.channels * taps_inside(s.height, s.kernel) * taps_inside(s.width, s.kernel);
   return {
       {"peg_forward", shape, 2 * tensor_bytes, forward(peg_conv_fused), forward(peg_conv_reference),
-       "bytes: read tokens, write output"},
+       "bytes: read tokens, write output", forward_flops},
       {"peg_forward_backward", shape, 5 * tensor_bytes, forward_backward(peg_conv_fused),
        forward_backward(peg_conv_reference),
-       "bytes: forward 2x tokens; backward reads grad_output and tokens, writes grad_tokens"},
+       "bytes: forward 2x tokens; backward reads grad_output and tokens, writes grad_tokens",
+       3 * forward_flops},
   };
 }
 

@@ -32,8 +32,9 @@ struct KernelCase {
   std::function<void()> fused;
   std::function<void()> reference;
   std::string note;
-  // Floating-point operations of the work's matrix products (a multiply-add counts 2); 0 where
-  // not meaningful.
+  // Floating-point operations the work must do (a multiply-add counts 2): the LFF MLP's matrix
+  // products, PEG's depthwise convolution taps that read a token (not padding); 0 where not
+  // meaningful.
   int64_t flops = 0;
 };
 

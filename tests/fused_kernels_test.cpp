@@ -757,9 +757,10 @@ TEST(KernelSettings, EncodingsGiveTheSameResultOnBothPaths) {
 
 #ifdef POSENC_CLI_PATH
 // `posenc bench --json` on tiny shapes: every case timed, PEG with its bytes against the copy
-// bandwidth, LFF per-token cases with the FLOPs of the MLP's products against the measured
-// matrix-product rate, and figures that agree with one another.
-TEST(BenchCommand, ReportsBandwidthForPegAndMatrixProductRateForLff) {
+// bandwidth, PEG and the LFF per-token cases with their FLOPs (the convolution's taps inside the
+// grid, the MLP's products) against the measured matrix-product rate, and figures that agree with
+// one another.
+TEST(BenchCommand, ReportsBandwidthForPegAndMultiplyAddRateForPegAndLff) {
   testing::TemporaryFolder folder;
   const std::string log = folder.path("bench.log");
   // LFF: B=2, N=5, G=2, M=3, F=8, H=4, D=6 -> 20 rows of (8 -> 4) and (4 -> 3)
@@ -776,6 +777,8 @@ TEST(BenchCommand, ReportsBandwidthForPegAndMatrixProductRateForLff) {
   const double matmul_gflops = report.at("matmul_gflops");
   EXPECT_TRUE(std::isfinite(matmul_gflops) && matmul_gflops > 0.0) << matmul_gflops;
   const int64_t lff_forward_flops = 2 * 20 * (8 * 4 + 4 * 3);
+  // PEG: B=2, C=8, 3x4 grid, k=3 -> taps inside the grid: rows 3*3 - 2 = 7, columns 3*4 - 2 = 10
+  const int64_t peg_forward_flops = 2 * 2 * 8 * 7 * 10;
   std::vector<std::string> names;
   for (const auto& result : report.at("cases")) {
     const std::string name = result.at("name");
@@ -783,12 +786,15 @@ TEST(BenchCommand, ReportsBandwidthForPegAndMatrixProductRateForLff) {
     const double fused_ms = result.at("fused_ms");
     EXPECT_TRUE(std::isfinite(fused_ms) && fused_ms > 0.0) << name;
     const bool per_token_lff = name == "lff_forward" || name == "lff_forward_backward";
-    EXPECT_EQ(result.contains("gbs"), name.rfind("peg", 0) == 0) << name;
-    ASSERT_EQ(result.contains("flops"), per_token_lff) << name;
-    if (!per_token_lff)
+    const bool peg = name.rfind("peg", 0) == 0;
+    EXPECT_EQ(result.contains("gbs"), peg) << name;
+    ASSERT_EQ(result.contains("flops"), per_token_lff || peg) << name;
+    if (!per_token_lff && !peg)
       continue;
+    const int64_t forward_flops = peg ? peg_forward_flops : lff_forward_flops;
     const int64_t flops = result.at("flops");
-    EXPECT_EQ(flops, name == "lff_forward" ? lff_forward_flops : 3 * lff_forward_flops) << name;
+    EXPECT_EQ(flops, name.find("backward") == std::string::npos ? forward_flops : 3 * forward_flops)
+        << name;
     const double gflops = result.at("gflops"), bound_ms = result.at("compute_bound_ms");
     EXPECT_NEAR(gflops * fused_ms * 1e6, static_cast<double>(flops), 1e-6 * flops) << name;
     EXPECT_NEAR(bound_ms * matmul_gflops * 1e6, static_cast<double>(flops), 1e-6 * flops) << name;

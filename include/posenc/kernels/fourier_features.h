@@ -12,8 +12,8 @@ namespace posenc {
 // fourier_features runs the fused kernel when it applies (fused_kernels_enabled(), CPU, float32):
 // projection, sin/cos (SLEEF's 3.5-ulp sincos: absolute error below 1e-7, tested up to |x| = 1e6)
 // and scaling in one pass; its backward reuses the forward's output instead of recomputing sin and
-// cos. Not twice differentiable. Otherwise, and in
-// fourier_features_reference, the composite of LibTorch ops.
+// cos. Not twice differentiable. Otherwise, and in fourier_features_reference, the composite of
+// LibTorch ops.
 torch::Tensor fourier_features(const torch::Tensor& positions, const torch::Tensor& wr);
 torch::Tensor fourier_features_fused(const torch::Tensor& positions, const torch::Tensor& wr);
 torch::Tensor fourier_features_reference(const torch::Tensor& positions, const torch::Tensor& wr);

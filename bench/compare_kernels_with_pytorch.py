@@ -267,7 +267,7 @@ def merge(names, shape, pytorch_ms, posenc):
                 if gbs is not None and copy_gbs:
                     row["copy_fraction"] = gbs / copy_gbs
             gflops = case.get("gflops")
-            if isinstance(gflops, (int, float)) and not name.startswith("peg"):
+            if isinstance(gflops, (int, float)):
                 row["gflops"] = gflops
                 if matmul_gflops:
                     row["matmul_fraction"] = gflops / matmul_gflops

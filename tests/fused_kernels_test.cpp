@@ -522,19 +522,17 @@ TEST(FusedFourierMlp, ForwardWithoutGradientGivesTheSameOutput) {
 // Transposed positions and weights are read through contiguous copies.
 TEST(FusedFourierMlp, ReadsNonContiguousInputs) {
   const auto t = random_fourier_mlp_tensors({{40, 3}, 6, 10, 7});
-  FourierMlpTensors strided = t;
-  strided.positions = t.positions.t().contiguous().t();
-  strided.w1 = t.w1.t().contiguous().t();
-  strided.w2 = t.w2.t().contiguous().t();
-  ASSERT_FALSE(strided.positions.is_contiguous());
-  ASSERT_FALSE(strided.w1.is_contiguous());
   const std::vector<bool> all(6, true);
   auto reference = fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, all);
   auto fused = fourier_mlp_output_and_gradients(
       [](const torch::Tensor& x, const torch::Tensor& wr, const torch::Tensor& w1,
          const torch::Tensor& b1, const torch::Tensor& w2, const torch::Tensor& b2) {
-        return fourier_mlp_fused(x.t().contiguous().t(), wr, w1.t().contiguous().t(), b1,
-                                 w2.t().contiguous().t(), b2);
+        // the same values in column-major storage
+        auto strided_x = x.t().contiguous().t(), strided_w1 = w1.t().contiguous().t(),
+             strided_w2 = w2.t().contiguous().t();
+        EXPECT_FALSE(strided_x.is_contiguous() || strided_w1.is_contiguous() ||
+                     strided_w2.is_contiguous());
+        return fourier_mlp_fused(strided_x, wr, strided_w1, b1, strided_w2, b2);
       },
       t, torch::kFloat, all);
   for (size_t i = 0; i < reference.size(); ++i)

@@ -6,24 +6,22 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/fourier_problem.h"
 #include "kernels/simd_dispatch.h"
 #include "posenc/kernels/kernel_settings.h"
 
 namespace posenc {
-namespace {
 
-float feature_scale(int64_t frequencies) {
-  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(2 * frequencies)));
-}
-
-kernels::FourierProblem make_problem(const torch::Tensor& wr_transposed) {
-  kernels::FourierProblem problem;
+kernels::FourierProblem kernels::fourier_problem(const torch::Tensor& wr_transposed) {
+  FourierProblem problem;
   problem.values = wr_transposed.size(0);
   problem.frequencies = wr_transposed.size(1);
-  problem.scale = feature_scale(problem.frequencies);
+  problem.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(2 * problem.frequencies)));
   problem.wr_transposed = wr_transposed.data_ptr<float>();
   return problem;
 }
+
+namespace {
 
 // Enough positions per task that a task computes at least ~16k sines and cosines.
 int64_t position_grain(int64_t frequencies) {
@@ -37,7 +35,7 @@ class FourierFeaturesFunction : public torch::autograd::Function<FourierFeatures
                                const torch::Tensor& positions, const torch::Tensor& wr) {
     auto flat_positions = positions.contiguous();
     auto wr_transposed = wr.t().contiguous();  // (M, F/2)
-    const auto problem = make_problem(wr_transposed);
+    const auto problem = kernels::fourier_problem(wr_transposed);
     const int64_t count = flat_positions.size(0);
     auto features = torch::empty({count, 2 * problem.frequencies}, positions.options());
     const float* position_data = flat_positions.data_ptr<float>();
@@ -60,7 +58,7 @@ class FourierFeaturesFunction : public torch::autograd::Function<FourierFeatures
     const auto& wr_transposed = saved[1];
     const auto& features = saved[2];
     const auto grad_features = grad_outputs[0].contiguous();
-    const auto problem = make_problem(wr_transposed);
+    const auto problem = kernels::fourier_problem(wr_transposed);
     const int64_t count = positions.size(0);
     const bool want_positions = context->needs_input_grad(0);
     const bool want_wr = context->needs_input_grad(1);

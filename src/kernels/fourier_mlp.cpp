@@ -4,9 +4,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
+#include "kernels/fourier_problem.h"
 #include "kernels/onednn_sgemm.h"
 #include "kernels/simd_dispatch.h"
 #include "posenc/kernels/fourier_features.h"
@@ -53,11 +53,7 @@ struct ContiguousParameters {
 
   MlpWeights view() const {
     MlpWeights mlp;
-    mlp.fourier.values = wr_transposed.size(0);
-    mlp.fourier.frequencies = wr_transposed.size(1);
-    mlp.fourier.scale =
-        static_cast<float>(1.0 / std::sqrt(static_cast<double>(2 * mlp.fourier.frequencies)));
-    mlp.fourier.wr_transposed = wr_transposed.data_ptr<float>();
+    mlp.fourier = kernels::fourier_problem(wr_transposed);
     mlp.features = w1.size(1);
     mlp.hidden = w1.size(0);
     mlp.outputs = w2.size(0);

@@ -5,7 +5,7 @@
 # Run again to continue an interrupted run (Ctrl-C writes a checkpoint) or to re-evaluate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
+scripts/build.sh posenc_cli  # the command line only: the tests are built by scripts/test.sh
 out=runs/main
 if [ -f "$out/last.pt" ]; then
   build/posenc train --out "$out" --resume

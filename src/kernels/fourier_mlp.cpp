@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "kernels/fourier_problem.h"
-#include "kernels/onednn_sgemm.h"
+#include "kernels/blas_sgemm.h"
 #include "kernels/simd_dispatch.h"
 #include "posenc/kernels/fourier_features.h"
 #include "posenc/kernels/kernel_settings.h"

@@ -1,11 +1,9 @@
 #include "posenc/kernels/linear.h"
 
-#include <dnnl.h>
 #include <torch/torch.h>
 
-#include <string>
 
-#include "kernels/onednn_sgemm.h"
+#include "kernels/blas_sgemm.h"
 #include "posenc/kernels/kernel_settings.h"
 
 namespace posenc {
@@ -79,12 +77,6 @@ bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weigh
     return tensor.device().is_cpu() && tensor.scalar_type() == torch::kFloat;
   };
   return cpu_float(input) && cpu_float(weight) && (!bias.defined() || cpu_float(bias));
-}
-
-std::string onednn_version() {
-  const dnnl_version_t* version = dnnl_version();
-  return std::to_string(version->major) + "." + std::to_string(version->minor) + "." +
-         std::to_string(version->patch);
 }
 
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,

@@ -34,7 +34,7 @@ CountingCpuAllocator::~CountingCpuAllocator() {
   c10::SetAllocator(c10::DeviceType::CPU, underlying_);
 }
 
-c10::DataPtr CountingCpuAllocator::allocate(size_t bytes) const {
+c10::DataPtr CountingCpuAllocator::allocate(size_t bytes) {
   auto inner = underlying_->allocate(bytes);
   void* data = inner.get();
   const auto device = inner.device();
@@ -44,6 +44,11 @@ c10::DataPtr CountingCpuAllocator::allocate(size_t bytes) const {
   while (now > highest && !peak.compare_exchange_weak(highest, now)) {
   }
   return {data, allocation, &release, device};
+}
+
+void CountingCpuAllocator::copy_data(void* destination, const void* source,
+                                     std::size_t bytes) const {
+  default_copy_data(destination, source, bytes);
 }
 
 int64_t CountingCpuAllocator::peak_bytes() const {

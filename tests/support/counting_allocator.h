@@ -2,6 +2,7 @@
 
 #include <c10/core/Allocator.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace posenc::testing {
@@ -16,7 +17,8 @@ class CountingCpuAllocator : public c10::Allocator {
   CountingCpuAllocator(const CountingCpuAllocator&) = delete;
   CountingCpuAllocator& operator=(const CountingCpuAllocator&) = delete;
 
-  c10::DataPtr allocate(size_t bytes) const override;
+  c10::DataPtr allocate(size_t bytes) override;
+  void copy_data(void* destination, const void* source, std::size_t bytes) const override;
 
   int64_t peak_bytes() const;
 

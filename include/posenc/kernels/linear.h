@@ -2,7 +2,6 @@
 
 #include <torch/types.h>
 
-#include <string>
 
 namespace posenc {
 
@@ -10,10 +9,8 @@ namespace posenc {
 // input (..., K), weight (N, K), bias (N) or undefined -> (..., N).
 //
 // linear runs the fused path when it applies (fused_kernels_enabled(), CPU, float32): forward and
-// backward call oneDNN's sgemm (Debian's libdnnl), which on the tall, narrow matrices of
-// positional-encoding MLPs (12,544 positions x 128 -> 64 -> 192) took 1.3x-1.8x less time than
-// the OpenBLAS sgemm behind LibTorch's CPU matmul on the 2-core machine this was measured on
-// (bench/compare_sgemm_libraries.py). The bias is the initial value of the product (beta = 1):
+// backward call the sgemm of LibTorch's BLAS (MKL) on the tensors' memory directly, with no
+// intermediate tensors, so that the LFF encoder can run the same products per cached tile. The bias is the initial value of the product (beta = 1):
 // the output is filled with bias rows, then sgemm adds the product, so no pass adds the bias
 // afterwards; the fill is still a write of the output (0.4-0.6 ms of a forward through both
 // layers of the MLP above, measured on whole tensors). The lff encoding's default variant runs
@@ -30,8 +27,5 @@ torch::Tensor linear_reference(const torch::Tensor& input, const torch::Tensor& 
 // Whether linear_fused accepts these tensors (CPU, float32; the bias may be undefined).
 bool linear_fused_applies(const torch::Tensor& input, const torch::Tensor& weight,
                           const torch::Tensor& bias);
-
-// The version of the oneDNN library linear_fused calls, e.g. "2.6.3".
-std::string onednn_version();
 
 }  // namespace posenc

@@ -1,7 +1,8 @@
 #pragma once
-// Row-major single-precision matrix products through oneDNN's sgemm (Debian's libdnnl), shared by
-// the fused linear layer and the fused LFF MLP. Called inside an at::parallel_for task, oneDNN
-// runs the product on the calling thread alone (it does not nest OpenMP regions).
+// Row-major single-precision matrix products through the BLAS inside LibTorch (the sgemm_ that
+// libtorch_cpu exports: MKL in the x86-64 builds), shared by the fused linear layer and the fused
+// LFF MLP. Called inside an at::parallel_for task, MKL runs the product on the calling thread
+// alone (it does not nest OpenMP regions).
 #include <cstdint>
 
 namespace posenc::kernels {

@@ -36,7 +36,7 @@ std::string describe_shape(const nlohmann::json& shape) {
 void run_bench(const BenchArguments& arguments) {
   if (arguments.threads > 0)
     configure_threads(arguments.threads);
-  std::cerr << blas_warning(detect_blas());
+  std::cerr << library_warning(detect_libraries());
   const auto peg_shape = bench::parse_peg_shape(arguments.peg_shape);
   const auto lff_shape = bench::parse_lff_shape(arguments.lff_shape);
   const int64_t peg_tensor_bytes = peg_shape.batch *
@@ -135,7 +135,7 @@ void run_bench(const BenchArguments& arguments) {
       "buffers, which stay in cache, and main memory), or over the time its multiply-adds (PEG:\n"
       "the convolution's; LFF: the MLP's matrix products, and GFLOP/s of those alone) take at the\n"
       "square product's rate.\n"
-      "PyTorch eager on the same shapes: /usr/bin/python3 bench/compare_kernels_with_pytorch.py\n");
+      "PyTorch eager on the same shapes: .venv/bin/python bench/compare_kernels_with_pytorch.py\n");
 }
 
 }  // namespace

@@ -106,7 +106,7 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
 
 void run_eval(const EvalArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
-  std::cerr << blas_warning(detect_blas());
+  std::cerr << library_warning(detect_libraries());
   if (SetRunConfig::describes(read_checkpoint_config(arguments.checkpoint)))
     return run_set_eval(arguments, command);
   for (const char* flag : {"--coordinate-ranges", "--test-jsonl", "--probe-positions"}) {

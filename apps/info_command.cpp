@@ -1,35 +1,20 @@
 // `posenc info`: what this build is and what it runs on: version, registered encodings with their
-// options and defaults, BLAS library, threads, SIMD level.
+// options and defaults, the LibTorch it runs on and the BLAS, oneDNN and
+// OpenMP runtime inside it, threads, SIMD level.
 #include <iomanip>
 #include <iostream>
 
 #include <torch/torch.h>
-#include <torch/version.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/kernel_settings.h"
-#include "posenc/kernels/linear.h"
 #include "posenc/system_info.h"
 #include "posenc/version.h"
 
 namespace posenc::cli {
 namespace {
-
-const char* describe(BlasKind kind) {
-  switch (kind) {
-    case BlasKind::OpenBlas:
-      return "OpenBLAS";
-    case BlasKind::Reference:
-      return "reference BLAS (slow)";
-    case BlasKind::Other:
-      return "other";
-    case BlasKind::Unknown:
-      break;
-  }
-  return "unknown (sgemm_ not found)";
-}
 
 // Whether an encoding reads explicit positions, asked of a small instance of it.
 bool accepts_positions(const EncodingDefinition& definition) {
@@ -37,7 +22,7 @@ bool accepts_positions(const EncodingDefinition& definition) {
       ->accepts_positions();
 }
 
-nlohmann::json info_as_json(const BlasInfo& blas) {
+nlohmann::json info_as_json(const LibraryInfo& libraries) {
   nlohmann::json encodings = nlohmann::json::array();
   for (const auto& definition : registered_encodings()) {
     nlohmann::json options = nlohmann::json::array();
@@ -54,9 +39,14 @@ nlohmann::json info_as_json(const BlasInfo& blas) {
                          {"options", options}});
   }
   return {{"version", kVersion},
-          {"libtorch", TORCH_VERSION},
-          {"blas", {{"kind", describe(blas.kind)}, {"library", blas.library_path}}},
-          {"onednn", onednn_version()},
+          {"libtorch",
+           {{"built_against", libraries.built_against},
+            {"running_on", libraries.running_on},
+            {"library", libraries.libtorch_path}}},
+          {"blas", libraries.blas},
+          {"onednn", libraries.onednn},
+          {"openmp_runtimes", libraries.openmp_runtimes},
+          {"separate_onednn_libraries", libraries.separate_onednn_libraries},
           {"threads", at::get_num_threads()},
           {"cores", available_cores()},
           {"simd", to_string(supported_simd_level())},
@@ -65,14 +55,21 @@ nlohmann::json info_as_json(const BlasInfo& blas) {
 }
 
 void print_info(const nlohmann::json& info) {
+  const auto& libtorch = info["libtorch"];
+  std::string openmp;
+  for (const auto& runtime : info["openmp_runtimes"])
+    openmp += (openmp.empty() ? "" : ", ") + runtime.get<std::string>();
   std::cout << "posenc " << info["version"].get<std::string>() << " (LibTorch "
-            << info["libtorch"].get<std::string>() << ")\n"
-            << "BLAS:    " << info["blas"]["kind"].get<std::string>() << "  "
-            << info["blas"]["library"].get<std::string>() << "\n"
-            << "oneDNN:  " << info["onednn"].get<std::string>()
-            << " (sgemm of posenc's linear layers on the fused path)\n"
-            << "threads: " << info["threads"] << " of " << info["cores"] << " available cores\n"
-            << "SIMD:    " << info["simd"].get<std::string>()
+            << libtorch["running_on"].get<std::string>() << ", built against "
+            << libtorch["built_against"].get<std::string>() << ")\n"
+            << "LibTorch: " << libtorch["library"].get<std::string>() << "\n"
+            << "BLAS:     " << info["blas"].get<std::string>()
+            << " (inside LibTorch; also the sgemm of posenc's fused linear layers)\n"
+            << "oneDNN:   " << info["onednn"].get<std::string>() << " (inside LibTorch; "
+            << info["separate_onednn_libraries"].size() << " other oneDNN libraries loaded)\n"
+            << "OpenMP:   " << info["openmp_runtimes"].size() << " runtime: " << openmp << "\n"
+            << "threads:  " << info["threads"] << " of " << info["cores"] << " available cores\n"
+            << "SIMD:     " << info["simd"].get<std::string>()
             << " (fused kernels: " << info["kernels"].get<std::string>() << ")\n\n"
             << "Encodings (spec: NAME:KEY=VALUE,...  e.g. lff:F=64,H=32,gamma=10):\n";
   for (const auto& encoding : info["encodings"]) {
@@ -106,9 +103,9 @@ void add_info_command(CLI::App& app) {
   auto as_json = std::make_shared<bool>(false);
   command->add_flag("--json", *as_json, "print the same as one JSON object");
   command->callback([as_json] {
-    const BlasInfo blas = detect_blas();
-    std::cerr << blas_warning(blas);
-    const auto info = info_as_json(blas);
+    const LibraryInfo libraries = detect_libraries();
+    std::cerr << library_warning(libraries);
+    const auto info = info_as_json(libraries);
     if (*as_json) {
       std::cout << info.dump(2) << "\n";
     } else {

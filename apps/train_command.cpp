@@ -387,7 +387,7 @@ void report(const TrainingOutcome& outcome, const std::string& out_dir, bool set
 
 void run_set_train(const TrainArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
-  std::cerr << blas_warning(detect_blas());
+  std::cerr << library_warning(detect_libraries());
   ResumeOverrides overrides;
   if (command.count("--epochs") > 0)
     overrides.epochs = arguments.epochs;
@@ -434,7 +434,7 @@ void run_train(const TrainArguments& arguments, const CLI::App& command) {
     communicator.finish();
     return;
   }
-  std::cerr << blas_warning(detect_blas());
+  std::cerr << library_warning(detect_libraries());
   TrainingOutcome outcome;
   if (arguments.resume) {
     ResumeOverrides overrides;

@@ -1,25 +1,48 @@
-// The build reports the BLAS it runs on, and warns loudly about the reference BLAS.
+// The build reports the LibTorch it runs on and the libraries inside it, and runs on one OpenMP
+// runtime (LibTorch's) with no second oneDNN beside LibTorch's.
 #include <gtest/gtest.h>
+
+#include <torch/version.h>
+
+#include <filesystem>
 
 #include "posenc/system_info.h"
 
 namespace posenc {
 namespace {
 
-TEST(SystemInfo, FindsTheBlasLibraryLibTorchCalls) {
-  const auto blas = detect_blas();
-  EXPECT_NE(blas.kind, BlasKind::Unknown);
-  EXPECT_FALSE(blas.library_path.empty());
+TEST(SystemInfo, NamesTheLibTorchItWasBuiltAgainstAndRunsOn) {
+  const auto libraries = detect_libraries();
+  EXPECT_EQ(libraries.built_against, TORCH_VERSION);
+  EXPECT_EQ(libraries.running_on, libraries.built_against);
+  EXPECT_NE(libraries.libtorch_path.find("libtorch_cpu"), std::string::npos)
+      << libraries.libtorch_path;
+  EXPECT_FALSE(libraries.blas.empty());
+  EXPECT_FALSE(libraries.onednn.empty());
 }
 
-TEST(SystemInfo, WarnsWithTheFixOnlyForTheReferenceBlas) {
-  const std::string warning =
-      blas_warning({BlasKind::Reference, "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"});
-  EXPECT_NE(warning.find("80x slower"), std::string::npos);
-  EXPECT_NE(warning.find("libopenblas0-openmp"), std::string::npos);
-  EXPECT_TRUE(
-      blas_warning({BlasKind::OpenBlas, "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3"})
-          .empty());
+TEST(SystemInfo, LoadsOnlyLibTorchsOpenMpRuntimeAndNoSecondOneDnn) {
+  const auto libraries = detect_libraries();
+  ASSERT_EQ(libraries.openmp_runtimes.size(), 1U)
+      << "first: " << (libraries.openmp_runtimes.empty() ? "" : libraries.openmp_runtimes[0]);
+  const auto libtorch_folder = std::filesystem::path(libraries.libtorch_path).parent_path();
+  EXPECT_EQ(std::filesystem::path(libraries.openmp_runtimes[0]).parent_path(), libtorch_folder);
+  EXPECT_TRUE(libraries.separate_onednn_libraries.empty());
+  EXPECT_TRUE(library_warning(libraries).empty()) << library_warning(libraries);
+}
+
+TEST(SystemInfo, WarnsAboutAnotherLibTorchAndASecondRuntime) {
+  LibraryInfo libraries;
+  libraries.built_against = "2.13.0";
+  libraries.running_on = "2.14.1";
+  libraries.openmp_runtimes = {"/a/libgomp.so.1", "/b/libomp.so"};
+  libraries.separate_onednn_libraries = {"/usr/lib/libdnnl.so.2"};
+  const std::string warning = library_warning(libraries);
+  EXPECT_NE(warning.find("built against LibTorch 2.13.0 but runs on LibTorch 2.14.1"),
+            std::string::npos)
+      << warning;
+  EXPECT_NE(warning.find("2 OpenMP runtimes"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("/usr/lib/libdnnl.so.2"), std::string::npos) << warning;
 }
 
 }  // namespace

@@ -1,29 +1,36 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace posenc {
 
-enum class BlasKind { OpenBlas, Reference, Other, Unknown };
-
-struct BlasInfo {
-  BlasKind kind = BlasKind::Unknown;
-  std::string library_path;  // the shared object that provides sgemm_, symlinks resolved
+// The LibTorch this process runs on and the libraries inside it that posenc's kernels use.
+struct LibraryInfo {
+  std::string built_against;  // the LibTorch version posenc was compiled with, e.g. "2.13.0"
+  std::string running_on;     // the version of the LibTorch loaded now (its build settings)
+  std::string blas;           // LibTorch's BLAS, e.g. "Intel(R) oneAPI Math Kernel Library 2024.2"
+  std::string onednn;         // the oneDNN inside LibTorch, e.g. "3.12.0"; empty if none
+  std::string libtorch_path;  // the libtorch_cpu shared object, symlinks resolved
+  // Every OpenMP runtime (libgomp, libomp, libiomp5) and every separate oneDNN shared object
+  // mapped into this process: one runtime, LibTorch's, and no second oneDNN is the healthy state.
+  std::vector<std::string> openmp_runtimes;
+  std::vector<std::string> separate_onednn_libraries;
 };
 
-// Finds which BLAS LibTorch calls (Debian's libtorch links whatever libblas.so.3 points at).
-BlasInfo detect_blas();
+LibraryInfo detect_libraries();
 
-// A loud, multi-line warning when the BLAS is the reference implementation (about 80x slower
-// than OpenBLAS for matrix products), with the command that fixes it; empty otherwise.
-std::string blas_warning(const BlasInfo& blas);
+// A warning when the LibTorch loaded is not the one posenc was built against (a C++ program
+// pointed at another libtorch), or when a second OpenMP runtime or oneDNN is loaded; empty
+// otherwise.
+std::string library_warning(const LibraryInfo& libraries);
 
 // CPU cores this process may run on (its affinity mask), at least 1.
 int available_cores();
 
 // Sets LibTorch's intra-op thread count and returns it: `requested` if positive, else
-// OMP_NUM_THREADS if set, else every available core. Debian's LibTorch starts with 1 thread,
-// so programs call this once at startup.
+// OMP_NUM_THREADS if set, else every available core. Programs call this once at startup so that
+// every command runs on the same number of threads whichever LibTorch it was built on.
 int configure_threads(int requested = 0);
 
 }  // namespace posenc

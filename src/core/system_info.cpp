@@ -4,42 +4,92 @@
 #include <sched.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/version.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
 
 namespace posenc {
 
-BlasInfo detect_blas() {
-  BlasInfo info;
-  // LibTorch resolves sgemm_ from whichever libblas.so.3 the loader found; ask the loader which.
-  void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
-  Dl_info where{};
-  if (sgemm == nullptr || dladdr(sgemm, &where) == 0 || where.dli_fname == nullptr)
-    return info;
-  char resolved[PATH_MAX];
-  info.library_path = realpath(where.dli_fname, resolved) ? resolved : where.dli_fname;
-  const auto& path = info.library_path;
-  if (path.find("openblas") != std::string::npos) {
-    info.kind = BlasKind::OpenBlas;
-  } else if (path.find("/blas/libblas.so") != std::string::npos) {  // Debian's reference BLAS
-    info.kind = BlasKind::Reference;
-  } else {
-    info.kind = BlasKind::Other;
+namespace {
+
+// The text after `marker` on the line of at::show_config() that holds it, up to `stop`.
+std::string config_value(const std::string& config, const std::string& marker,
+                         const std::string& stop = "\n") {
+  const auto start = config.find(marker);
+  if (start == std::string::npos)
+    return "";
+  const auto from = start + marker.size();
+  const auto end = config.find_first_of(stop + "\n", from);
+  return config.substr(from, end == std::string::npos ? std::string::npos : end - from);
+}
+
+std::string resolved(const std::string& path) {
+  char buffer[PATH_MAX];
+  return realpath(path.c_str(), buffer) != nullptr ? buffer : path;
+}
+
+// The shared objects mapped into this process whose file names start with one of `prefixes`.
+std::vector<std::string> mapped_libraries(const std::vector<std::string>& prefixes) {
+  std::vector<std::string> found;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos)
+      continue;
+    const std::string path = line.substr(slash);
+    const std::string name = path.substr(path.rfind('/') + 1);
+    for (const auto& prefix : prefixes) {
+      if (name.rfind(prefix, 0) == 0 && name.find(".so") != std::string::npos &&
+          std::find(found.begin(), found.end(), resolved(path)) == found.end())
+        found.push_back(resolved(path));
+    }
   }
+  return found;
+}
+
+}  // namespace
+
+LibraryInfo detect_libraries() {
+  LibraryInfo info;
+  info.built_against = TORCH_VERSION;
+  const std::string config = at::show_config();
+  info.running_on = config_value(config, "TORCH_VERSION=", ",");
+  const std::string mkl = config_value(config, "Math Kernel Library Version ", "-");
+  info.blas = !mkl.empty() ? "Intel(R) oneAPI Math Kernel Library " + mkl
+                           : config_value(config, "BLAS_INFO=", ",");
+  info.onednn = config_value(config, "MKL-DNN v", " ");
+  Dl_info where{};
+  if (dladdr(reinterpret_cast<void*>(&at::show_config), &where) != 0 && where.dli_fname != nullptr)
+    info.libtorch_path = resolved(where.dli_fname);
+  info.openmp_runtimes = mapped_libraries({"libgomp", "libomp", "libiomp"});
+  info.separate_onednn_libraries = mapped_libraries({"libdnnl", "libmkldnn"});
   return info;
 }
 
-std::string blas_warning(const BlasInfo& blas) {
-  if (blas.kind != BlasKind::Reference)
-    return "";
-  return "WARNING: LibTorch is using the reference BLAS (" + blas.library_path +
-         ").\n"
-         "WARNING: matrix products run about 80x slower than with OpenBLAS.\n"
-         "WARNING: fix: sudo apt-get install libopenblas0-openmp  (or run "
-         "scripts/install-deps.sh)\n";
+std::string library_warning(const LibraryInfo& libraries) {
+  std::string warning;
+  if (!libraries.running_on.empty() && libraries.running_on != libraries.built_against)
+    warning += "WARNING: posenc was built against LibTorch " + libraries.built_against +
+               " but runs on LibTorch " + libraries.running_on + " (" + libraries.libtorch_path +
+               "); rebuild posenc against the LibTorch you run.\n";
+  if (libraries.openmp_runtimes.size() > 1) {
+    warning += "WARNING: " + std::to_string(libraries.openmp_runtimes.size()) +
+               " OpenMP runtimes are loaded (";
+    for (size_t i = 0; i < libraries.openmp_runtimes.size(); ++i)
+      warning += (i > 0 ? ", " : "") + libraries.openmp_runtimes[i];
+    warning += "): threads oversubscribe and slow down; link only LibTorch's.\n";
+  }
+  for (const auto& library : libraries.separate_onednn_libraries)
+    warning += "WARNING: a second oneDNN is loaded beside LibTorch's (" + library + ").\n";
+  return warning;
 }
 
 int available_cores() {

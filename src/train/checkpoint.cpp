@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include "interop/pickle_framing.h"
+#include "train/adamw_state.h"
 
 namespace posenc {
 namespace {
@@ -312,18 +313,18 @@ void load_model_tensors(const CheckpointBytes& checkpoint, torch::nn::Module& mo
   }
 }
 
-TrainingProgress load_training_state(const std::string& path, torch::optim::Optimizer& optimizer) {
+TrainingProgress load_training_state(const std::string& path, torch::optim::AdamW& optimizer) {
   return load_training_state(CheckpointBytes::read(path), optimizer);
 }
 
 TrainingProgress load_training_state(const CheckpointBytes& checkpoint,
-                                     torch::optim::Optimizer& optimizer) {
+                                     torch::optim::AdamW& optimizer) {
   const std::string& path = checkpoint.name;
   auto archive = open_archive(checkpoint);
   torch::serialize::InputArchive optimizer_archive;
   TORCH_CHECK(archive.try_read("optimizer", optimizer_archive), path,
               " has no optimiser state to resume from");
-  optimizer.load(optimizer_archive);
+  load_adamw_state(optimizer_archive, optimizer, path);
   TrainingProgress progress;
   c10::IValue value;
   auto read_int = [&](const char* key) {

@@ -53,9 +53,10 @@ nlohmann::json read_checkpoint_config(const CheckpointBytes& checkpoint);
 void load_model_tensors(const std::string& path, torch::nn::Module& model);
 void load_model_tensors(const CheckpointBytes& checkpoint, torch::nn::Module& model);
 
-// Loads what resuming needs besides the model: the optimiser state and the progress.
-TrainingProgress load_training_state(const std::string& path, torch::optim::Optimizer& optimizer);
+// Loads what resuming needs besides the model: the optimiser state (AdamW, as posenc trains; also
+// from checkpoints written on LibTorch 1.13) and the progress.
+TrainingProgress load_training_state(const std::string& path, torch::optim::AdamW& optimizer);
 TrainingProgress load_training_state(const CheckpointBytes& checkpoint,
-                                     torch::optim::Optimizer& optimizer);
+                                     torch::optim::AdamW& optimizer);
 
 }  // namespace posenc

@@ -6,6 +6,8 @@
 
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
@@ -68,9 +70,32 @@ c10::IValue read_torch_save_file(const std::string& path) {
   }
 }
 
+// torch.save's zip format, as torch::pickle_save writes it but without the type tags it adds to
+// every dict (calls of torch.jit._pickle.restore_type_tag): since PyTorch 2.6 torch.load refuses
+// any such call by default (weights_only=True), and a state dict needs none.
+std::vector<char> pickle_for_torch_load(const c10::IValue& value) {
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t size) { pickle.insert(pickle.end(), bytes, bytes + size); },
+      nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::vector<char> archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t size) {
+    const auto* first = static_cast<const char*>(bytes);
+    archive.insert(archive.end(), first, first + size);
+    return size;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(),
+                                     writer);
+  writer.writeEndOfFile();
+  return archive;
+}
+
 // Written to a temporary file and renamed: a failure leaves no half-written file behind.
 void write_torch_save_file(const std::string& path, const c10::IValue& value) {
-  const std::vector<char> bytes = torch::pickle_save(value);
+  const std::vector<char> bytes = pickle_for_torch_load(value);
   const fs::path target(path);
   const fs::path temporary = target.parent_path() / ("." + target.filename().string() + ".tmp");
   {

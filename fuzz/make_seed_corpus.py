@@ -1,7 +1,7 @@
 """Writes the small seed corpus of every fuzz target into fuzz/corpus/<target>/ (committed; run
-again only to change it). Needs Debian's python3-torch and a built posenc for the checkpoint.
+again only to change it). Needs the project's environment (.venv, with torch) and a built posenc for the checkpoint.
 
-    python3 fuzz/make_seed_corpus.py --posenc build/posenc
+    .venv/bin/python fuzz/make_seed_corpus.py --posenc build/posenc
 """
 import argparse
 import gzip

@@ -1,4 +1,5 @@
-"""PyTorch interop, checked from Python (Debian's python3-torch, the same LibTorch as posenc).
+"""PyTorch interop, checked from Python in the project's environment (.venv: the PyTorch whose
+LibTorch posenc is built on).
 
 Builds small ViT/DeiT, CPVT (class token and GAP) and LFF models in plain PyTorch with timm's
 names, saves random weights, imports them with `posenc import` and compares `posenc forward`
@@ -6,7 +7,7 @@ with PyTorch's output at the trained and a second resolution; exports them back 
 into the PyTorch model; runs torch.autograd.gradcheck on torch.ops.posenc.*; feeds bad files to
 `posenc import`.
 
-    python3 tests/python/interop_test.py --posenc build/posenc --ops build/libposenc_torch_ops.so
+    .venv/bin/python tests/python/interop_test.py --posenc build/posenc --ops build/libposenc_torch_ops.so
 """
 import argparse
 import math
@@ -367,6 +368,52 @@ class RegisteredOps(unittest.TestCase):
             torch.ops.posenc.fourier_mlp(positions, wr, w1.t(), b1, w2, b2)
         with self.assertRaisesRegex(RuntimeError, "positions must be"):
             torch.ops.posenc.fourier_mlp(torch.randn(4, 3), wr, w1, b1, w2, b2)
+
+
+class OpsLibraryGuard(unittest.TestCase):
+    """libposenc_torch_ops.so refuses a PyTorch other than the one posenc was built against."""
+
+    MARKER = b"posenc-ops-built-for-torch="
+
+    def load_in_fresh_python(self, library):
+        script = ("import torch\n"
+                  f"torch.ops.load_library({str(library)!r})\n"
+                  "print(torch.ops.posenc.peg_conv)\n")
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    def test_loads_into_the_pytorch_it_was_built_for(self):
+        result = self.load_in_fresh_python(OPS)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_another_pytorch_gets_an_error_naming_both_versions(self):
+        """A copy whose recorded version is changed in place stands for a build for another
+        PyTorch: loading it must raise, naming both versions, and load no operator."""
+        with open(OPS, "rb") as library:
+            content = library.read()
+        start = content.index(self.MARKER) + len(self.MARKER)
+        built = content[start:content.index(b"\0", start)]
+        other = b"9.99.9"[:len(built)].ljust(len(built), b"9")
+        with tempfile.TemporaryDirectory() as folder:
+            copy = os.path.join(folder, os.path.basename(OPS))
+            with open(copy, "wb") as library:
+                library.write(content[:start] + other + content[start + len(built):])
+            implementation = OPS.replace("libposenc_torch_ops.so", "libposenc_torch_ops_impl.so")
+            os.symlink(implementation, os.path.join(folder, os.path.basename(implementation)))
+            result = self.load_in_fresh_python(copy)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"built against PyTorch {other.decode()}", result.stderr)
+        self.assertIn(f"this Python runs PyTorch {torch.__version__}", result.stderr)
+        self.assertNotIn("undefined symbol", result.stderr)
+
+    def test_a_missing_operator_library_is_named(self):
+        with tempfile.TemporaryDirectory() as folder:
+            copy = os.path.join(folder, os.path.basename(OPS))
+            with open(OPS, "rb") as source, open(copy, "wb") as library:
+                library.write(source.read())
+            result = self.load_in_fresh_python(copy)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("cannot load posenc's operators from", result.stderr)
+        self.assertIn("libposenc_torch_ops_impl.so", result.stderr)
 
 
 if __name__ == "__main__":

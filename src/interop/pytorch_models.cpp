@@ -89,6 +89,16 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     const auto& table = required(state, "pos_embed", family, "the learned position table");
     TORCH_CHECK(table.dim() == 3 && table.size(0) == 1 && table.size(2) == options.dim,
                 "pos_embed must be (1, tokens, ", options.dim, "), got ", describe(table));
+    // prefix tokens posenc's ViT does not have: named here, before their table rows would be
+    // misread as a grid that is not square
+    std::string extra_prefix;
+    for (const char* name : {"reg_token", "dist_token"})
+      if (state.count(name) > 0)
+        extra_prefix += (extra_prefix.empty() ? "" : ", ") + std::string(name) + " " +
+                        describe(state.at(name));
+    TORCH_CHECK(extra_prefix.empty(), "the state dict has prefix tokens posenc's ViT does not "
+                "have: ", extra_prefix, " (timm's register tokens, reg_tokens > 0, and DeiT's "
+                "distillation token are not supported; posenc supports one class token or none)");
     const int64_t cells = table.size(1) - options.prefix_tokens();
     const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(cells))));
     TORCH_CHECK(cells > 0 && side * side == cells, "pos_embed has ", table.size(1), " rows: with ",

@@ -283,7 +283,8 @@ class ImportAndExport(unittest.TestCase):
         self.assertIn("holds NaN or infinite values", result.stderr)
         extra = dict(state)
         extra["dist_token"] = torch.zeros(1, 1, 64)
-        self.expect_import_error("timm-vit", extra, "not in a timm-vit model: dist_token")
+        self.expect_import_error("timm-vit", extra,
+                                 "prefix tokens posenc's ViT does not have: dist_token")
 
 
 class RegisteredOps(unittest.TestCase):

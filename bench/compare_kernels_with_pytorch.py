@@ -1,17 +1,25 @@
-#!/usr/bin/python3
 """Latency of posenc's fused CPU kernels (PEG and LFF, forward and forward+backward) against
-PyTorch eager written the way the public code writes them, same shapes, same thread count.
+PyTorch written the way the public code writes them, run eagerly and through torch.compile
+(inductor, which generates C++ for the CPU), same shapes, same thread count, in one run.
 
 PyTorch side: the CPVT/Twins PosCNN (transpose to (B, C, H, W), depthwise kxk conv with bias,
 residual, flatten back; prefix tokens split off and concatenated back) and the common PyTorch port
 of Learnable Fourier Features (Wr linear without bias, 1/sqrt(F) * [cos, sin], GELU MLP), float32
 on the CPU. Each figure is the median of --repeats timed calls after --warmup untimed ones.
-The two sides are timed alternately in --rounds rounds (posenc, then PyTorch, then again), and the
-table gives the median over rounds of each time and of each round's ratio, with the ratio's range:
-on a shared machine the speed drifts by up to 2x within minutes, and a ratio of two measurements
-taken side by side drifts much less than either. The ceiling column divides PyTorch's time by the
-time the case's multiply-adds alone take at the rate posenc bench measures for a square matrix
-product (oneDNN sgemm): no kernel that does those multiply-adds at that rate gets past it.
+The compiled side is torch.compile(module, dynamic=False) of the same module on the same tensors:
+every case is compiled (forward under no_grad, forward+backward with autograd) and run once before
+any timing, so compilation and its first run are outside the timed region (their seconds are
+printed); a case that fails to compile is reported and the run goes on without it. Graph breaks
+are counted, and a recompilation during the timed calls is an error for that case (it would time
+the compiler). Compiled forward outputs are checked against the eager ones.
+The sides are timed alternately in --rounds rounds (posenc, then PyTorch eager and compiled, then
+again), and the table gives the median over rounds of each time and of each round's ratios, with
+the ratios' range: on a shared machine the speed drifts by up to 2x within minutes, and a ratio of
+two measurements taken side by side drifts much less than either. A ratio is PyTorch's time over
+posenc's fused time (above 1: posenc is faster). The ceiling column divides PyTorch's time (eager,
+then compiled) by the time the case's multiply-adds alone take at the rate posenc bench measures
+for a square matrix product (LibTorch's sgemm): no kernel that does those multiply-adds at that rate
+gets past it.
 posenc side: `posenc bench --json` run as a subprocess with the same shapes and threads; its fused
 and reference (composite LibTorch) timings come from there. If the binary is missing or the command
 fails, the PyTorch figures are printed alone (exit status 1 only with --require-posenc).
@@ -27,12 +35,14 @@ tensor, and torch.cat copies the output once more.
 --peg-nchw adds, per PEG shape without a class token, PyTorch on an NCHW-contiguous (B, C, H, W)
 input beside the same posenc figures: not how the public code runs, but the layout of a tensor
 that went through .contiguous(), where PyTorch takes its slower NCHW depthwise path.
-Run with Debian's interpreter, which has python3-torch: /usr/bin/python3.
+Run with the project's environment (PyTorch 2.13, CPU; scripts/install-deps.sh makes it):
+  .venv/bin/python bench/compare_kernels_with_pytorch.py --threads 2
 """
 import argparse
-import json
+import collections
 import ctypes
 import ctypes.util
+import json
 import math
 import os
 import statistics
@@ -52,6 +62,7 @@ PEG_CASES = ("peg_forward", "peg_forward_backward")
 PEG_NCHW_CASES = {"peg_forward_nchw_input": "peg_forward",
                   "peg_forward_backward_nchw_input": "peg_forward_backward"}
 LFF_CASES = ("lff_forward", "lff_forward_backward")
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune")
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
 TRIM_THRESHOLD = 2 ** 31 - 1
 MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:"
@@ -93,6 +104,17 @@ class PosCNN(nn.Module):
         return out
 
 
+class ConvResidual(nn.Module):
+    """PosCNN's convolution and residual alone, on a (B, C, H, W) tensor (--peg-nchw)."""
+
+    def __init__(self, proj):
+        super().__init__()
+        self.proj = proj
+
+    def forward(self, x):
+        return self.proj(x) + x
+
+
 class LearnableFourierFeatures(nn.Module):
     """Learnable Fourier Features (Li et al. 2021) as commonly ported to PyTorch."""
 
@@ -113,72 +135,140 @@ class LearnableFourierFeatures(nn.Module):
         return self.mlp(features).reshape(batch, tokens, self.out_dim)
 
 
-def median_ms(step, warmup, repeats, before=None):
-    """Median wall time of step() in ms; before() (untimed) runs ahead of every call."""
-    for _ in range(warmup):
-        if before:
-            before()
-        step()
-    samples = []
-    for _ in range(repeats):
-        if before:
-            before()
-        begin = time.perf_counter()
-        step()
-        samples.append((time.perf_counter() - begin) * 1000)
+def median_ms(step, warmup, repeats, before=None, grad=True):
+    """Median wall time of step() in ms, autograd on or off; before() (untimed) runs ahead of
+    every call."""
+    with torch.set_grad_enabled(grad):
+        for _ in range(warmup):
+            if before:
+                before()
+            step()
+        samples = []
+        for _ in range(repeats):
+            if before:
+                before()
+            begin = time.perf_counter()
+            step()
+            samples.append((time.perf_counter() - begin) * 1000)
     return statistics.median(samples)
 
 
-def time_peg(shape, warmup, repeats):
+# One timed PyTorch function: call(run) does one step with `run` (the eager module or its compiled
+# counterpart) and returns the output when it is a forward; before() runs untimed ahead of each.
+Step = collections.namedtuple("Step", "call before grad")
+
+
+def first_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def graph_breaks():
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return 0
+    return sum(counters["graph_break"].values())
+
+
+class CaseGroup:
+    """The PyTorch cases of one shape: one module and its inputs, timed eagerly and compiled."""
+
+    def __init__(self, shape, module, steps):
+        self.shape, self.module, self.steps = shape, module, steps
+        self.compiled_module = None
+        self.compiled = {}  # case -> {"ok", "compile_s", "graph_breaks", "max_abs_diff", "error"}
+
+    def compile(self, mode):
+        """torch.compile the module and run every case once through it, untimed."""
+        try:
+            self.compiled_module = torch.compile(self.module, dynamic=False,
+                                                 mode=None if mode == "default" else mode)
+        except Exception as error:  # noqa: BLE001 - any failure is reported, not fatal
+            self.compiled = {name: {"ok": False, "error": first_line(error)} for name in self.steps}
+            return
+        for name, step in self.steps.items():
+            breaks = graph_breaks()
+            begin = time.perf_counter()
+            try:
+                with torch.set_grad_enabled(step.grad):
+                    if step.before:
+                        step.before()
+                    out = step.call(self.compiled_module)
+                seconds = time.perf_counter() - begin
+                info = {"ok": True, "compile_s": seconds, "graph_breaks": graph_breaks() - breaks}
+                if out is not None:
+                    with torch.no_grad():
+                        info["max_abs_diff"] = (out - step.call(self.module)).abs().max().item()
+            except Exception as error:  # noqa: BLE001
+                info = {"ok": False, "error": first_line(error)}
+            self.compiled[name] = info
+
+    def time(self, warmup, repeats):
+        """{case: {"eager": ms, "compiled": ms or None}}"""
+        times = {}
+        for name, step in self.steps.items():
+            eager = median_ms(lambda: step.call(self.module), warmup, repeats, step.before,
+                              step.grad)
+            compiled = None
+            info = self.compiled.get(name)
+            if info and info["ok"]:
+                try:
+                    compiled = median_ms(lambda: step.call(self.compiled_module), warmup, repeats,
+                                         step.before, step.grad)
+                except Exception as error:  # noqa: BLE001 - e.g. a recompilation (see main)
+                    info.update(ok=False, error="while timed: " + first_line(error))
+            times[name] = {"eager": eager, "compiled": compiled}
+        return times
+
+
+def peg_group(shape):
     torch.manual_seed(0)
     b, h, w, c, k, prefix = (shape[key] for key in PEG_KEYS)
     module = PosCNN(c, k)
     x = torch.randn(b, prefix + h * w, c)
     grad_out = torch.randn(b, prefix + h * w, c)
-    with torch.no_grad():
-        forward = median_ms(lambda: module(x, h, w, prefix), warmup, repeats)
     x_grad = x.clone().requires_grad_(True)
 
     def clear():
         x_grad.grad = None
         module.zero_grad(set_to_none=True)
 
-    backward = median_ms(lambda: module(x_grad, h, w, prefix).backward(grad_out), warmup, repeats,
-                         before=clear)
-    return {"peg_forward": forward, "peg_forward_backward": backward}
+    return CaseGroup(shape, module, {
+        "peg_forward": Step(lambda run: run(x, h, w, prefix), None, False),
+        "peg_forward_backward": Step(lambda run: run(x_grad, h, w, prefix).backward(grad_out),
+                                     clear, True)})
 
 
-def time_peg_nchw(shape, warmup, repeats):
+def peg_nchw_group(shape):
     """PyTorch's PEG (depthwise conv, residual) on an NCHW-contiguous (B, C, H, W) tensor."""
     torch.manual_seed(0)
     b, h, w, c, k = (shape[key] for key in PEG_KEYS[:5])
-    conv = PosCNN(c, k).proj
+    module = ConvResidual(PosCNN(c, k).proj)
     x = torch.randn(b, c, h, w)
     grad_out = torch.randn(b, c, h, w)
-    with torch.no_grad():
-        forward = median_ms(lambda: conv(x) + x, warmup, repeats)
     x_grad = x.clone().requires_grad_(True)
 
     def clear():
         x_grad.grad = None
-        conv.zero_grad(set_to_none=True)
+        module.zero_grad(set_to_none=True)
 
-    backward = median_ms(lambda: (conv(x_grad) + x_grad).backward(grad_out), warmup, repeats,
-                         before=clear)
-    return {"peg_forward_nchw_input": forward, "peg_forward_backward_nchw_input": backward}
+    return CaseGroup(shape, module, {
+        "peg_forward_nchw_input": Step(lambda run: run(x), None, False),
+        "peg_forward_backward_nchw_input": Step(lambda run: run(x_grad).backward(grad_out), clear,
+                                                True)})
 
 
-def time_lff(shape, extent, warmup, repeats):
+def lff_group(shape, extent):
     torch.manual_seed(0)
     b, n, g, m, f, hidden, d = (shape[key] for key in LFF_KEYS)
     module = LearnableFourierFeatures(g, m, f, hidden, d)
     positions = torch.rand(b, n, g, m) * extent
     grad_out = torch.randn(b, n, d)
-    with torch.no_grad():
-        forward = median_ms(lambda: module(positions), warmup, repeats)
-    backward = median_ms(lambda: module(positions).backward(grad_out), warmup, repeats,
-                         before=lambda: module.zero_grad(set_to_none=True))
-    return {"lff_forward": forward, "lff_forward_backward": backward}
+    return CaseGroup(shape, module, {
+        "lff_forward": Step(lambda run: run(positions), None, False),
+        "lff_forward_backward": Step(lambda run: run(positions).backward(grad_out),
+                                     lambda: module.zero_grad(set_to_none=True), True)})
 
 
 def parse_shape(text, keys):
@@ -234,9 +324,11 @@ def speedup_text(ratio):
     return f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
 
 
-def merge(names, shape, pytorch_ms, posenc):
-    """Rows for the cases `names` timed at `shape`: PyTorch's figures beside posenc bench's.
-    `names` is a sequence of case names, or a dict of row name -> posenc bench's case name."""
+def merge(names, group, pytorch_ms, posenc):
+    """Rows for the cases `names` of `group`: PyTorch's figures (eager and compiled) beside posenc
+    bench's. `names` is a sequence of case names, or a dict of row name -> posenc bench's case
+    name."""
+    shape = group.shape
     posenc_names = names if isinstance(names, dict) else {name: name for name in names}
     theirs = {}
     if posenc:
@@ -249,12 +341,14 @@ def merge(names, shape, pytorch_ms, posenc):
     for name, posenc_name in posenc_names.items():
         if posenc and posenc_name not in theirs:
             continue  # only cases present on both sides
-        row = {"name": name, "shape": shape, "pytorch_ms": pytorch_ms[name]}
+        eager, compiled = pytorch_ms[name]["eager"], pytorch_ms[name]["compiled"]
+        row = {"name": name, "shape": shape, "pytorch_ms": eager, "pytorch_compiled_ms": compiled}
         case = theirs.get(posenc_name)
         if case:
             fused, reference = case.get("fused_ms"), case.get("reference_ms")
             row.update(fused_ms=fused, reference_ms=reference,
-                       speedup=pytorch_ms[name] / fused if fused else None)
+                       speedup=eager / fused if fused else None,
+                       speedup_compiled=compiled / fused if fused and compiled else None)
             their_shape = case.get("shape")
             if their_shape is not None and {k: their_shape.get(k) for k in shape} != shape:
                 row["posenc_shape"] = their_shape
@@ -275,12 +369,18 @@ def merge(names, shape, pytorch_ms, posenc):
             if isinstance(bound, (int, float)) and bound > 0:
                 # the speed-up of a kernel that did only its multiply-adds, at the square
                 # product's rate: what any kernel can reach against this PyTorch time
-                row["ceiling"] = pytorch_ms[name] / bound
+                row["ceiling"] = eager / bound
+                if compiled:
+                    row["ceiling_compiled"] = compiled / bound
         rows.append(row)
     return rows
 
 
-def combine_rounds(rounds):
+ROUND_KEYS = ("pytorch_ms", "pytorch_compiled_ms", "fused_ms", "reference_ms", "speedup",
+              "speedup_compiled")
+
+
+def combine_rounds(rounds, compile_info):
     """One row per case from per-round rows: medians of the times and of the per-round ratios."""
     def median_of(values):
         values = [value for value in values if isinstance(value, (int, float))]
@@ -289,21 +389,27 @@ def combine_rounds(rounds):
     combined = []
     for per_round in zip(*rounds):
         row = dict(per_round[0])
-        for key in ("pytorch_ms", "fused_ms", "reference_ms", "speedup", "gbs", "copy_fraction",
-                    "gflops", "matmul_fraction", "ceiling"):
+        for key in ROUND_KEYS + ("gbs", "copy_fraction", "gflops", "matmul_fraction", "ceiling",
+                                 "ceiling_compiled"):
             row[key] = median_of(r.get(key) for r in per_round)
-        ratios = [r["speedup"] for r in per_round if r.get("speedup") is not None]
-        if ratios:
-            row["speedup_min"], row["speedup_max"] = min(ratios), max(ratios)
-        row["rounds"] = [{key: r.get(key) for key in ("pytorch_ms", "fused_ms", "reference_ms",
-                                                      "speedup")} for r in per_round]
+        for key in ("speedup", "speedup_compiled"):
+            ratios = [r[key] for r in per_round if r.get(key) is not None]
+            if ratios:
+                row[f"{key}_min"], row[f"{key}_max"] = min(ratios), max(ratios)
+        row["rounds"] = [{key: r.get(key) for key in ROUND_KEYS} for r in per_round]
+        info = compile_info.get((row["name"], shape_text(row["shape"])))
+        if info is not None:
+            row["compile"] = info
         combined.append(row)
     return combined
 
 
 def print_table(rows, args, posenc, note, malloc_tuned):
-    print(f"PyTorch {torch.__version__} eager, float32 CPU, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} after {args.warmup} warm-up, {args.rounds} round(s), malloc "
+    compiled_text = (" (torch.compile not run: --no-compile)" if args.no_compile else
+                     f" and torch.compile (inductor, mode {args.compile_mode}, dynamic=False)")
+    print(f"PyTorch {torch.__version__} eager{compiled_text}, float32 CPU, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} "
+          f"warm-up, {args.rounds} round(s), malloc "
           + ("tuned (no mmap/trim up to 32 MiB)" if malloc_tuned else "default"))
     if posenc:
         copy, matmul = posenc.get("copy_bandwidth_gbs"), posenc.get("matmul_gflops")
@@ -318,8 +424,15 @@ def print_table(rows, args, posenc, note, malloc_tuned):
     def ms(value):
         return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
-    header = (f"{'case':31} {'shape':38} {'pytorch ms':>10} {'fused ms':>9} {'ref ms':>9} "
-              f"{'speed-up (range)':>20} {'ceiling':>8}  fused throughput")
+    def ratio_text(row, key):
+        text = speedup_text(row.get(key))
+        if row.get(f"{key}_min") is not None and len(row.get("rounds", [])) > 1:
+            text += f" ({speedup_text(row[f'{key}_min'])}-{speedup_text(row[f'{key}_max'])})"
+        return text
+
+    header = (f"{'case':31} {'shape':38} {'eager ms':>9} {'compiled':>9} {'fused ms':>9} "
+              f"{'ref ms':>9} {'vs eager (range)':>20} {'vs compiled (range)':>20} "
+              f"{'ceiling e/c':>13}  fused throughput")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -332,23 +445,75 @@ def print_table(rows, args, posenc, note, malloc_tuned):
             throughput = f"{row['gflops']:.1f} GFLOP/s in the MLP's products"
             if row.get("matmul_fraction") is not None:
                 throughput += f" ({100 * row['matmul_fraction']:.0f}% of a square product's rate)"
-        speedup = speedup_text(row.get("speedup"))
-        if row.get("speedup_min") is not None and len(row.get("rounds", [])) > 1:
-            speedup += (f" ({speedup_text(row['speedup_min'])}-"
-                        f"{speedup_text(row['speedup_max'])})")
-        print(f"{row['name']:31} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>10} "
-              f"{ms(row.get('fused_ms')):>9} {ms(row.get('reference_ms')):>9} "
-              f"{speedup:>20} {speedup_text(row.get('ceiling')):>8}  {throughput}".rstrip())
+        ceiling = "-"
+        if row.get("ceiling") is not None:
+            ceiling = (f"{speedup_text(row['ceiling'])}/"
+                       f"{speedup_text(row.get('ceiling_compiled'))}")
+        print(f"{row['name']:31} {shape_text(row['shape']):38} {ms(row['pytorch_ms']):>9} "
+              f"{ms(row.get('pytorch_compiled_ms')):>9} {ms(row.get('fused_ms')):>9} "
+              f"{ms(row.get('reference_ms')):>9} {ratio_text(row, 'speedup'):>20} "
+              f"{ratio_text(row, 'speedup_compiled'):>20} {ceiling:>13}  {throughput}".rstrip())
         if row.get("shape_mismatch"):
             print(f"  warning: posenc timed shape {shape_text(row['posenc_shape'])}")
+    if not args.no_compile:
+        print("torch.compile, per case (compilation and first run, untimed):")
+        for row in rows:
+            info = row.get("compile", {})
+            if not info.get("ok"):
+                print(f"  {row['name']} {shape_text(row['shape'])}: FAILED to compile or run "
+                      f"compiled: {info.get('error', 'no result')}")
+                continue
+            text = f"  {row['name']} {shape_text(row['shape'])}: {info['compile_s']:.1f} s"
+            if info.get("graph_breaks"):
+                text += f", {info['graph_breaks']} graph break(s)"
+            if info.get("max_abs_diff") is not None:
+                text += f", output max |compiled - eager| {info['max_abs_diff']:.1e}"
+            print(text)
     if posenc:
-        print("speed-up = PyTorch eager ms / posenc fused ms (median over rounds of each round's "
-              "ratio; range in brackets); ref = posenc's composite LibTorch path")
-        print("ceiling = PyTorch eager ms / the time the case's multiply-adds alone take at the "
-              "square product's rate (PEG: the convolution's taps inside the grid; LFF: the MLP's "
-              "products): the speed-up of a kernel that did nothing else at that rate")
+        print("vs eager = PyTorch eager ms / posenc fused ms, vs compiled = PyTorch compiled ms / "
+              "posenc fused ms (median over rounds of each round's ratio; range in brackets; "
+              "above 1: posenc is faster); ref = posenc's composite LibTorch path")
+        print("ceiling e/c = PyTorch eager / compiled ms over the time the case's multiply-adds "
+              "alone take at the square product's rate (PEG: the convolution's taps inside the "
+              "grid; LFF: the MLP's products): the speed-up of a kernel that did nothing else at "
+              "that rate")
         if not rows:
             print("note: posenc bench reported none of the PyTorch cases")
+
+
+def configure_dynamo():
+    """Room for every case's graphs, and an error instead of a silent eager fallback or a
+    recompilation inside the timed calls (see main)."""
+    config = torch._dynamo.config
+    for key, value in (("recompile_limit", 64), ("cache_size_limit", 64),
+                       ("fail_on_recompile_limit_hit", True)):
+        if hasattr(config, key):
+            setattr(config, key, value)
+
+
+def keep_inductor_off_foreign_libtorch():
+    """Inductor links its kernels with -L<the interpreter's LIBDIR> ahead of -L<torch/lib>. With
+    Debian's python3 that is /usr/lib/x86_64-linux-gnu, and where Debian's libtorch-dev (1.13) is
+    still installed there, -ltorch_cpu picks that one and a kernel calling SLEEF fails to load
+    ("undefined symbol: Sleef_..."). Inductor links no libpython, so that directory is dropped
+    from its link line; returns the directory dropped, or None."""
+    import sysconfig
+    libdir = sysconfig.get_config_var("LIBDIR")
+    torch_lib = Path(torch.__file__).resolve().parent / "lib"
+    if not libdir or Path(libdir).resolve() == torch_lib or not any(
+            Path(libdir).glob("libtorch_cpu.so*")):
+        return None
+    try:
+        from torch._inductor import cpp_builder
+        original = cpp_builder._get_python_related_args
+    except (ImportError, AttributeError):
+        return None
+
+    def without_libdir():
+        include_dirs, library_dirs = original()
+        return include_dirs, [d for d in library_dirs if d != libdir]
+    cpp_builder._get_python_related_args = without_libdir
+    return libdir
 
 
 def main():
@@ -373,6 +538,10 @@ def main():
     parser.add_argument("--peg-nchw", action="store_true",
                         help="also time PyTorch's PEG on an NCHW-contiguous input, for shapes "
                              "without a class token (see above)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="time PyTorch eager only (no torch.compile)")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
+                        help="torch.compile mode (default: default)")
     parser.add_argument("--pytorch-only", action="store_true", help="do not run posenc bench")
     parser.add_argument("--require-posenc", action="store_true",
                         help="exit with status 1 if posenc bench is missing or fails")
@@ -394,11 +563,38 @@ def main():
         parser.error("LFF needs an even F and D divisible by G")
 
     malloc_tuned = not args.no_malloc_tuning and tune_malloc()
+    # before anything is compiled: inductor's kernels take the thread count at compile time
     torch.set_num_threads(args.threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # already fixed once parallel work has started
+
+    # (row names for merge(), case group, index of the PEG shape whose posenc run it pairs with)
+    groups = []
+    for index, peg in enumerate(peg_shapes):
+        groups.append((PEG_CASES, peg_group(peg), index))
+        if args.peg_nchw and peg["prefix"] == 0:
+            groups.append((PEG_NCHW_CASES, peg_nchw_group(peg), index))
+    groups.append((LFF_CASES, lff_group(lff, args.lff_extent), 0))
+    compile_info = {}
+    if not args.no_compile:
+        configure_dynamo()
+        dropped = keep_inductor_off_foreign_libtorch()
+        if dropped:
+            print(f"note: {dropped} holds another libtorch_cpu (Debian's libtorch-dev?): "
+                  "torch.compile's kernels are linked without that directory", file=sys.stderr)
+        for _, group, _ in groups:
+            print(f"compiling {', '.join(group.steps)} at {shape_text(group.shape)} ...",
+                  file=sys.stderr, flush=True)
+            group.compile(args.compile_mode)
+            for name, info in group.compiled.items():
+                compile_info[(name, shape_text(group.shape))] = info
+                if not info["ok"]:
+                    print(f"torch.compile failed for {name}: {info['error']}", file=sys.stderr)
+        # every case ran once compiled: from here on a recompilation means a guard failed
+        # inside the timed loop, which would time the compiler; it raises and fails that case
+        torch._dynamo.config.error_on_recompile = True
 
     # posenc bench times one PEG shape (and the LFF cases) per call. Each round runs it first,
     # alone, so the two never compete for cores, then times PyTorch on the same shapes.
@@ -417,26 +613,25 @@ def main():
         round_posenc = posenc_runs[0] if all(posenc_runs) else None
         posenc = posenc or round_posenc
         rows = []
-        for peg, result in zip(peg_shapes, posenc_runs):
-            rows += merge(PEG_CASES, peg, time_peg(peg, args.warmup, args.repeats),
-                          result if round_posenc else None)
-            if args.peg_nchw and peg["prefix"] == 0:
-                rows += merge(PEG_NCHW_CASES, peg, time_peg_nchw(peg, args.warmup, args.repeats),
-                              result if round_posenc else None)
-        rows += merge(LFF_CASES, lff, time_lff(lff, args.lff_extent, args.warmup, args.repeats),
-                      round_posenc)
+        for names, group, index in groups:
+            rows += merge(names, group, group.time(args.warmup, args.repeats),
+                          posenc_runs[index] if round_posenc else None)
         rounds.append(rows)
     if note:  # a failed posenc run in any round: report PyTorch alone rather than mix
         posenc = None
-        rounds = [[{key: row[key] for key in ("name", "shape", "pytorch_ms")} for row in rows]
+        rounds = [[{key: row[key] for key in ("name", "shape", "pytorch_ms",
+                                               "pytorch_compiled_ms")} for row in rows]
                   for rows in rounds]
-    rows = combine_rounds(rounds)
+    rows = combine_rounds(rounds, compile_info)
 
     if args.json:
         merged = {"pytorch": {"version": torch.__version__, "threads": torch.get_num_threads(),
                               "interop_threads": torch.get_num_interop_threads(),
                               "repeats": args.repeats, "warmup": args.warmup,
                               "rounds": args.rounds,
+                              "compiled": None if args.no_compile else {
+                                  "backend": "inductor", "mode": args.compile_mode,
+                                  "dynamic": False},
                               "malloc_tuned": malloc_tuned,
                               "lff_extent": args.lff_extent},
                   "posenc": None if posenc is None else {

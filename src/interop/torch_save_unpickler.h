@@ -12,8 +12,9 @@ namespace posenc {
 // lists, tuples, strings, numbers, None and tensors. Storages are read through
 // `read_storage(key)`, which returns the bytes of the archive's data/<key> and their count.
 //
-// Written by hand because LibTorch's own unpickler (1.13) cannot read what module.state_dict()
-// pickles: it turns collections.OrderedDict into None and does not know the SETITEM opcode. It
+// Written by hand because LibTorch's own unpickler (1.13, and 2.13 still) cannot read what
+// module.state_dict() pickles: it turns collections.OrderedDict into None and then fails on the
+// SETITEMS that fills it (docs/interop.md). It
 // builds only what state dicts and checkpoints hold: collections.OrderedDict,
 // torch._utils._rebuild_tensor_v2 / _rebuild_parameter, the torch.*Storage types and
 // torch.jit._pickle.restore_type_tag (LibTorch's own writer tags dict types with it); BUILD

@@ -83,8 +83,9 @@ std::string check_and_load() {
       return "posenc's operators (" + folder_of_this_library() +
              "/libposenc_torch_ops.so) were built against PyTorch " + built_version() +
              " but this Python runs PyTorch " + (running.empty() ? "(none found)" : running) +
-             ". Use the project's environment (.venv/bin/python), or rebuild posenc against this "
-             "PyTorch: cmake -S . -B build -DPOSENC_PYTHON=$(which python)";
+             ". Use the project's environment (.venv/bin/python), or build posenc against this "
+             "PyTorch in a new build folder: "
+             "cmake -S . -B build-other -DPOSENC_PYTHON=$(which python)";
   }
   const std::string operators = folder_of_this_library() + "/libposenc_torch_ops_impl.so";
   if (dlopen(operators.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {

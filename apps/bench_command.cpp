@@ -99,7 +99,7 @@ void run_bench(const BenchArguments& arguments) {
   std::printf(
       "posenc bench: %d threads, %s kernels, median of %d runs\n"
       "copy bandwidth %.1f GB/s at %.1f MB (the PEG tensor's size), %.1f GB/s at %.0f MB\n"
-      "matrix products %.1f GFLOP/s (oneDNN sgemm, %lld x %lld by %lld x %lld)\n\n",
+      "matrix products %.1f GFLOP/s (MKL sgemm, %lld x %lld by %lld x %lld)\n\n",
       at::get_num_threads(), to_string(active_simd_level()).c_str(), arguments.repeats, copy_gbs,
       static_cast<double>(peg_tensor_bytes) / 1e6, dram_copy_gbs,
       static_cast<double>(dram_bytes) / 1e6, matmul_gflops, static_cast<long long>(matmul_size),

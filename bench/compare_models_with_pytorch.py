@@ -108,31 +108,6 @@ def import_timm():
             return self.norm(x)
 
 
-def keep_inductor_off_foreign_libtorch():
-    """Inductor links its kernels with -L<the interpreter's LIBDIR> ahead of -L<torch/lib>. With
-    Debian's python3 that is /usr/lib/x86_64-linux-gnu, and where Debian's libtorch-dev (1.13) is
-    still installed there, -ltorch_cpu picks that one and a kernel calling SLEEF fails to load
-    ("undefined symbol: Sleef_..."). Inductor links no libpython, so that directory is dropped
-    from its link line; returns the directory dropped, or None."""
-    import sysconfig
-    libdir = sysconfig.get_config_var("LIBDIR")
-    torch_lib = Path(torch.__file__).resolve().parent / "lib"
-    if not libdir or Path(libdir).resolve() == torch_lib or not any(
-            Path(libdir).glob("libtorch_cpu.so*")):
-        return None
-    try:
-        from torch._inductor import cpp_builder
-        original = cpp_builder._get_python_related_args
-    except (ImportError, AttributeError):
-        return None
-
-    def without_libdir():
-        include_dirs, library_dirs = original()
-        return include_dirs, [d for d in library_dirs if d != libdir]
-    cpp_builder._get_python_related_args = without_libdir
-    return libdir
-
-
 def make_model(preset, encoding):
     torch.manual_seed(0)
     options = dict(PRESETS[preset], **COMMON)
@@ -392,10 +367,6 @@ def main():
         pass
     if not args.no_compile:
         configure_dynamo()
-        dropped = keep_inductor_off_foreign_libtorch()
-        if dropped:
-            print(f"note: {dropped} holds another libtorch_cpu (Debian's libtorch-dev?): "
-                  "torch.compile's kernels are linked without that directory", file=sys.stderr)
 
     configs = []
     for preset in models:

@@ -97,7 +97,11 @@ std::vector<char> pickle_for_torch_load(const c10::IValue& value) {
 void write_torch_save_file(const std::string& path, const c10::IValue& value) {
   const std::vector<char> bytes = pickle_for_torch_load(value);
   const fs::path target(path);
-  const fs::path temporary = target.parent_path() / ("." + target.filename().string() + ".tmp");
+  // appended, not "." + name: GCC 12 warns falsely (-Wstringop-overflow) on that form in C++20
+  std::string hidden_name = ".";
+  hidden_name += target.filename().string();
+  hidden_name += ".tmp";
+  const fs::path temporary = target.parent_path() / hidden_name;
   {
     std::ofstream file(temporary, std::ios::binary);
     file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

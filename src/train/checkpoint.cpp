@@ -242,7 +242,11 @@ void save_checkpoint(const std::string& path, const nlohmann::json& config,
   archive.save_to(bytes);
   const fs::path target(path);
   const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const std::string temporary = (folder / ("." + target.filename().string() + ".tmp")).string();
+  // appended, not "." + name: GCC 12 warns falsely (-Wstringop-overflow) on that form in C++20
+  std::string hidden_name = ".";
+  hidden_name += target.filename().string();
+  hidden_name += ".tmp";
+  const std::string temporary = (folder / hidden_name).string();
   try {
     write_file_durably(temporary, bytes.str());
     fs::rename(temporary, target);

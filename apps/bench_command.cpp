@@ -135,7 +135,8 @@ void run_bench(const BenchArguments& arguments) {
       "buffers, which stay in cache, and main memory), or over the time its multiply-adds (PEG:\n"
       "the convolution's; LFF: the MLP's matrix products, and GFLOP/s of those alone) take at the\n"
       "square product's rate.\n"
-      "PyTorch eager on the same shapes: .venv/bin/python bench/compare_kernels_with_pytorch.py\n");
+      "PyTorch eager and compiled on the same shapes: .venv/bin/python "
+      "bench/compare_kernels_with_pytorch.py\n");
 }
 
 }  // namespace

@@ -55,7 +55,8 @@ if(Torch_VERSION VERSION_LESS POSENC_MIN_LIBTORCH_VERSION)
 endif()
 # TorchConfig.cmake searches its own lib folder only after the system's: with Debian's
 # libtorch-dev installed, it can pair 2.x headers with /usr/lib's 1.13 libraries.
-foreach(library IN ITEMS TORCH_LIBRARY c10_LIBRARY torch_cpu_LIBRARY)
+# (torch_cpu is an imported target with a path inside the install; these two are searched for)
+foreach(library IN ITEMS TORCH_LIBRARY c10_LIBRARY)
   if(${library} AND NOT ${library} MATCHES "^${TORCH_INSTALL_PREFIX}/")
     message(FATAL_ERROR
       "posenc: LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX} was paired with ${${library}}, "

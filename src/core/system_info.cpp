@@ -19,14 +19,15 @@ namespace posenc {
 
 namespace {
 
-// The text after `marker` on the line of at::show_config() that holds it, up to `stop`.
+// The text after `marker` on the line of at::show_config() that holds it, up to the first of
+// `stops` or the end of the line.
 std::string config_value(const std::string& config, const std::string& marker,
-                         const std::string& stop = "\n") {
+                         const std::string& stops = "") {
   const auto start = config.find(marker);
   if (start == std::string::npos)
     return "";
   const auto from = start + marker.size();
-  const auto end = config.find_first_of(stop + "\n", from);
+  const auto end = config.find_first_of(stops + "\n", from);
   return config.substr(from, end == std::string::npos ? std::string::npos : end - from);
 }
 
@@ -46,11 +47,15 @@ std::vector<std::string> mapped_libraries(const std::vector<std::string>& prefix
       continue;
     const std::string path = line.substr(slash);
     const std::string name = path.substr(path.rfind('/') + 1);
-    for (const auto& prefix : prefixes) {
-      if (name.rfind(prefix, 0) == 0 && name.find(".so") != std::string::npos &&
-          std::find(found.begin(), found.end(), resolved(path)) == found.end())
-        found.push_back(resolved(path));
-    }
+    const bool wanted = name.find(".so") != std::string::npos &&
+                        std::any_of(prefixes.begin(), prefixes.end(), [&](const auto& prefix) {
+                          return name.rfind(prefix, 0) == 0;
+                        });
+    if (!wanted)
+      continue;
+    const std::string real = resolved(path);
+    if (std::find(found.begin(), found.end(), real) == found.end())
+      found.push_back(real);
   }
   return found;
 }

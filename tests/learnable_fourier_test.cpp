@@ -53,11 +53,19 @@ TEST(LearnableFourier, FeatureDotProductsEstimateTheGaussianKernelOfL2Distance) 
 TEST(LearnableFourier, FourierFeaturesFollowAlgorithmOneAndFeedTheProjection) {
   auto wr = torch::randn({3, 2});
   auto x = torch::randn({5, 2});
-  auto r = fourier_features(x, wr);  // (5, F = 6)
-  auto angles = torch::matmul(x, wr.t());
-  EXPECT_TRUE(torch::allclose(r.narrow(1, 0, 3), torch::cos(angles) / std::sqrt(6.0)));
-  EXPECT_TRUE(torch::allclose(r.narrow(1, 3, 3), torch::sin(angles) / std::sqrt(6.0)));
-  EXPECT_TRUE(torch::allclose((r * r).sum(1), torch::full({5}, 0.5)));
+  auto r = fourier_features(x, wr).to(torch::kDouble);  // (5, F = 6)
+  // The exact features of these float32 inputs, in double. The kernel forms x W_r^T with FMAs in
+  // its own order and MKL in another, so two float32 results differ by a few rounding errors of
+  // the angle (|angle| < 10 here: about 1e-6); allclose's default atol of 1e-8 does not allow that
+  // where a sine crosses zero, and fails on some CPUs. A wrong formula is off by 0.1 or more.
+  constexpr double kFloatRounding = 2e-6;
+  auto angles = torch::matmul(x.to(torch::kDouble), wr.to(torch::kDouble).t());
+  EXPECT_TRUE(torch::allclose(r.narrow(1, 0, 3), torch::cos(angles) / std::sqrt(6.0), 0.0,
+                              kFloatRounding));
+  EXPECT_TRUE(torch::allclose(r.narrow(1, 3, 3), torch::sin(angles) / std::sqrt(6.0), 0.0,
+                              kFloatRounding));
+  EXPECT_TRUE(torch::allclose((r * r).sum(1), torch::full({5}, 0.5, torch::kDouble), 0.0,
+                              kFloatRounding));
 
   // The encoding's fourier_linear variant is exactly proj(fourier_features(x, W_r)).
   auto encoding = make_lff("lff:F=6,variant=fourier_linear", 4);

@@ -2,6 +2,7 @@
 // posenc checkpoint that eval, predict, forward and export read.
 #include <filesystem>
 #include <iostream>
+#include <tuple>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -20,7 +21,9 @@ struct ImportArguments {
   std::string state_dict;
   std::string out;
   int64_t heads = 0;
-  int64_t image_size = 0;
+  std::string image_size;
+  std::string table_grid;
+  std::string global_pool;
   std::string conditional_after;
   std::string mean, std;
 };
@@ -38,7 +41,11 @@ void run_import(const ImportArguments& a) {
   ImportOptions options;
   options.family = a.family;
   options.heads = a.heads;
-  options.image_size = a.image_size;
+  std::tie(options.image_height, options.image_width) =
+      parse_single_resolution(a.image_size, {0, 0}, "--image-size");
+  std::tie(options.table_height, options.table_width) =
+      parse_single_resolution(a.table_grid, {0, 0}, "--table-grid");
+  options.global_pool = a.global_pool;
   if (!a.conditional_after.empty())
     options.conditional_after_blocks = parse_index_list(a.conditional_after);
   auto imported = import_pytorch_model(read_torch_state_dict(a.state_dict), options);
@@ -81,8 +88,16 @@ void add_import_command(CLI::App& app) {
   c->add_option("--out", a.out, "the posenc checkpoint to write")->required();
   c->add_option("--heads", a.heads, "attention heads (default dim / 64, as timm's ViT/DeiT)");
   c->add_option("--image-size", a.image_size,
-                "resolution to record as trained (default: timm-vit the table's, else 224); a "
-                "timm-vit table is resampled to it");
+                "resolution to record as trained, 224 or HxW (default: timm-vit the table's, "
+                "else 224); a timm-vit table is resampled to it");
+  c->add_option("--table-grid", a.table_grid,
+                "timm-vit: the grid of pos_embed, HxW (timm's img_size / patch_size), which a "
+                "non-square table needs (default: square)");
+  c->add_option("--global-pool", a.global_pool,
+                "timm's global_pool, token or avg (default: token with a class token, avg "
+                "without); a class-token model made with global_pool='avg', fc_norm=False needs "
+                "avg")
+      ->check(CLI::IsMember({"token", "avg"}));
   c->add_option("--pe-after", a.conditional_after,
                 "cpvt: blocks after which pos_block.0, .1, ... run (default 0, 1, ...)");
   c->add_option("--mean", a.mean, "per-channel normalisation mean, e.g. 0.485,0.456,0.406");

@@ -469,7 +469,8 @@ void add_train_command(CLI::App& app) {
   c->add_option("--pe-after", a.conditional_after,
                 "blocks after which conditional encodings (peg) run: 0 (CPVT), 0-5, -1 = before "
                 "the first block");
-  c->add_option("--head", a.head, "token (class token) or gap (global average pooling)");
+  c->add_option("--head", a.head, "token (class token), gap (global average pooling) or gap_with_token (the average of "
+                 "the patch tokens beside a class token)");
   c->add_option("--dim", a.dim, "token dimension");
   c->add_option("--depth", a.depth, "number of blocks");
   c->add_option("--heads", a.heads, "attention heads");

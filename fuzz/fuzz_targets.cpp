@@ -114,7 +114,7 @@ void torch_save(const uint8_t* data, size_t size) {
       ImportOptions options;
       options.family = family;
       options.heads = 1;
-      options.image_size = 4;
+      options.image_height = options.image_width = 4;
       rejecting_with_clear_errors([&] { import_pytorch_model(state, options); });
     }
   });

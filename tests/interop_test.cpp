@@ -49,12 +49,68 @@ TEST(PyTorchInterop, AnExportedModelImportsBackToTheSameOutputs) {
     ImportOptions options;
     options.family = family;
     options.heads = model->options().heads;
-    options.image_size = 16;
+    options.image_height = options.image_width = 16;
     auto imported = import_pytorch_model(read_torch_state_dict(folder.path("model.pth")), options);
     const auto images = torch::randn({2, 3, 20, 20});
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::equal(imported.model->forward(images), model->forward(images))) << family;
   }
+}
+
+bool any_note_contains(const ImportedModel& imported, const std::string& fragment) {
+  for (const auto& note : imported.notes)
+    if (note.find(fragment) != std::string::npos)
+      return true;
+  return false;
+}
+
+// A timm-vit state dict does not say how timm pools beside a class token, nor the grid of a
+// table whose row count is a square: the import says what it assumed and takes both as options.
+TEST(PyTorchInterop, ImportNotesWhatTheStateDictCannotTellAndTakesItAsOptions) {
+  auto trained = small_model("learned1d");
+  trained.image_height = 8;  // patch 4: a 2 x 8 grid, 16 rows beside the class token's
+  trained.image_width = 32;
+  torch::manual_seed(5);
+  VisionTransformer model(trained);
+  model->eval();
+  const auto state = export_pytorch_model(*model);
+  ImportOptions options;
+  options.family = "timm-vit";
+  options.heads = trained.heads;
+
+  const auto assumed = import_pytorch_model(state, options);
+  EXPECT_EQ(assumed.model->options().head, "token");
+  EXPECT_TRUE(any_note_contains(assumed, "--global-pool avg"));
+  EXPECT_EQ(assumed.model->options().trained_grid(), (TokenGrid{4, 4, 1}));
+  EXPECT_TRUE(any_note_contains(assumed, "--table-grid HxW"));
+
+  options.table_height = 2;
+  options.table_width = 8;
+  auto told = import_pytorch_model(state, options);
+  EXPECT_EQ(told.model->options().trained_grid(), (TokenGrid{2, 8, 1}));
+  EXPECT_EQ(told.model->options().image_height, 8);
+  EXPECT_EQ(told.model->options().image_width, 32);
+  const auto images = torch::randn({2, 3, 8, 32});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(told.model->forward(images), model->forward(images)));
+
+  // gap_with_token: the class token attends but the head reads the mean of the patch tokens
+  options.global_pool = "avg";
+  auto pooled = import_pytorch_model(state, options);
+  EXPECT_EQ(pooled.model->options().head, "gap_with_token");
+  auto tokens = model->features(images);  // (2, 1 + 16, dim)
+  const auto expected =
+      torch::linear(tokens.narrow(1, 1, 16).mean(1), state.at("head.weight"), state.at("head.bias"));
+  EXPECT_TRUE(torch::allclose(pooled.model->forward(images), expected, 1e-6, 1e-6));
+
+  options.table_height = 4;
+  expect_error_containing([&] { import_pytorch_model(state, options); },
+                          {"4x8 does not fit", "16 grid rows"});
+  options.table_height = 0;
+  options.table_width = 0;
+  options.global_pool = "mean";
+  expect_error_containing([&] { import_pytorch_model(state, options); },
+                          {"'token' or 'avg'", "'mean'"});
 }
 
 TEST(PyTorchInterop, ReadsTensorsAndRejectsFilesThatAreNotStateDicts) {

@@ -55,6 +55,62 @@ int64_t count_numbered(const StateDict& state, const std::regex& pattern, const 
   return count;
 }
 
+// posenc's head for timm's class_token and global_pool (the pooling is not in any tensor).
+std::string classifier_head(bool class_token, const std::string& global_pool,
+                            std::vector<std::string>& notes) {
+  TORCH_CHECK(global_pool.empty() || global_pool == "token" || global_pool == "avg",
+              "global_pool must be 'token' or 'avg' (timm's names), got '", global_pool, "'");
+  if (!class_token) {
+    TORCH_CHECK(global_pool != "token", "global_pool 'token' needs a class token, and the state "
+                "dict has no cls_token; use 'avg'");
+    return "gap";
+  }
+  if (global_pool.empty()) {
+    notes.push_back("head: the class token (timm's default global_pool='token'); a model made "
+                    "with global_pool='avg', fc_norm=False has the same tensors: import it with "
+                    "--global-pool avg");
+    return "token";
+  }
+  return global_pool == "token" ? "token" : "gap_with_token";
+}
+
+// The grid of a timm-vit pos_embed (1, prefix + H*W, C): the one asked for, else a square one.
+TokenGrid timm_table_grid(const torch::Tensor& table, int64_t prefix, const ImportOptions& import,
+                          std::vector<std::string>* notes) {
+  const int64_t cells = table.size(1) - prefix;
+  TORCH_CHECK(cells > 0, "pos_embed has ", table.size(1), " rows: with ", prefix,
+              " class token that leaves no grid rows (timm's no_embed_class tables, which have "
+              "no class-token row, are not supported)");
+  if (import.table_height > 0 || import.table_width > 0) {
+    TORCH_CHECK(import.table_height > 0 && import.table_width > 0 &&
+                    import.table_height * import.table_width == cells,
+                "the table grid ", import.table_height, "x", import.table_width, " does not fit "
+                "pos_embed's ", cells, " grid rows (", table.size(1), " rows less ", prefix,
+                " prefix); give the grid timm's model was made for: img_size / patch_size");
+    return {import.table_height, import.table_width, prefix};
+  }
+  const auto square_side = [](int64_t rows) {
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(rows))));
+    return side * side == rows ? side : 0;
+  };
+  const int64_t side = square_side(cells);
+  // 25 rows are a 4x6 grid beside a class token, or a 5x5 table without the class token's row
+  const int64_t side_without_prefix = prefix > 0 ? square_side(table.size(1)) : 0;
+  TORCH_CHECK(side > 0, "pos_embed has ", table.size(1), " rows: with ", prefix,
+              " class token that leaves ", cells, " grid rows, not a square grid: a non-square "
+              "table needs its grid, --table-grid HxW (timm's img_size / patch_size)",
+              side_without_prefix > 0
+                  ? c10::str("; or it is a ", side_without_prefix, "x", side_without_prefix,
+                             " table with no row for the class token (timm's no_embed_class), "
+                             "which posenc does not support")
+                  : std::string());
+  if (notes != nullptr)
+    notes->push_back(c10::str("pos_embed's ", cells, " grid rows read as a square ", side, "x",
+                              side, " grid; a table made for another aspect ratio with as many "
+                              "rows needs --table-grid HxW"));
+  return {side, side, prefix};
+}
+
 // The architecture that the tensors' shapes describe, plus what they cannot tell.
 VisionTransformerOptions infer_options(const StateDict& state, const ImportOptions& import,
                                        std::vector<std::string>& notes) {
@@ -72,7 +128,7 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   options.mlp_ratio = static_cast<double>(fc1.size(0)) / static_cast<double>(options.dim);
   const auto& head = required(state, "head.weight", family, "the classifier");
   options.classes = head.size(0);
-  options.head = state.count("cls_token") > 0 ? "token" : "gap";
+  options.head = classifier_head(state.count("cls_token") > 0, import.global_pool, notes);
   options.drop_path = 0.0;
   options.heads = import.heads;
   if (options.heads == 0) {
@@ -83,8 +139,14 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     notes.push_back(c10::str("heads = dim / 64 = ", options.heads,
                              " (timm's ViT/DeiT sizes; the tensors cannot tell; --heads sets it)"));
   }
-  int64_t image_size = import.image_size > 0 ? import.image_size : 224;
+  TORCH_CHECK((import.image_height > 0) == (import.image_width > 0),
+              "the image size needs both a height and a width, got ", import.image_height, "x",
+              import.image_width);
+  int64_t image_height = import.image_height > 0 ? import.image_height : 224;
+  int64_t image_width = import.image_width > 0 ? import.image_width : 224;
 
+  TORCH_CHECK(family == "timm-vit" || (import.table_height == 0 && import.table_width == 0),
+              "a table grid is for timm-vit's pos_embed; a ", family, " model has no table");
   if (family == "timm-vit") {
     const auto& table = required(state, "pos_embed", family, "the learned position table");
     TORCH_CHECK(table.dim() == 3 && table.size(0) == 1 && table.size(2) == options.dim,
@@ -99,14 +161,11 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     TORCH_CHECK(extra_prefix.empty(), "the state dict has prefix tokens posenc's ViT does not "
                 "have: ", extra_prefix, " (timm's register tokens, reg_tokens > 0, and DeiT's "
                 "distillation token are not supported; posenc supports one class token or none)");
-    const int64_t cells = table.size(1) - options.prefix_tokens();
-    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(cells))));
-    TORCH_CHECK(cells > 0 && side * side == cells, "pos_embed has ", table.size(1), " rows: with ",
-                options.prefix_tokens(),
-                " class token that leaves no square grid (timm's no_embed_class and "
-                "non-square tables are not supported)");
-    if (import.image_size == 0)
-      image_size = side * options.patch_size;
+    const TokenGrid table_grid = timm_table_grid(table, options.prefix_tokens(), import, &notes);
+    if (import.image_height == 0) {
+      image_height = table_grid.height * options.patch_size;
+      image_width = table_grid.width * options.patch_size;
+    }
     options.encodings = {"learned1d"};
     options.conditional_after_blocks = {};
   } else if (family == "cpvt") {
@@ -148,7 +207,8 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
       families += (families.empty() ? "" : ", ") + name;
     TORCH_CHECK(false, "unknown model family '", family, "'; posenc imports: ", families);
   }
-  options.image_height = options.image_width = image_size;
+  options.image_height = image_height;
+  options.image_width = image_width;
   options.validate();
   return options;
 }
@@ -185,10 +245,7 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
       continue;
     }
     if (name == "pos_embed" && tensor.sizes() != item.value().sizes() && tensor.dim() == 3) {
-      const int64_t prefix = options.prefix_tokens();
-      const auto side = static_cast<int64_t>(
-          std::llround(std::sqrt(static_cast<double>(tensor.size(1) - prefix))));
-      const TokenGrid from{side, side, prefix};
+      const TokenGrid from = timm_table_grid(tensor, options.prefix_tokens(), import, nullptr);
       const TokenGrid to = options.trained_grid();
       tensor = resample_grid_table(tensor.to(torch::kFloat32), from, to);
       imported.notes.push_back(c10::str("pos_embed resampled from ", from.describe(), " to ",

@@ -29,9 +29,9 @@ void VisionTransformerOptions::validate() const {
   TORCH_CHECK(mlp_ratio > 0.0, "model mlp_ratio must be > 0, got ", mlp_ratio);
   TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "model drop_path must be in [0, 1), got ",
               drop_path);
-  TORCH_CHECK(head == "token" || head == "gap",
-              "model head must be 'token' (class token) or "
-              "'gap' (global average pooling), got '",
+  TORCH_CHECK(head == "token" || head == "gap" || head == "gap_with_token",
+              "model head must be 'token' (class token), 'gap' (global average pooling, no class "
+              "token) or 'gap_with_token' (global average pooling beside a class token), got '",
               head, "'");
   for (int64_t block : conditional_after_blocks) {
     TORCH_CHECK(block >= -1 && block < depth, "conditional encoding position ", block,
@@ -114,7 +114,7 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   patch_embed_ =
       register_module("patch_embed", PatchEmbedding(options_.image_channels, options_.dim,
                                                     options_.patch_size, options_.pad_to_patch));
-  if (options_.head == "token") {
+  if (options_.has_class_token()) {
     cls_token_ = register_parameter("cls_token", torch::randn({1, 1, options_.dim}) * 0.02);
   }
   const EncodingContext context{options_.dim, options_.trained_grid()};
@@ -182,8 +182,12 @@ torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   auto tokens = features(images);  // (B, N, dim)
-  // class token (DeiT/CPVT) or the mean of the patch tokens (CPVT-GAP)
-  auto pooled = options_.head == "token" ? tokens.select(1, 0) : tokens.mean(1);
+  // class token (DeiT/CPVT) or the mean of the patch tokens (CPVT-GAP; gap_with_token skips the
+  // class token, as timm's global_pool='avg' skips its prefix tokens)
+  const int64_t prefix = options_.prefix_tokens();
+  auto pooled = options_.head == "token"
+                    ? tokens.select(1, 0)
+                    : tokens.narrow(1, prefix, tokens.size(1) - prefix).mean(1);  // (B, dim)
   return head_->forward(pooled);
 }
 

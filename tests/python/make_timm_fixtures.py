@@ -13,9 +13,10 @@ timm's own PEG, `timm.models.twins.PosConv`, after the blocks named in the case.
 folder holds the state dict (torch.save of state_dict()) and timm's logits for each input;
 inputs are shared by shape under inputs/. manifest.json says, per case, the timm model and its
 create_model kwargs, how to import it into posenc (family and flags) and what posenc must do:
-"match" (logits within the tolerance at every input), "refuse" (a non-zero exit whose message
-contains every one of message_fragments) or "known_gap" (the state dict cannot tell posenc the
-architecture, so posenc imports it as something else; kept so that the gap stays visible).
+"match" (logits within the tolerance at every input) or "refuse" (a non-zero exit whose message
+contains every one of message_fragments). What a state dict cannot tell (timm's global_pool
+beside a class token, the grid of a non-square table with a square row count) the case's import
+flags say, as a user would have to.
 
 timm's own initialisation leaves every bias at 0, every LayerNorm at (1, 0) and the class token
 near 0, which would let a swapped or dropped tensor go unseen; the weights are therefore redrawn
@@ -247,28 +248,31 @@ CASES = [
     dict(name="vit_non_square_table", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, img_size=(32, 48)),
          family="timm-vit", flags=["--heads", "2"],
-         lacks="non-square tables",
+         lacks="the table's grid, which a non-square table needs (--table-grid)",
          expect="refuse",
-         fragments=["non-square"], sizes=[(32, 48)],
-         about="trained at 32x48: a 4x6 table"),
-    # -- known gaps: the state dict does not say what timm does with it ----------------------
+         fragments=["not a square grid", "--table-grid HxW"], sizes=[(32, 48)],
+         about="trained at 32x48: a 4x6 table (24 grid rows, no square), imported without "
+               "--table-grid"),
+    # -- what the state dict cannot tell, told by the import flags ---------------------------
+    dict(name="vit_non_square_table_grid", model="vit_tiny_patch16_224",
+         kwargs=dict(TINY, img_size=(32, 48)),
+         family="timm-vit", flags=["--heads", "2", "--table-grid", "4x6"], expect="match",
+         sizes=[(32, 48), (48, 32)],
+         about="trained at 32x48: a 4x6 table, its grid given by --table-grid; at 48x32 both "
+               "resample 4x6 to 6x4"),
     dict(name="vit_token_and_avg_pool", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, global_pool="avg", fc_norm=False),
-         family="timm-vit", flags=["--heads", "2"],
-         lacks="an import option for the pooling: a class token that the head does not use",
-         expect="known_gap",
-         sizes=[(32, 32)],
+         family="timm-vit", flags=["--heads", "2", "--global-pool", "avg"], expect="match",
+         sizes=[(32, 32), (32, 48)],
          about="class token kept but pooled by the mean of the patch tokens (global_pool="
-               "'avg', fc_norm=False): the same tensors as a class-token model, so posenc "
-               "imports a class-token head; it needs to be told the pooling"),
+               "'avg', fc_norm=False): the same tensors as a class-token model, so only "
+               "--global-pool avg tells posenc (its gap_with_token head)"),
     dict(name="vit_non_square_table_square_count", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, img_size=(16, 64)),
-         family="timm-vit", flags=["--heads", "2"],
-         lacks="an import option for the table's grid (height x width)",
-         expect="known_gap",
-         sizes=[(16, 64)],
-         about="trained at 16x64: a 2x8 table whose 16 rows posenc reads as a 4x4 grid; it "
-               "needs to be told the grid"),
+         family="timm-vit", flags=["--heads", "2", "--table-grid", "2x8"], expect="match",
+         sizes=[(16, 64), (32, 32)],
+         about="trained at 16x64: a 2x8 table whose 16 grid rows would also make a 4x4 grid, "
+               "so only --table-grid 2x8 tells posenc; at 32x32 both resample 2x8 to 4x4"),
 ]
 
 

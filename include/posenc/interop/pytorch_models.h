@@ -24,9 +24,20 @@ struct ImportOptions {
   // Attention heads do not show in any tensor's shape; 0 takes dim / 64 (timm's ViT/DeiT sizes).
   int64_t heads = 0;
   // The resolution posenc records as the trained one (evaluation default, learned-table grid).
-  // 0: timm-vit takes its table's grid x patch; cpvt and lff, which have no table, 224.
+  // 0: timm-vit takes its table's grid x patch; cpvt and lff, which have no table, 224 x 224.
   // A timm-vit table of another grid is resampled bicubically, as timm does.
-  int64_t image_size = 0;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
+  // timm-vit: the grid of pos_embed (timm's img_size / patch_size when the table was made), which
+  // its row count alone does not give for a non-square one (2 x 8 and 4 x 4 both have 16 rows).
+  // 0: a square grid, noted; a row count that is not a square is refused with a hint.
+  int64_t table_height = 0;
+  int64_t table_width = 0;
+  // timm's global_pool: "token" (classify the class token) or "avg" (the mean of the patch
+  // tokens). A class-token model made with global_pool='avg', fc_norm=False has the same tensors
+  // as one made with 'token': only this option tells them apart. Empty: "token" if the state
+  // dict has a cls_token (timm's default, noted), "avg" if it has none.
+  std::string global_pool;
   // cpvt: the blocks after which pos_block.0, .1, ... run; empty: 0, 1, 2, ... (CPVT's PEG after
   // block 0, or after each of the first blocks for the stronger variant).
   std::vector<int64_t> conditional_after_blocks;

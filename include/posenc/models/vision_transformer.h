@@ -32,7 +32,9 @@ struct VisionTransformerOptions {
   double mlp_ratio = 4.0;
   double drop_path = 0.1;  // stochastic depth rate of the last block, linear from 0
   // "token": classify the class token (DeiT, CPVT); "gap": no class token, classify the global
-  // average of the patch tokens (CPVT-GAP).
+  // average of the patch tokens (CPVT-GAP); "gap_with_token": keep a class token in the sequence
+  // but classify the average of the patch tokens (timm's class_token=True, global_pool='avg',
+  // fc_norm=False). The final norm comes before the pooling in all three.
   std::string head = "token";
   // Encodings by registry spec (e.g. "peg", "lff:F=64"); additive ones are added after the patch
   // embedding, conditional ones (PEG) applied after each block in `conditional_after_blocks`.
@@ -43,7 +45,8 @@ struct VisionTransformerOptions {
   // Inputs whose size the patch size does not divide: false = error, true = zero-pad bottom/right.
   bool pad_to_patch = false;
 
-  int64_t prefix_tokens() const { return head == "token" ? 1 : 0; }
+  bool has_class_token() const { return head != "gap"; }
+  int64_t prefix_tokens() const { return has_class_token() ? 1 : 0; }
   TokenGrid trained_grid() const;
   // Throws with a message naming the field for any invalid value.
   void validate() const;

@@ -2,6 +2,7 @@
 // on a 7x7 grid with a class token (a `nano` ViT on 28x28 images): their kind, how their
 // parameter count grows with the trained grid, whether they run on grids never seen, and how well
 // the similarity of their embeddings follows the 2-D distance between patches.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -9,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "posenc/analysis/encoding_similarity.h"
 #include "posenc/encoding_registry.h"
 
 namespace posenc::cli {
@@ -34,31 +36,28 @@ std::string try_grid(PositionalEncoding& encoding, const TokenGrid& grid) {
   }
 }
 
-// Pearson correlation, over all pairs of distinct grid cells, between the dot product of their
-// embeddings and minus their L2 distance: near 1 when similarity falls off with distance.
-double similarity_distance_correlation(AdditiveEncodingImpl& encoding, const TokenGrid& grid) {
+// The embedding's signal_distance_correlation on `grid`, as `posenc probe` reports it for a
+// trained model: near -1 when nearer patches have more alike embeddings.
+double table_distance_correlation(AdditiveEncodingImpl& encoding, const TokenGrid& grid) {
   torch::NoGradGuard no_grad;
   auto pe = encoding.embedding(grid, torch::kFloat32)
                 .squeeze(0)
                 .narrow(0, grid.prefix_tokens, grid.grid_tokens());  // (H*W, C)
-  auto rows = torch::arange(grid.height).repeat_interleave(grid.width).to(torch::kFloat32);
-  auto columns = torch::arange(grid.width).repeat(grid.height).to(torch::kFloat32);
-  auto cells = torch::stack({rows, columns}, 1);  // (H*W, 2)
-  auto distinct = ~torch::eye(grid.grid_tokens(), torch::kBool);
-  auto similarity = torch::mm(pe, pe.t()).masked_select(distinct);
-  auto closeness = -torch::cdist(cells, cells).masked_select(distinct);
-  auto pair = torch::stack({similarity, closeness});
-  return torch::corrcoef(pair)[0][1].item<double>();
+  return signal_distance_correlation(pe, grid.height, grid.width);
 }
 
 void run_demo() {
   torch::manual_seed(0);
+  int name_width = 9;
+  for (const auto& definition : registered_encodings())
+    name_width = std::max(name_width, static_cast<int>(definition.name.size()) + 2);
   std::cout << "Encodings at their defaults, C = " << kDim << ", trained on a "
             << kTrainedGrid.describe() << ":\n\n"
-            << std::left << std::setw(11) << "encoding" << std::setw(13) << "kind" << std::setw(11)
+            << std::left << std::setw(name_width) << "encoding" << std::setw(13) << "kind"
+            << std::setw(11)
             << "params@7x7" << std::setw(13) << "params@14x14" << std::setw(6) << "1x1"
             << std::setw(6) << "5x9" << std::setw(8) << "14x14"
-            << "corr(PE similarity, -distance)\n";
+            << "corr(PE similarity, distance)\n";
   for (const auto& definition : registered_encodings()) {
     const nlohmann::json config = {{"type", definition.name}};
     auto encoding = make_encoding(config, {kDim, kTrainedGrid});
@@ -69,9 +68,9 @@ void run_demo() {
       correlation = "n/a (no embedding)";
     } else if (additive != nullptr) {
       correlation = c10::str(std::fixed, std::setprecision(3),
-                             similarity_distance_correlation(*additive, kTrainedGrid));
+                             table_distance_correlation(*additive, kTrainedGrid));
     }
-    std::cout << std::setw(11) << definition.name << std::setw(13)
+    std::cout << std::setw(name_width) << definition.name << std::setw(13)
               << (encoding->kind() == EncodingKind::Additive ? "additive" : "conditional")
               << std::setw(11) << parameter_count(encoding) << std::setw(13)
               << parameter_count(larger) << std::setw(6) << try_grid(encoding, {1, 1, 1})
@@ -80,8 +79,10 @@ void run_demo() {
   }
   std::cout
       << "\nAll untrained (seed 0). The last column is the Pearson correlation, over pairs of\n"
-         "distinct patches, between the dot product of their embeddings and minus their\n"
-         "2-D distance. `posenc info` lists every option of every encoding.\n";
+         "distinct patches, between the cosine similarity of their embeddings (less the mean\n"
+         "embedding) and their 2-D distance, as `posenc probe` reports it for a trained model:\n"
+         "near -1 when nearer patches look more alike. `posenc info` lists every option of\n"
+         "every encoding.\n";
 }
 
 }  // namespace

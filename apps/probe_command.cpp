@@ -59,11 +59,8 @@ void run_probe(const ProbeArguments& arguments) {
   const auto images = trained.first_test_images(arguments.images, height, width);
   const auto grid = model->grid_for(images);
   const auto signal = model->positional_signal(images);  // (h*w, dim)
-  // The part every cell shares (LFF's output bias, the mean content PEG sees) says nothing about
-  // position yet makes every cell look alike: compare what differs between the cells.
-  const auto similarity = cosine_similarity_matrix(signal - signal.mean(0, true));  // (h*w, h*w)
-  const double correlation =
-      similarity_distance_correlation(similarity, grid_cell_positions(grid.height, grid.width));
+  const auto similarity = centred_similarity(signal);  // (h*w, h*w)
+  const double correlation = signal_distance_correlation(signal, grid.height, grid.width);
   const auto maps = similarity.view({grid.height, grid.width, grid.height, grid.width});
 
   if (arguments.cell.empty()) {

@@ -137,6 +137,24 @@ TEST(EncodingSimilarity, CorrelationIsMinusOneWhenSimilarityFallsLinearlyWithDis
                           {"positions must be (P, M)"});
 }
 
+// posenc demo (untrained encodings) and posenc probe (trained models) report this one number, so
+// that their signs agree: a sinusoidal table's nearer cells look more alike.
+TEST(EncodingSimilarity, SignalDistanceCorrelationIsNegativeWhereNearerCellsLookAlike) {
+  const int64_t height = 5, width = 6;
+  const auto cells = grid_cell_positions(height, width);  // (30, 2)
+  const auto smooth = torch::cat({torch::cos(cells * 0.3), torch::sin(cells * 0.3)}, 1);
+  const double correlation = signal_distance_correlation(smooth + 4.0, height, width);
+  EXPECT_LT(correlation, -0.5);
+  EXPECT_NEAR(correlation,
+              similarity_distance_correlation(
+                  cosine_similarity_matrix(smooth - smooth.mean(0, true)), cells),
+              1e-6);  // the shared offset is removed (float32 similarities)
+  torch::manual_seed(0);
+  EXPECT_GT(signal_distance_correlation(torch::randn({30, 4}), height, width), -0.5);  // no order
+  expect_error_containing([&] { signal_distance_correlation(smooth, 6, 6); },
+                          {"(6*6, C)", "[30, 4]"});
+}
+
 TEST(EncodingSimilarity, CosineSimilarityIsOneOnTheDiagonalAndIgnoresLength) {
   const auto signal = torch::tensor({{1.0f, 0.0f}, {5.0f, 0.0f}, {0.0f, 2.0f}, {0.0f, 0.0f}});
   const auto similarity = cosine_similarity_matrix(signal);

@@ -88,6 +88,20 @@ TEST_P(EveryEncoding, InferenceResultsFollowEveryParameterChange) {
     pe.add_(1.0);
     EXPECT_TRUE(torch::equal(encoding->forward(tokens, grid), after_update))
         << "a write into the returned PE leaked into the next forward";
+    // at the trained grid too, where a table is its own PE: the write must not reach the weights
+    const TokenGrid trained{7, 7, 1};
+    std::vector<torch::Tensor> weights;
+    for (const auto& parameter : encoding->parameters())
+      weights.push_back(parameter.clone());
+    auto trained_tokens = random_tokens(2, trained, kChannels);
+    auto before = encoding->forward(trained_tokens, trained);
+    additive->embedding(trained, tokens.options()).add_(1.0);
+    const auto parameters = encoding->parameters();
+    for (size_t i = 0; i < parameters.size(); ++i)
+      EXPECT_TRUE(torch::equal(parameters[i], weights[i]))
+          << "a write into the trained grid's PE changed parameter " << i;
+    EXPECT_TRUE(torch::equal(encoding->forward(trained_tokens, trained), before))
+        << "a write into the trained grid's PE leaked into the next forward";
   }
   encoding->to(torch::kFloat64);
   auto in_double = encoding->forward(tokens.to(torch::kFloat64), grid);

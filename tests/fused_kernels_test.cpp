@@ -146,15 +146,28 @@ TEST(FusedPegKernel, MatchesReferenceValuesAndGradients) {
 // Non-temporal stores (ScopedStreamingThreshold(0) streams every output whose data and strides
 // are 64-byte aligned: here the cases with C a multiple of 16) give the same results.
 TEST(FusedPegKernel, StreamingStoresMatchTheReference) {
-  ScopedStreamingThreshold stream_everything(0);
   std::vector<PegCase> cases = kPegCases;
   cases.push_back({2, 5, 9, 32, 5, 1, PegPadding::Circular, true});
   cases.push_back({1, 7, 3, 64, 7, 0, PegPadding::Replicate, true});
   cases.push_back({2, 6, 6, 16, 1, 1, PegPadding::Zeros, false});
-  for (const auto& c : cases) {
-    const auto tensors = random_peg_tensors(c);
-    for_each_simd_level_and_thread_count([&] { expect_peg_matches_reference(c, tensors); });
+  const int64_t before = streamed_peg_rows();
+  {
+    ScopedStreamingThreshold stream_everything(0);
+    for (const auto& c : cases) {
+      const auto tensors = random_peg_tensors(c);
+      const int64_t rows_before = streamed_peg_rows();
+      for_each_simd_level_and_thread_count([&] { expect_peg_matches_reference(c, tensors); });
+      // 64-byte rows of tokens (C a multiple of 16) stream, forward and input gradient
+      if (c.channels % 16 == 0 && c.kernel % 2 == 1 && c.kernel <= 7)
+        EXPECT_GT(streamed_peg_rows(), rows_before) << "no row streamed for C = " << c.channels;
+    }
   }
+  EXPECT_GT(streamed_peg_rows(), before);
+  // under the default threshold (4 MiB) these small outputs stay in the caches
+  const int64_t cached = streamed_peg_rows();
+  for (const auto& c : kPegCases)
+    expect_peg_matches_reference(c, random_peg_tensors(c));
+  EXPECT_EQ(streamed_peg_rows(), cached);
 }
 
 TEST(KernelSettings, StreamingThresholdIsScoped) {

@@ -43,4 +43,16 @@ double similarity_distance_correlation(const torch::Tensor& similarity,
   return (dx * dy).sum().item<double>() / spread;
 }
 
+torch::Tensor centred_similarity(const torch::Tensor& signal) {
+  TORCH_CHECK(signal.dim() == 2, "the signal must be (positions, channels), got ", signal.sizes());
+  return cosine_similarity_matrix(signal - signal.mean(0, true));
+}
+
+double signal_distance_correlation(const torch::Tensor& signal, int64_t height, int64_t width) {
+  TORCH_CHECK(signal.dim() == 2 && signal.size(0) == height * width, "the signal must be (",
+              height, "*", width, ", C), one vector per grid cell, got ", signal.sizes());
+  return similarity_distance_correlation(centred_similarity(signal),
+                                         grid_cell_positions(height, width));
+}
+
 }  // namespace posenc

@@ -76,6 +76,14 @@ torch::Tensor AdditiveEncodingImpl::embedding(const TokenLayout& layout,
       return cached_embedding_;
   }
   torch::Tensor pe = compute_embedding(layout, options);
+  // An encoding may return a parameter itself (learned1d at its trained grid): the caller gets a
+  // copy, so that a write into the returned PE cannot reach the weights.
+  for (const auto& parameter : parameters()) {
+    if (pe.is_alias_of(parameter)) {
+      pe = pe.clone();
+      break;
+    }
+  }
   // pe: (1 or B, N, C)
   TORCH_INTERNAL_ASSERT(pe.dim() == 3 && pe.size(1) == layout.total_tokens() &&
                         pe.size(2) == dim());

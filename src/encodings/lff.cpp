@@ -3,8 +3,9 @@
 //   r_x = 1/sqrt(F) [cos(x W_r^T) || sin(x W_r^T)]      W_r: (F/2, M), init N(0, gamma^-2)
 //   y   = GELU(r_x W_1 + B_1) W_2 + B_2                  W_1: (F, H), W_2: (H, D/G)
 // with W_r and the MLP shared by all groups, and the G outputs concatenated into D = C channels.
-// r_x . r_y = (1/F) sum_k cos((x - y) . w_k) estimates exp(-||x - y||^2 / (2 gamma^2)) at init
-// under the paper's convention, so gamma is the kernel's length scale in coordinate units.
+// r_x . r_y = (1/F) sum_k cos((x - y) . w_k) over the F/2 rows w_k of W_r, so
+// 2 r_x . r_y (the mean of those cosines) estimates exp(-||x - y||^2 / (2 gamma^2)) at init under
+// the paper's convention: gamma is the kernel's length scale in coordinate units.
 //
 // Submodule names follow the common PyTorch port (Wr.weight, mlp.0.*, mlp.2.*) so its state dicts
 // map one to one.

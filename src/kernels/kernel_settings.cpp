@@ -2,10 +2,13 @@
 
 #include <c10/util/Exception.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+
+#include "kernels/simd_kernels.h"
 
 namespace posenc {
 namespace {
@@ -126,6 +129,18 @@ ScopedStreamingThreshold::ScopedStreamingThreshold(int64_t bytes)
 
 ScopedStreamingThreshold::~ScopedStreamingThreshold() {
   current_streaming_threshold() = previous_;
+}
+
+namespace {
+std::atomic<int64_t> streamed_rows{0};
+}  // namespace
+
+int64_t streamed_peg_rows() {
+  return streamed_rows.load(std::memory_order_relaxed);
+}
+
+void kernels::count_streamed_row() {
+  streamed_rows.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace posenc

@@ -134,9 +134,10 @@ void convolve_row(const PegProblem& p, const float* taps, const float* bias, con
 template <int K>
 void convolve_row(const PegProblem& p, const float* taps, const float* bias, const float* grid_in,
                   int64_t in_stride, float* grid_out, int64_t out_stride, bool stream, int64_t i) {
-  if (stream)
+  if (stream) {
+    count_streamed_row();
     convolve_row<K, true>(p, taps, bias, grid_in, in_stride, grid_out, out_stride, i);
-  else
+  } else
     convolve_row<K, false>(p, taps, bias, grid_in, in_stride, grid_out, out_stride, i);
 }
 

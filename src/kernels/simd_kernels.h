@@ -32,6 +32,9 @@ struct PegProblem {
   const float* flipped_taps = nullptr;
 };
 
+// Counts one grid row written through a streaming path (streamed_peg_rows() reads the count).
+void count_streamed_row();
+
 struct TokenTensor {
   float* data = nullptr;
   int64_t batch_stride = 0, token_stride = 0;

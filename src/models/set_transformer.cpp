@@ -172,12 +172,6 @@ torch::Tensor SetTransformerImpl::positional_embedding(const torch::Tensor& posi
   return embedding;
 }
 
-bool SetTransformerImpl::has_positional_encoding() const {
-  return std::any_of(encodings_->begin(), encodings_->end(), [](const auto& module) {
-    return module->template as<PositionalEncodingImpl>()->type() != "none";
-  });
-}
-
 std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>>
 SetTransformerImpl::weight_decay_groups() const {
   std::vector<torch::Tensor> decayed, not_decayed;

@@ -22,4 +22,14 @@ torch::Tensor cosine_similarity_matrix(const torch::Tensor& signal);
 double similarity_distance_correlation(const torch::Tensor& similarity,
                                        const torch::Tensor& positions);
 
+// signal: (height*width, C), one vector per grid cell, row-major -> (P, P): the cosine similarity
+// of the vectors less their mean. The part every cell shares (LFF's output bias, the mean content
+// PEG sees) says nothing about position yet makes every cell look alike.
+torch::Tensor centred_similarity(const torch::Tensor& signal);
+
+// How a grid's positional signal follows distance, as `posenc probe` and `posenc demo` report
+// it: similarity_distance_correlation of centred_similarity(signal) and the cells' positions
+// (near -1: nearer cells look more alike).
+double signal_distance_correlation(const torch::Tensor& signal, int64_t height, int64_t width);
+
 }  // namespace posenc

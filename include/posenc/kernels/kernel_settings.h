@@ -71,4 +71,8 @@ class ScopedStreamingThreshold {
   int64_t previous_;
 };
 
+// How many grid rows the PEG kernel has written through its streaming path (forward outputs and
+// input gradients) since the process started: lets a test tell that a store streamed.
+int64_t streamed_peg_rows();
+
 }  // namespace posenc

@@ -53,8 +53,6 @@ class SetTransformerImpl : public torch::nn::Module {
 
   // The sum of the additive encodings' embeddings at `positions` (B, K, G, M): (B, K, dim).
   torch::Tensor positional_embedding(const torch::Tensor& positions);
-  // Whether an encoding other than `none` is present.
-  bool has_positional_encoding() const;
 
   const SetTransformerOptions& options() const { return options_; }
   // AdamW groups as the ViT's: no weight decay on norms, biases and encoding parameters.

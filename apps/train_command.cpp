@@ -262,13 +262,25 @@ const std::vector<std::string>& set_only_flags() {
   return flags;
 }
 
-void refuse_flags_of_the_other_kind(const TrainArguments& a, const CLI::App& command) {
-  const bool sets = a.task != "image";
+// The flags of a data-parallel run's ranks.
+bool is_rank_flag(const std::string& flag) {
+  for (const char* rank_flag :
+       {"--nproc", "--world-size", "--rank", "--master-addr", "--master-port", "--timeout"})
+    if (flag == rank_flag)
+      return true;
+  return false;
+}
+
+// `task` is the run's task: --task, or the one stored in the checkpoint a --resume continues.
+void refuse_flags_of_the_other_kind(const std::string& task, const CLI::App& command) {
+  const bool sets = task != "image";
   for (const auto& flag : sets ? image_only_flags() : set_only_flags()) {
-    TORCH_CHECK(command.count(flag) == 0, flag, sets ? " applies to image runs, not to --task "
-                                                     : " applies to token-set tasks (--task "
-                                                       "nearest-neighbour or layout), not to ",
-                sets ? a.task : std::string("image runs"), "; drop it");
+    TORCH_CHECK(command.count(flag) == 0, flag,
+                sets ? " applies to image runs, not to the token-set task "
+                     : " applies to token-set tasks (--task nearest-neighbour or layout), not to ",
+                sets ? task : std::string("image runs"),
+                sets && is_rank_flag(flag) ? " (token-set runs train in one process)" : "",
+                "; drop it");
   }
 }
 
@@ -358,11 +370,15 @@ SetRunConfig build_set_config(const TrainArguments& a, const CLI::App& command) 
   return config;
 }
 
-// Whether --out holds a token-set run to resume.
-bool resumes_a_set_run(const std::string& out_dir) {
+// The task of the run a --resume of `out_dir` continues: "image", or the token-set task stored
+// in its checkpoint; "image" when there is no checkpoint (resume_training says so).
+std::string resumed_task(const std::string& out_dir) {
   const std::string checkpoint = out_dir + "/last.pt";
   std::ifstream probe(checkpoint);
-  return probe.good() && SetRunConfig::describes(read_checkpoint_config(checkpoint));
+  if (!probe.good())
+    return "image";
+  const auto config = read_checkpoint_config(checkpoint);
+  return SetRunConfig::describes(config) ? config.at("task").get<std::string>() : "image";
 }
 
 void report(const TrainingOutcome& outcome, const std::string& out_dir, bool sets) {
@@ -403,10 +419,12 @@ void run_train(const TrainArguments& arguments, const CLI::App& command) {
   TORCH_CHECK(arguments.task == "image" || arguments.task == "nearest-neighbour" ||
                   arguments.task == "layout",
               "unknown --task '", arguments.task, "'; tasks: image, nearest-neighbour, layout");
-  if (arguments.resume && command.count("--task") == 0 && resumes_a_set_run(arguments.out))
-    return run_set_train(arguments, command);
-  refuse_flags_of_the_other_kind(arguments, command);
-  if (arguments.task != "image")
+  // a resumed run's kind is the checkpoint's, whatever --task says by default
+  const std::string task = arguments.resume && command.count("--task") == 0
+                               ? resumed_task(arguments.out)
+                               : arguments.task;
+  refuse_flags_of_the_other_kind(task, command);
+  if (task != "image")
     return run_set_train(arguments, command);
   if (command.count("--nproc") > 0) {
     const int status = launch_ranks(arguments, command);
@@ -469,8 +487,9 @@ void add_train_command(CLI::App& app) {
   c->add_option("--pe-after", a.conditional_after,
                 "blocks after which conditional encodings (peg) run: 0 (CPVT), 0-5, -1 = before "
                 "the first block");
-  c->add_option("--head", a.head, "token (class token), gap (global average pooling) or gap_with_token (the average of "
-                 "the patch tokens beside a class token)");
+  c->add_option("--head", a.head,
+                "token (class token), gap (global average pooling) or gap_with_token (the average "
+                "of the patch tokens beside a class token)");
   c->add_option("--dim", a.dim, "token dimension");
   c->add_option("--depth", a.depth, "number of blocks");
   c->add_option("--heads", a.heads, "attention heads");

@@ -99,8 +99,8 @@ TEST(PyTorchInterop, ImportNotesWhatTheStateDictCannotTellAndTakesItAsOptions) {
   auto pooled = import_pytorch_model(state, options);
   EXPECT_EQ(pooled.model->options().head, "gap_with_token");
   auto tokens = model->features(images);  // (2, 1 + 16, dim)
-  const auto expected =
-      torch::linear(tokens.narrow(1, 1, 16).mean(1), state.at("head.weight"), state.at("head.bias"));
+  const auto expected = torch::linear(tokens.narrow(1, 1, 16).mean(1), state.at("head.weight"),
+                                      state.at("head.bias"));
   EXPECT_TRUE(torch::allclose(pooled.model->forward(images), expected, 1e-6, 1e-6));
 
   options.table_height = 4;

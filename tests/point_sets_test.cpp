@@ -419,7 +419,12 @@ TEST(SetTaskCommandLine, TrainsResumesEvaluatesAndRefusesFlagsOfImageRuns) {
   EXPECT_NE(eval_log.find("similarity_distance_correlation"), std::string::npos) << eval_log;
 
   const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
-      {with({"--model", "nano"}), "--model applies to image runs, not to --task layout"},
+      {with({"--model", "nano"}),
+       "--model applies to image runs, not to the token-set task layout"},
+      // a resumed token-set run is checked as one, though --task is not given
+      {{"train", "--out", out, "--resume", "--nproc", "2"},
+       "--nproc applies to image runs, not to the token-set task layout (token-set runs train "
+       "in one process)"},
       {{"train", "--points", "3", "--out", folder.path("x")}, "--points applies to token-set"},
       {{"train", "--task", "sorting", "--out", folder.path("x")}, "unknown --task 'sorting'"},
       {{"eval", "--checkpoint", out + "/last.pt", "--resolutions", "28"},

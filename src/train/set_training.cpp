@@ -1,8 +1,5 @@
 #include "posenc/train/set_training.h"
 
-#include <chrono>
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <optional>
 
@@ -13,17 +10,13 @@
 #include "core/json_keys.h"
 #include "posenc/analysis/encoding_similarity.h"
 #include "posenc/train/checkpoint.h"
-#include "posenc/train/learning_rate_schedule.h"
-#include "train/interrupt.h"
-#include "train/metrics_log.h"
-#include "train/progress_bar.h"
+#include "train/training_loop.h"
 #include "train/training_session.h"
 
 namespace posenc {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 // (B, K, classes), (B, K) -> summed cross-entropy over the tokens with a target
 torch::Tensor token_loss(const torch::Tensor& logits, const torch::Tensor& targets,
@@ -47,6 +40,74 @@ torch::Tensor epoch_order(int64_t sets, uint64_t seed, int64_t epoch) {
   return torch::randperm(sets, generator, torch::kLong);
 }
 
+// A token-set task: a SetTransformer predicting a class per token, cross-entropy over the tokens
+// with a target. One process: a rank's share of a batch would hold another number of target
+// tokens than the others', so averaging the ranks' mean gradients would not be the batch's.
+class TokenSetTask : public TrainingTask {
+ public:
+  TokenSetTask(SetRunConfig& config, const TokenSets& train, const TokenSets& test)
+      : config_(config), train_(train), test_(test) {
+    torch::manual_seed(config_.training.seed);
+    model_ = SetTransformer(config_.model);
+    config_.model = model_->options();  // encoding specs with the G and M they were given
+  }
+
+  torch::nn::Module& model() override { return *model_; }
+  std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> weight_decay_groups()
+      override {
+    return model_->weight_decay_groups();
+  }
+  TrainingOptions& training() override { return config_.training; }
+  nlohmann::json config_json() const override { return config_.to_json(); }
+
+  int64_t begin(const Communicator& communicator) override {
+    TORCH_CHECK(communicator.world_size() == 1,
+                "token-set runs train in one process (a rank's share of a batch holds another "
+                "number of target tokens than the others'); run without --nproc/--world-size");
+    const int64_t steps = train_.size() / config_.training.batch_size;
+    TORCH_CHECK(steps >= 1, "the training data has ", train_.size(),
+                " sets, fewer than one batch of ", config_.training.batch_size,
+                "; lower --batch-size");
+    return steps;
+  }
+  void start_epoch(int64_t epoch, int64_t step) override {
+    order_ = epoch_order(train_.size(), config_.training.seed, epoch);
+    next_step_ = step;
+  }
+
+  StepLoss forward_next_batch() override {
+    const int64_t batch_size = config_.training.batch_size;
+    const auto batch = train_.select(order_.narrow(0, next_step_ * batch_size, batch_size));
+    ++next_step_;
+    auto logits = model_->forward(batch.content, batch.positions, batch.mask);  // (B, K, classes)
+    auto loss =
+        token_loss(logits, batch.targets, config_.training.label_smoothing, torch::kMean);
+    const int64_t tokens = batch.targets.ge(0).sum().item<int64_t>();
+    return {loss, loss.item<double>() * static_cast<double>(tokens),
+            correct_tokens(logits, batch.targets), tokens};
+  }
+
+  TaskEvaluation evaluate(Communicator&) override {
+    const auto test = evaluate_token_sets(model_, test_, config_.training.eval_batch_size);
+    return {test.loss, test.accuracy};
+  }
+
+  std::string samples_name() const override { return "sets"; }
+  std::string samples_unit() const override { return "set"; }
+  std::string describe_data() const override {
+    return c10::str(" on ", train_.size(), " ", config_.data.task, " sets (", test_.size(),
+                    " test sets)");
+  }
+
+ private:
+  SetRunConfig& config_;
+  const TokenSets& train_;
+  const TokenSets& test_;
+  SetTransformer model_{nullptr};
+  torch::Tensor order_;  // this epoch's order of the training sets
+  int64_t next_step_ = 0;
+};
+
 TrainingOutcome run_set_training(SetRunConfig config, const std::string& out_dir,
                                  const std::optional<CheckpointBytes>& resume_from) {
   config.training.validate();
@@ -55,136 +116,14 @@ TrainingOutcome run_set_training(SetRunConfig config, const std::string& out_dir
     config.model.content_dim = train.content_dim();
     config.model.classes = train.classes;
   }
-  struct {
-    TokenSets train, test;
-  } data{fit_to_model(train, config.model, "the training sets"),
-         fit_to_model(config.data.load("test"), config.model, "the test sets")};
+  const TokenSets train_sets = fit_to_model(train, config.model, "the training sets");
+  const TokenSets test_sets = fit_to_model(config.data.load("test"), config.model, "the test sets");
   prepare_output_folder(out_dir);
-  const std::string checkpoint = checkpoint_path(out_dir);
-
-  torch::manual_seed(config.training.seed);
-  SetTransformer model(config.model);
-  config.model = model->options();  // encoding specs with the G and M they were given
-  auto [decayed, not_decayed] = model->weight_decay_groups();
-  auto optimizer = make_adamw(decayed, not_decayed, config.training);
-  TrainingProgress progress;
-  if (resume_from) {
-    load_model_tensors(*resume_from, *model);
-    progress = load_training_state(*resume_from, optimizer);
-    if (!progress.rng_states.empty())
-      restore_cpu_rng_state(progress.rng_states.front());
-  }
-  const auto& training = config.training;
-  const nlohmann::json config_json = config.to_json();
-  const int64_t steps_per_epoch = data.train.size() / training.batch_size;
-  TORCH_CHECK(steps_per_epoch >= 1, "the training data has ", data.train.size(),
-              " sets, fewer than one batch of ", training.batch_size, "; lower --batch-size");
-  const auto warmup_steps =
-      static_cast<int64_t>(std::round(training.warmup_epochs * steps_per_epoch));
-  const CosineSchedule schedule(training.learning_rate, training.min_learning_rate, warmup_steps,
-                                training.epochs * steps_per_epoch);
-  MetricsLog metrics(out_dir + "/metrics.jsonl");
-  metrics.truncate_from(progress.epoch);
-  ProgressBar bar(training.epochs, steps_per_epoch, "set");
-  InterruptGuard interrupt_guard;
-  const auto session_start = Clock::now();
-  const double elapsed_before = progress.elapsed_seconds;
-  auto elapsed = [&] {
-    return elapsed_before + std::chrono::duration<double>(Clock::now() - session_start).count();
-  };
-  auto save = [&] {
-    progress.elapsed_seconds = elapsed();
-    progress.rng_states = {cpu_rng_state()};
-    save_checkpoint(checkpoint, config_json, *model, &optimizer, progress);
-  };
-  int64_t parameter_count = 0;
-  for (const auto& parameter : model->parameters())
-    parameter_count += parameter.numel();
-  std::fprintf(stderr,
-               "training %lld parameters on %lld %s sets (%lld test sets), %lld steps per epoch, "
-               "%s at epoch %lld step %lld\n",
-               static_cast<long long>(parameter_count), static_cast<long long>(data.train.size()),
-               config.data.task.c_str(), static_cast<long long>(data.test.size()),
-               static_cast<long long>(steps_per_epoch), resume_from ? "resuming" : "starting",
-               static_cast<long long>(progress.epoch + 1),
-               static_cast<long long>(progress.batch_in_epoch + 1));
-
-  TrainingOutcome outcome;
-  outcome.checkpoint = checkpoint;
-  for (int64_t epoch = progress.epoch; epoch < training.epochs; ++epoch) {
-    const auto order = epoch_order(data.train.size(), training.seed, epoch);
-    model->train();
-    if (progress.batch_in_epoch == 0)
-      progress.epoch_started_at = elapsed();
-    while (progress.batch_in_epoch < steps_per_epoch) {
-      const auto batch = data.train.select(
-          order.narrow(0, progress.batch_in_epoch * training.batch_size, training.batch_size));
-      set_learning_rate(optimizer, schedule.at(progress.global_step));
-      optimizer.zero_grad();
-      auto logits = model->forward(batch.content, batch.positions, batch.mask);
-      auto loss = token_loss(logits, batch.targets, training.label_smoothing, torch::kMean);
-      const double loss_value = loss.item<double>();
-      TORCH_CHECK(std::isfinite(loss_value), "the loss became ", loss_value, " at epoch ",
-                  epoch + 1, ", step ", progress.batch_in_epoch + 1,
-                  "; training stopped without "
-                  "saving. ",
-                  fs::exists(checkpoint) ? "The last good checkpoint is " + checkpoint + "."
-                                         : std::string("No checkpoint had been written yet."),
-                  " Lower --lr");
-      loss.backward();
-      if (training.gradient_clip > 0.0)
-        torch::nn::utils::clip_grad_norm_(model->parameters(), training.gradient_clip);
-      optimizer.step();
-      const int64_t tokens = batch.targets.ge(0).sum().item<int64_t>();
-      ++progress.global_step;
-      ++progress.batch_in_epoch;
-      progress.epoch_loss_sum += loss_value * static_cast<double>(tokens);
-      progress.epoch_correct += correct_tokens(logits, batch.targets);
-      progress.epoch_images += tokens;
-      bar.update(epoch, progress.batch_in_epoch, loss_value, training.batch_size);
-      const bool interrupted = InterruptGuard::received() != 0;
-      const bool over_budget = training.time_budget_seconds > 0.0 &&
-                               elapsed() - elapsed_before >= training.time_budget_seconds;
-      if (interrupted || over_budget) {
-        bar.finish_epoch();
-        save();
-        outcome.status = interrupted ? TrainingOutcome::Status::Interrupted
-                                     : TrainingOutcome::Status::TimeBudgetReached;
-        outcome.epochs_done = epoch;
-        std::fprintf(
-            stderr, "%s at epoch %lld step %lld; checkpoint %s written. Continue with --resume.\n",
-            interrupted ? "interrupted" : "time budget reached", static_cast<long long>(epoch + 1),
-            static_cast<long long>(progress.batch_in_epoch), checkpoint.c_str());
-        return outcome;
-      }
-    }
-    bar.finish_epoch();
-    const double epoch_seconds = elapsed() - progress.epoch_started_at;
-    const auto test = evaluate_token_sets(model, data.test, training.eval_batch_size);
-    const auto tokens = static_cast<double>(std::max<int64_t>(1, progress.epoch_images));
-    const nlohmann::json entry = {
-        {"epoch", epoch + 1},
-        {"train_loss", progress.epoch_loss_sum / tokens},
-        {"train_accuracy", static_cast<double>(progress.epoch_correct) / tokens},
-        {"test_loss", test.loss},
-        {"test_accuracy", test.accuracy},
-        {"learning_rate", schedule.at(progress.global_step - 1)},
-        {"epoch_seconds", epoch_seconds},
-        {"train_sets_per_second",
-         static_cast<double>(steps_per_epoch * training.batch_size) / epoch_seconds},
-        {"elapsed_seconds", elapsed()}};
-    progress.epoch = epoch + 1;
-    progress.batch_in_epoch = 0;
-    progress.epoch_loss_sum = 0.0;
-    progress.epoch_correct = 0;
-    progress.epoch_images = 0;
-    save();
-    outcome.last_test_accuracy = test.accuracy;
-    metrics.record_epoch(entry, training.epochs, out_dir + "/curves.png");
-  }
-  outcome.status = TrainingOutcome::Status::Completed;
-  outcome.epochs_done = training.epochs;
-  return outcome;
+  TokenSetTask task(config, train_sets, test_sets);
+  Communicator one_process;
+  return run_training_loop(task, {resume_from.has_value(), resume_from ? &*resume_from : nullptr,
+                                  out_dir},
+                           one_process);
 }
 
 }  // namespace

@@ -138,12 +138,22 @@ void merge_into(nlohmann::json& base, const nlohmann::json& patch) {
   }
 }
 
+// For a run whose warm-up nobody chose: fits the default warm-up to a short run, and says so.
+void note_fitted_warmup(TrainingOptions& training) {
+  if (training.fit_default_warmup_to_run()) {
+    std::cerr << "warm-up: " << training.warmup_epochs << " epochs, a tenth of the run (the "
+              << "default warm-up of " << TrainingOptions{}.warmup_epochs << " does not fit a "
+              << training.epochs << "-epoch run; --warmup-epochs sets it)\n";
+  }
+}
+
 RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
   auto given = [&](const char* flag) { return command.count(flag) > 0; };
   RunConfig config;
   config.model = VisionTransformerOptions::preset(a.preset);
   config.model.head = "token";
   nlohmann::json json = config.to_json();
+  bool file_sets_warmup = false;
   if (!a.config_file.empty()) {
     const auto file = read_json_file(a.config_file);
     TORCH_CHECK(file.is_object(), "--config ", a.config_file, " must hold a JSON object");
@@ -153,6 +163,8 @@ RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
                   "'; valid sections: model, training, data");
     }
     merge_into(json, file);
+    file_sets_warmup = file.contains("training") && file["training"].is_object() &&
+                       file["training"].contains("warmup_epochs");
   }
   auto& model = json["model"];
   if (given("--pe"))
@@ -240,6 +252,14 @@ RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
     augmentation["horizontal_flip"] = a.horizontal_flip;
   } else if (!DataSource::from_json(data).flips_preserve_class()) {
     augmentation["horizontal_flip"] = 0.0;  // a mirrored digit is another digit, or none
+  }
+  if (!given("--warmup-epochs") && !file_sets_warmup && training["epochs"].is_number_integer() &&
+      training["warmup_epochs"].is_number()) {
+    TrainingOptions recipe;  // only the two numbers, before the whole recipe is checked
+    recipe.epochs = training["epochs"].get<int64_t>();
+    recipe.warmup_epochs = training["warmup_epochs"].get<double>();
+    note_fitted_warmup(recipe);
+    training["warmup_epochs"] = recipe.warmup_epochs;
   }
   return RunConfig::from_json(json);
 }
@@ -347,10 +367,13 @@ SetRunConfig build_set_config(const TrainArguments& a, const CLI::App& command) 
   if (given("--mlp-ratio"))
     model.mlp_ratio = a.mlp_ratio;
 
-  auto& training = config.training;
-  training.epochs = given("--epochs") ? a.epochs : 20;
-  training.batch_size = given("--batch-size") ? a.batch_size : 64;
-  training.label_smoothing = given("--label-smoothing") ? a.label_smoothing : 0.0;
+  auto& training = config.training;  // SetRunConfig's recipe, as a library caller gets it
+  if (given("--epochs"))
+    training.epochs = a.epochs;
+  if (given("--batch-size"))
+    training.batch_size = a.batch_size;
+  if (given("--label-smoothing"))
+    training.label_smoothing = a.label_smoothing;
   if (given("--lr"))
     training.learning_rate = a.learning_rate;
   if (given("--min-lr"))
@@ -365,7 +388,8 @@ SetRunConfig build_set_config(const TrainArguments& a, const CLI::App& command) 
     training.seed = a.seed;
   if (given("--time-budget"))
     training.time_budget_seconds = parse_duration(a.time_budget);
-  training.augmentation = {};
+  if (!given("--warmup-epochs"))
+    note_fitted_warmup(training);
   training.validate();
   return config;
 }
@@ -498,14 +522,23 @@ void add_train_command(CLI::App& app) {
   c->add_option("--drop-path", a.drop_path, "stochastic depth rate of the last block");
   c->add_option("--mlp-ratio", a.mlp_ratio, "MLP hidden size / dim");
   c->add_flag("--pad-to-patch", a.pad_to_patch, "zero-pad images the patch size does not divide");
-  c->add_option("--epochs", a.epochs, "epochs (default 10; token-set tasks 20)");
-  c->add_option("--batch-size", a.batch_size, "batch size (default 128; token-set tasks 64)");
+  const TrainingOptions images;
+  const TrainingOptions set_recipe = SetRunConfig::default_training();
+  c->add_option("--epochs", a.epochs,
+                c10::str("epochs (default ", images.epochs, "; token-set tasks ", set_recipe.epochs,
+                         ")"));
+  c->add_option("--batch-size", a.batch_size,
+                c10::str("batch size (default ", images.batch_size, "; token-set tasks ",
+                         set_recipe.batch_size, ")"));
   c->add_option("--lr", a.learning_rate, "peak learning rate (default 1e-3)");
   c->add_option("--min-lr", a.min_learning_rate, "final learning rate (default 1e-5)");
-  c->add_option("--warmup-epochs", a.warmup_epochs, "linear warm-up epochs (default 1)");
+  c->add_option("--warmup-epochs", a.warmup_epochs,
+                c10::str("linear warm-up epochs (default ", images.warmup_epochs,
+                         ", or a tenth of a run that is not longer)"));
   c->add_option("--weight-decay", a.weight_decay, "AdamW weight decay (default 0.05)");
   c->add_option("--label-smoothing", a.label_smoothing,
-                "label smoothing (default 0.1; token-set tasks 0)");
+                c10::str("label smoothing (default ", images.label_smoothing,
+                         "; token-set tasks ", set_recipe.label_smoothing, ")"));
   c->add_option("--clip", a.gradient_clip, "gradient norm clip, 0 = off (default 1)");
   c->add_option("--seed", a.seed, "seed for initialisation, order and augmentation (default 0)");
   c->add_option("--train-resolutions", a.train_resolutions,

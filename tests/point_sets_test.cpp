@@ -405,9 +405,16 @@ TEST(SetTaskCommandLine, TrainsResumesEvaluatesAndRefusesFlagsOfImageRuns) {
     arguments.insert(arguments.end(), extra.begin(), extra.end());
     return arguments;
   };
-  const auto [trained, train_log] = run(with({"--epochs", "1", "--warmup-epochs", "0.5"}));
+  // one epoch with the default warm-up, which adapts; the rest of the recipe is the library's
+  const auto [trained, train_log] = run(with({"--epochs", "1"}));
   EXPECT_EQ(trained, 0) << train_log;
   EXPECT_NE(train_log.find("trained 1 epochs"), std::string::npos) << train_log;
+  EXPECT_NE(train_log.find("warm-up: 0.1 epochs"), std::string::npos) << train_log;
+  const auto stored = read_checkpoint_config(out + "/last.pt").at("training");
+  const auto recipe = SetRunConfig::default_training();
+  EXPECT_EQ(stored.at("augmentation"), recipe.augmentation.to_json())
+      << "a set run records augmentation that never applies";
+  EXPECT_EQ(stored.at("label_smoothing").get<double>(), recipe.label_smoothing);
   const auto [resumed, resume_log] =
       run({"train", "--out", out, "--resume", "--epochs", "2", "--threads", "1"});
   EXPECT_EQ(resumed, 0) << resume_log;

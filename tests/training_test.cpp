@@ -14,6 +14,7 @@
 #include "posenc/train/learning_rate_schedule.h"
 #include "posenc/train/trained_model.h"
 #include "posenc/train/trainer.h"
+#include "support/child_process.h"
 #include "support/temporary_folder.h"
 #include "support/test_encodings.h"
 #include "support/tiny_image_task.h"
@@ -233,6 +234,31 @@ TEST(Trainer, RejectsAnUnwritableOutputFolderBeforeTraining) {
   expect_error_containing([&] { resume_training(folder.path("nothing"), {}); },
                           {"no checkpoint", "without --resume"});
 }
+
+#ifdef POSENC_CLI_PATH
+// The shortest run a new user tries: `posenc train --epochs 1` with the default warm-up (1 epoch),
+// which would not be shorter than the run; it adapts, and says so.
+TEST(TrainCommand, OneEpochWithTheDefaultWarmUpTrains) {
+  TemporaryFolder folder;
+  testing::tiny_image_data(folder);
+  const std::string out = folder.path("run"), log = folder.path("log");
+  testing::ChildProcess process(
+      {POSENC_CLI_PATH, "train", "--out", out, "--data", "idx", "--train-images",
+       folder.path("train-images"), "--train-labels", folder.path("train-labels"),
+       "--test-images", folder.path("test-images"), "--test-labels", folder.path("test-labels"),
+       "--model", "nano", "--dim", "16", "--depth", "1", "--heads", "2", "--image-size", "8",
+       "--epochs", "1", "--batch-size", "8", "--threads", "1"},
+      log);
+  const auto status = process.wait_for(120.0);
+  const std::string text = testing::read_text_file(log);
+  ASSERT_TRUE(status.has_value()) << text;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << text;
+  EXPECT_NE(text.find("warm-up: 0.1 epochs, a tenth of the run"), std::string::npos) << text;
+  EXPECT_DOUBLE_EQ(
+      read_checkpoint_config(out + "/last.pt").at("training").at("warmup_epochs").get<double>(),
+      0.1);
+}
+#endif  // POSENC_CLI_PATH
 
 }  // namespace
 }  // namespace posenc

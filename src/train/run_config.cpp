@@ -6,6 +6,13 @@
 
 namespace posenc {
 
+bool TrainingOptions::fit_default_warmup_to_run() {
+  if (warmup_epochs < static_cast<double>(epochs) || epochs < 1)
+    return false;
+  warmup_epochs = 0.1 * static_cast<double>(epochs);
+  return true;
+}
+
 void TrainingOptions::validate() const {
   TORCH_CHECK(epochs >= 1, "epochs must be >= 1, got ", epochs);
   TORCH_CHECK(batch_size >= 1 && eval_batch_size >= 1, "batch sizes must be >= 1, got ", batch_size,

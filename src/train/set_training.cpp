@@ -128,6 +128,17 @@ TrainingOutcome run_set_training(SetRunConfig config, const std::string& out_dir
 
 }  // namespace
 
+TrainingOptions SetRunConfig::default_training() {
+  TrainingOptions training;
+  training.epochs = 20;
+  training.batch_size = 64;
+  training.label_smoothing = 0.0;
+  training.augmentation.crop_padding = 0;
+  training.augmentation.resized_crop_min_scale = 0.0;
+  training.augmentation.horizontal_flip = 0.0;
+  return training;
+}
+
 nlohmann::json SetRunConfig::to_json() const {
   return {{"task", data.task},
           {"model", model.to_json()},

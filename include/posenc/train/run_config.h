@@ -36,6 +36,11 @@ struct TrainingOptions {
   void validate() const;
   nlohmann::json to_json() const;
   static TrainingOptions from_json(const nlohmann::json& json);
+
+  // The default warm-up (1 epoch) is not shorter than a run of 1 epoch: for a run whose warm-up
+  // was not chosen, shortens it to a tenth of the run when it does not fit. Returns whether it
+  // did.
+  bool fit_default_warmup_to_run();
 };
 
 // Everything a run needs, stored in its checkpoints so eval, predict and --resume rebuild it.

@@ -15,8 +15,12 @@ namespace posenc {
 // Everything a token-set run needs, stored in its checkpoints. Its JSON has a "task" key, which
 // tells it from an image run's (RunConfig).
 struct SetRunConfig {
+  // The token-set recipe: TrainingOptions' with 20 epochs, batches of 64 sets, no label
+  // smoothing, and no augmentation or multi-scale resolutions (they apply to images only).
+  static TrainingOptions default_training();
+
   SetTransformerOptions model;
-  TrainingOptions training;  // multi-scale and augmentation settings do not apply to sets
+  TrainingOptions training = default_training();
   SetTaskSource data;
 
   nlohmann::json to_json() const;

@@ -151,7 +151,6 @@ RunConfig build_config(const TrainArguments& a, const CLI::App& command) {
   auto given = [&](const char* flag) { return command.count(flag) > 0; };
   RunConfig config;
   config.model = VisionTransformerOptions::preset(a.preset);
-  config.model.head = "token";
   nlohmann::json json = config.to_json();
   bool file_sets_warmup = false;
   if (!a.config_file.empty()) {

@@ -1,7 +1,7 @@
 // Google Benchmark micro-benchmarks of posenc's fused kernels against the LibTorch reference path,
 // on the cases `posenc bench` times (bench/kernel_cases.cpp). Every case runs as
 //   <case>/reference and <case>/fused/<simd level>, for each SIMD level this CPU has,
-// so the portable fallback is timed too. Threads: OMP_NUM_THREADS or every core; shapes:
+// so the scalar fallback is timed too. Threads: OMP_NUM_THREADS or every core; shapes:
 //   --peg-shape=B,H,W,C,k,prefix --lff-shape=B,N,G,M,F,H,D (before Google Benchmark's own flags).
 #include <benchmark/benchmark.h>
 

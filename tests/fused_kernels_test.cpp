@@ -1,6 +1,6 @@
 // posenc's fused CPU kernels against the composite LibTorch reference (evaluated in double):
 // values and every gradient, over odd shapes, H != W, k = 1..7, prefix 0 and 1, every padding,
-// 1 and 2 threads, every SIMD level this CPU has (the portable one always), non-contiguous inputs.
+// 1 and 2 threads, every SIMD level this CPU has (the scalar one always), non-contiguous inputs.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -740,7 +740,7 @@ TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
   expect_error_containing([] { parse_simd_level("sse9"); }, {"sse9", "scalar, avx2 or avx512"});
   const SimdLevel before = active_simd_level();
   {
-    ScopedSimdLevel portable(SimdLevel::Scalar);
+    ScopedSimdLevel scalar(SimdLevel::Scalar);
     EXPECT_EQ(active_simd_level(), SimdLevel::Scalar);
   }
   EXPECT_EQ(active_simd_level(), before);

@@ -1,12 +1,12 @@
-// posenc's portable kernels: one float per "vector", plain C++ the compiler may vectorise for the
-// baseline target. The fallback on CPUs without AVX2 and on other architectures; tests run it on
+// posenc's scalar kernels: one float per "vector", portable C++ the compiler may vectorise for
+// the baseline target. The fallback on CPUs without AVX2 and on other architectures; tests run it on
 // every machine (ScopedSimdLevel), so it is never exercised only by chance.
 #include <cmath>
 #include <cstdint>
 
-#define POSENC_SIMD_NAMESPACE portable
+#define POSENC_SIMD_NAMESPACE scalar
 
-namespace posenc::kernels::portable {
+namespace posenc::kernels::scalar {
 namespace {
 
 struct Vec {
@@ -39,7 +39,7 @@ struct Vec {
 };
 
 }  // namespace
-}  // namespace posenc::kernels::portable
+}  // namespace posenc::kernels::scalar
 
 #include "kernels/fourier_features_body.h"
 #include "kernels/mlp_rows_body.h"
@@ -49,10 +49,10 @@ namespace posenc::kernels {
 
 const SimdKernels& scalar_kernels() {
   static const SimdKernels kernels{
-      portable::peg_forward_rows,       portable::peg_backward_rows,
-      portable::fourier_forward_rows,   portable::fourier_backward_rows,
-      portable::bias_gelu_forward_rows, portable::gelu_backward_rows,
-      portable::add_column_sums};
+      scalar::peg_forward_rows,       scalar::peg_backward_rows,
+      scalar::fourier_forward_rows,   scalar::fourier_backward_rows,
+      scalar::bias_gelu_forward_rows, scalar::gelu_backward_rows,
+      scalar::add_column_sums};
   return kernels;
 }
 

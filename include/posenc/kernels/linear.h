@@ -10,11 +10,11 @@ namespace posenc {
 //
 // linear runs the fused path when it applies (fused_kernels_enabled(), CPU, float32): forward and
 // backward call the sgemm of LibTorch's BLAS (MKL) on the tensors' memory directly, with no
-// intermediate tensors, so that the LFF encoder can run the same products per cached tile. The bias is the initial value of the product (beta = 1):
-// the output is filled with bias rows, then sgemm adds the product, so no pass adds the bias
-// afterwards; the fill is still a write of the output (0.4-0.6 ms of a forward through both
-// layers of the MLP above, measured on whole tensors). The lff encoding's default variant runs
-// its MLP in posenc::fourier_mlp (fourier_mlp.h) instead, per cached tile.
+// intermediate tensors, so that the LFF encoder can run the same products per cached tile. The
+// bias is the initial value of the product (beta = 1): the output is filled with bias rows, then
+// sgemm adds the product, so no pass adds the bias afterwards; the fill is still a write of the
+// output (its cost: docs/kernels.md). The lff encoding's default variant runs its MLP in
+// posenc::fourier_mlp (fourier_mlp.h) instead, per cached tile.
 // Differentiable once (no double backward). Otherwise, and in linear_reference,
 // torch::nn::functional::linear.
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight,

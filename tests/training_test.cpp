@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "posenc/encoding_registry.h"
+#include "posenc/encoding_spec.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/evaluation.h"
 #include "posenc/train/learning_rate_schedule.h"
@@ -161,6 +163,28 @@ RunConfig tiny_run(const TemporaryFolder& folder) {
   config.training.augmentation.horizontal_flip = 0.0;
   config.training.train_resolutions = {8, 12};
   return config;
+}
+
+// A checkpoint stores every option of every encoding, not the spec as typed: a default that
+// changes later cannot turn a reloaded model into another one.
+TEST(Trainer, CheckpointsStoreEveryOptionOfEveryEncoding) {
+  TemporaryFolder folder;
+  auto config = tiny_run(folder);
+  config.training.epochs = 1;
+  config.model.encodings = {"lff:F=16,H=8", "peg"};
+  config.model.conditional_after_blocks = {0};
+  train(config, folder.path("run"));
+  const auto stored =
+      read_checkpoint_config(folder.path("run/last.pt")).at("model").at("encodings");
+  ASSERT_EQ(stored.size(), 2u);
+  for (const auto& spec : stored) {
+    const auto parsed = parse_encoding_spec(spec.get<std::string>());
+    for (const auto& option : find_encoding(parsed.at("type")).options)
+      EXPECT_TRUE(parsed.contains(option.key)) << spec << " lacks " << option.key;
+  }
+  EXPECT_EQ(parse_encoding_spec(stored[0].get<std::string>()).at("F"), 16);
+  const auto reloaded = load_trained_model(folder.path("run/last.pt"));
+  EXPECT_EQ(nlohmann::json(reloaded.model->options().encodings), stored);
 }
 
 TEST(Trainer, LearnsATinyTaskAndWritesCheckpointMetricsAndPlot) {

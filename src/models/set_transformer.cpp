@@ -105,6 +105,7 @@ SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
   for (auto& spec : options_.encodings) {
     spec = spec_for_positions(spec, options_.position_groups, options_.position_values);
     auto encoding = make_encoding(spec, context);
+    spec = format_encoding_spec(encoding->config());  // every option, as VisionTransformer
     TORCH_CHECK(encoding->kind() == EncodingKind::Additive && encoding->accepts_positions(),
                 "encoding '", spec, "' cannot encode continuous positions (",
                 encoding->kind() == EncodingKind::Conditional

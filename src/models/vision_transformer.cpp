@@ -7,6 +7,7 @@
 
 #include "core/json_keys.h"
 #include "posenc/encoding_registry.h"
+#include "posenc/encoding_spec.h"
 
 namespace posenc {
 
@@ -120,8 +121,11 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   const EncodingContext context{options_.dim, options_.trained_grid()};
   additive_encodings_ = register_module("additive_encodings", torch::nn::ModuleList());
   conditional_encodings_ = register_module("conditional_encodings", torch::nn::ModuleList());
-  for (const auto& spec : options_.encodings) {
+  for (auto& spec : options_.encodings) {
     auto encoding = make_encoding(spec, context);
+    // every option with its value, so that options() (and the checkpoints that store them)
+    // rebuild this encoding even after a default changes
+    spec = format_encoding_spec(encoding->config());
     if (encoding->kind() == EncodingKind::Additive) {
       additive_encodings_->push_back(encoding.ptr());
       continue;

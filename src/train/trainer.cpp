@@ -70,6 +70,7 @@ class ImageClassificationTask : public TrainingTask {
       : config_(config), data_(data) {
     torch::manual_seed(config_.training.seed);
     model_ = VisionTransformer(config_.model);
+    config_.model = model_->options();  // the encodings with every option resolved
   }
 
   torch::nn::Module& model() override { return *model_; }

@@ -1,12 +1,12 @@
 #include "kernel_cases.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 
 #include <torch/torch.h>
 
-#include "argument_parsing.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/kernels/linear.h"
@@ -15,9 +15,21 @@
 namespace posenc::bench {
 namespace {
 
-// "B,H,W,..." -> `count` non-negative integers
+// "B,H,W,..." -> `count` non-negative integers (the benchmarks' own parser: bench/ does not use
+// the CLI's)
 std::vector<int64_t> parse_shape(const std::string& text, size_t count, const char* form) {
-  auto values = cli::parse_integer_list(text);
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    int64_t value = 0;
+    const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+    TORCH_CHECK(!item.empty() && error == std::errc() && end == item.data() + item.size(),
+                "shape '", text, "' must be ", form, ": '", item, "' is not an integer");
+    values.push_back(value);
+    start = comma + 1;
+  }
   TORCH_CHECK(values.size() == count, "shape '", text, "' must be ", form, " (", count,
               " values), got ", values.size());
   for (int64_t value : values)

@@ -229,6 +229,34 @@ TEST(Trainer, ResumingAfterAStopMidEpochReachesTheSameWeightsAsAnUninterruptedRu
   }
 }
 
+// Every options struct reads and writes its JSON through one typed declaration: a round trip is
+// the identity, missing keys keep the defaults, and unknown keys (nested ones too) or values of
+// the wrong type are errors that name them.
+TEST(RunConfig, JsonRoundTripsAndRejectsUnknownKeysAndWrongTypes) {
+  RunConfig config;
+  config.model.encodings = {"lff:F=16"};
+  config.training.epochs = 7;
+  config.training.augmentation.crop_padding = 3;
+  config.data.train_subset = 100;
+  const auto json = config.to_json();
+  EXPECT_EQ(RunConfig::from_json(json).to_json(), json);
+  EXPECT_EQ(TrainingOptions::from_json(nlohmann::json::object()).to_json(),
+            TrainingOptions{}.to_json());
+
+  auto typo = json;
+  typo["training"]["augmentation"]["crop_pading"] = 2;
+  expect_error_containing([&] { RunConfig::from_json(typo); },
+                          {"unknown augmentation option 'crop_pading'", "crop_padding"});
+  auto wrong = json;
+  wrong["model"]["depth"] = "six";
+  expect_error_containing([&] { RunConfig::from_json(wrong); },
+                          {"model options have a value of the wrong type"});
+  wrong = json;
+  wrong["data"]["train_subset"] = "all";
+  expect_error_containing([&] { RunConfig::from_json(wrong); },
+                          {"data options have a value of the wrong type"});
+}
+
 TEST(TrainingOptions, RejectsAWarmUpThatIsNotShorterThanTheRun) {
   TrainingOptions options;
   options.epochs = 2;

@@ -84,18 +84,15 @@ void AugmentationOptions::validate() const {
               "horizontal flip probability must be in [0, 1], got ", horizontal_flip);
 }
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentationOptions, resized_crop_min_scale,
+                                                crop_padding, horizontal_flip)
+
 nlohmann::json AugmentationOptions::to_json() const {
-  return {{"resized_crop_min_scale", resized_crop_min_scale},
-          {"crop_padding", crop_padding},
-          {"horizontal_flip", horizontal_flip}};
+  return nlohmann::json(*this);
 }
 
 AugmentationOptions AugmentationOptions::from_json(const nlohmann::json& json) {
-  AugmentationOptions options;
-  check_known_keys(json, options.to_json(), "augmentation");
-  options.resized_crop_min_scale = json.value("resized_crop_min_scale", 0.0);
-  options.crop_padding = json.value("crop_padding", int64_t{2});
-  options.horizontal_flip = json.value("horizontal_flip", 0.5);
+  auto options = read_options_json<AugmentationOptions>(json, "augmentation");
   options.validate();
   return options;
 }

@@ -46,32 +46,16 @@ ImageDataset DataSource::load(const std::string& split) const {
   return dataset.class_balanced_subset(train_subset);
 }
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataSource, kind, directory, train_images,
+                                                train_labels, test_images, test_labels, channels,
+                                                height, width, train_subset)
+
 nlohmann::json DataSource::to_json() const {
-  return {{"kind", kind},
-          {"directory", directory},
-          {"train_images", train_images},
-          {"train_labels", train_labels},
-          {"test_images", test_images},
-          {"test_labels", test_labels},
-          {"channels", channels},
-          {"height", height},
-          {"width", width},
-          {"train_subset", train_subset}};
+  return nlohmann::json(*this);
 }
 
 DataSource DataSource::from_json(const nlohmann::json& json) {
-  DataSource source;
-  check_known_keys(json, source.to_json(), "data");
-  source.kind = json.value("kind", source.kind);
-  source.directory = json.value("directory", "");
-  source.train_images = json.value("train_images", "");
-  source.train_labels = json.value("train_labels", "");
-  source.test_images = json.value("test_images", "");
-  source.test_labels = json.value("test_labels", "");
-  source.channels = json.value("channels", source.channels);
-  source.height = json.value("height", source.height);
-  source.width = json.value("width", source.width);
-  source.train_subset = json.value("train_subset", source.train_subset);
+  auto source = read_options_json<DataSource>(json, "data");
   source.validate();
   return source;
 }

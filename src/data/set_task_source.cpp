@@ -54,28 +54,16 @@ void SetTaskSource::validate() const {
               ", ", widget_types);
 }
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SetTaskSource, task, train_sets, test_sets, points,
+                                                labels, widget_types, seed, train_jsonl,
+                                                test_jsonl)
+
 nlohmann::json SetTaskSource::to_json() const {
-  return {{"task", task},     {"train_sets", train_sets},   {"test_sets", test_sets},
-          {"points", points}, {"labels", labels},           {"widget_types", widget_types},
-          {"seed", seed},     {"train_jsonl", train_jsonl}, {"test_jsonl", test_jsonl}};
+  return nlohmann::json(*this);
 }
 
 SetTaskSource SetTaskSource::from_json(const nlohmann::json& json) {
-  SetTaskSource source;
-  check_known_keys(json, source.to_json(), "set data");
-  try {
-    source.task = json.value("task", source.task);
-    source.train_sets = json.value("train_sets", source.train_sets);
-    source.test_sets = json.value("test_sets", source.test_sets);
-    source.points = json.value("points", source.points);
-    source.labels = json.value("labels", source.labels);
-    source.widget_types = json.value("widget_types", source.widget_types);
-    source.seed = json.value("seed", source.seed);
-    source.train_jsonl = json.value("train_jsonl", source.train_jsonl);
-    source.test_jsonl = json.value("test_jsonl", source.test_jsonl);
-  } catch (const nlohmann::json::exception& error) {
-    TORCH_CHECK(false, "set data options have a value of the wrong type: ", error.what());
-  }
+  auto source = read_options_json<SetTaskSource>(json, "set data");
   source.validate();
   return source;
 }

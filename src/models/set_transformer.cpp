@@ -57,39 +57,16 @@ void SetTransformerOptions::validate() const {
   TORCH_CHECK(!encodings.empty(), "set model needs at least one encoding (use 'none' for none)");
 }
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SetTransformerOptions, content_dim, classes,
+                                                position_groups, position_values, dim, depth,
+                                                heads, mlp_ratio, drop_path, encodings)
+
 nlohmann::json SetTransformerOptions::to_json() const {
-  return {{"content_dim", content_dim},
-          {"classes", classes},
-          {"position_groups", position_groups},
-          {"position_values", position_values},
-          {"dim", dim},
-          {"depth", depth},
-          {"heads", heads},
-          {"mlp_ratio", mlp_ratio},
-          {"drop_path", drop_path},
-          {"encodings", encodings}};
+  return nlohmann::json(*this);
 }
 
 SetTransformerOptions SetTransformerOptions::from_json(const nlohmann::json& json) {
-  SetTransformerOptions options;
-  auto known = options.to_json();
-  check_known_keys(json, known, "set model");
-  for (const auto& item : json.items())
-    known[item.key()] = item.value();
-  try {
-    options.content_dim = known.at("content_dim").get<int64_t>();
-    options.classes = known.at("classes").get<int64_t>();
-    options.position_groups = known.at("position_groups").get<int64_t>();
-    options.position_values = known.at("position_values").get<int64_t>();
-    options.dim = known.at("dim").get<int64_t>();
-    options.depth = known.at("depth").get<int64_t>();
-    options.heads = known.at("heads").get<int64_t>();
-    options.mlp_ratio = known.at("mlp_ratio").get<double>();
-    options.drop_path = known.at("drop_path").get<double>();
-    options.encodings = known.at("encodings").get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& error) {
-    TORCH_CHECK(false, "set model options have a value of the wrong type: ", error.what());
-  }
+  auto options = read_options_json<SetTransformerOptions>(json, "set model");
   options.validate();
   return options;
 }

@@ -41,48 +41,17 @@ void VisionTransformerOptions::validate() const {
   }
 }
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VisionTransformerOptions, image_channels, classes,
+                                                image_height, image_width, patch_size, dim, depth,
+                                                heads, mlp_ratio, drop_path, head, encodings,
+                                                conditional_after_blocks, pad_to_patch)
+
 nlohmann::json VisionTransformerOptions::to_json() const {
-  return {{"image_channels", image_channels},
-          {"classes", classes},
-          {"image_height", image_height},
-          {"image_width", image_width},
-          {"patch_size", patch_size},
-          {"dim", dim},
-          {"depth", depth},
-          {"heads", heads},
-          {"mlp_ratio", mlp_ratio},
-          {"drop_path", drop_path},
-          {"head", head},
-          {"encodings", encodings},
-          {"conditional_after_blocks", conditional_after_blocks},
-          {"pad_to_patch", pad_to_patch}};
+  return nlohmann::json(*this);
 }
 
 VisionTransformerOptions VisionTransformerOptions::from_json(const nlohmann::json& json) {
-  VisionTransformerOptions options;
-  auto known = options.to_json();
-  check_known_keys(json, known, "model");
-  for (const auto& item : json.items())
-    known[item.key()] = item.value();
-  try {
-    options.image_channels = known.at("image_channels").get<int64_t>();
-    options.classes = known.at("classes").get<int64_t>();
-    options.image_height = known.at("image_height").get<int64_t>();
-    options.image_width = known.at("image_width").get<int64_t>();
-    options.patch_size = known.at("patch_size").get<int64_t>();
-    options.dim = known.at("dim").get<int64_t>();
-    options.depth = known.at("depth").get<int64_t>();
-    options.heads = known.at("heads").get<int64_t>();
-    options.mlp_ratio = known.at("mlp_ratio").get<double>();
-    options.drop_path = known.at("drop_path").get<double>();
-    options.head = known.at("head").get<std::string>();
-    options.encodings = known.at("encodings").get<std::vector<std::string>>();
-    options.conditional_after_blocks =
-        known.at("conditional_after_blocks").get<std::vector<int64_t>>();
-    options.pad_to_patch = known.at("pad_to_patch").get<bool>();
-  } catch (const nlohmann::json::exception& error) {
-    TORCH_CHECK(false, "model options have a value of the wrong type: ", error.what());
-  }
+  auto options = read_options_json<VisionTransformerOptions>(json, "model");
   options.validate();
   return options;
 }

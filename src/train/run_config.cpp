@@ -35,44 +35,23 @@ void TrainingOptions::validate() const {
   augmentation.validate();
 }
 
+// every field but the nested augmentation, which reads and checks its own keys
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainingOptions, epochs, batch_size, learning_rate,
+                                                min_learning_rate, warmup_epochs, weight_decay,
+                                                label_smoothing, gradient_clip, seed,
+                                                train_resolutions, eval_batch_size,
+                                                time_budget_seconds)
+
 nlohmann::json TrainingOptions::to_json() const {
-  return {{"epochs", epochs},
-          {"batch_size", batch_size},
-          {"learning_rate", learning_rate},
-          {"min_learning_rate", min_learning_rate},
-          {"warmup_epochs", warmup_epochs},
-          {"weight_decay", weight_decay},
-          {"label_smoothing", label_smoothing},
-          {"gradient_clip", gradient_clip},
-          {"seed", seed},
-          {"train_resolutions", train_resolutions},
-          {"augmentation", augmentation.to_json()},
-          {"eval_batch_size", eval_batch_size},
-          {"time_budget_seconds", time_budget_seconds}};
+  nlohmann::json json(*this);
+  json["augmentation"] = augmentation.to_json();
+  return json;
 }
 
 TrainingOptions TrainingOptions::from_json(const nlohmann::json& json) {
-  TrainingOptions options;
-  check_known_keys(json, options.to_json(), "training");
-  try {
-    options.epochs = json.value("epochs", options.epochs);
-    options.batch_size = json.value("batch_size", options.batch_size);
-    options.learning_rate = json.value("learning_rate", options.learning_rate);
-    options.min_learning_rate = json.value("min_learning_rate", options.min_learning_rate);
-    options.warmup_epochs = json.value("warmup_epochs", options.warmup_epochs);
-    options.weight_decay = json.value("weight_decay", options.weight_decay);
-    options.label_smoothing = json.value("label_smoothing", options.label_smoothing);
-    options.gradient_clip = json.value("gradient_clip", options.gradient_clip);
-    options.seed = json.value("seed", options.seed);
-    options.train_resolutions = json.value("train_resolutions", options.train_resolutions);
-    if (json.contains("augmentation")) {
-      options.augmentation = AugmentationOptions::from_json(json.at("augmentation"));
-    }
-    options.eval_batch_size = json.value("eval_batch_size", options.eval_batch_size);
-    options.time_budget_seconds = json.value("time_budget_seconds", options.time_budget_seconds);
-  } catch (const nlohmann::json::exception& error) {
-    TORCH_CHECK(false, "training options have a value of the wrong type: ", error.what());
-  }
+  auto options = read_options_json<TrainingOptions>(json, "training");
+  if (json.contains("augmentation"))
+    options.augmentation = AugmentationOptions::from_json(json.at("augmentation"));
   options.validate();
   return options;
 }

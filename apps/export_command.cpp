@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "output_files.h"
 #include "posenc/interop/pytorch_models.h"
 #include "posenc/train/trained_model.h"
 
@@ -14,9 +15,11 @@ namespace {
 struct ExportArguments {
   std::string checkpoint;
   std::string out;
+  bool force = false;
 };
 
 void run_export(const ExportArguments& a) {
+  prepare_output_file(a.out, a.force, {a.checkpoint});
   const auto trained = load_trained_model(a.checkpoint);
   const auto state = export_pytorch_model(*trained.model);
   write_torch_state_dict(a.out, state);
@@ -32,6 +35,7 @@ void add_export_command(CLI::App& app) {
   auto& a = *arguments;
   c->add_option("--checkpoint", a.checkpoint, "posenc checkpoint")->required();
   c->add_option("--out", a.out, "the .pth file to write")->required();
+  c->add_flag("--force", a.force, "replace --out if it exists (never the checkpoint itself)");
   c->callback([arguments] { run_export(*arguments); });
 }
 

@@ -1,6 +1,5 @@
 // `posenc import`: a PyTorch state dict (timm ViT/DeiT, CPVT, LFF; saved with torch.save) into a
 // posenc checkpoint that eval, predict, forward and export read.
-#include <filesystem>
 #include <iostream>
 #include <tuple>
 
@@ -9,6 +8,7 @@
 
 #include "argument_parsing.h"
 #include "commands.h"
+#include "output_files.h"
 #include "posenc/interop/pytorch_models.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/run_config.h"
@@ -26,6 +26,7 @@ struct ImportArguments {
   std::string global_pool;
   std::string conditional_after;
   std::string mean, std;
+  bool force = false;
 };
 
 std::vector<double> per_channel(const std::string& text, const char* flag, int64_t channels) {
@@ -36,8 +37,7 @@ std::vector<double> per_channel(const std::string& text, const char* flag, int64
 }
 
 void run_import(const ImportArguments& a) {
-  TORCH_CHECK(!std::filesystem::exists(a.out), a.out,
-              " already exists; choose another --out (posenc does not overwrite checkpoints)");
+  prepare_output_file(a.out, a.force, {a.state_dict});
   ImportOptions options;
   options.family = a.family;
   options.heads = a.heads;
@@ -86,6 +86,7 @@ void add_import_command(CLI::App& app) {
   c->add_option("--from", a.family, "model family: timm-vit, cpvt or lff")->required();
   c->add_option("state_dict", a.state_dict, "the .pth file written by torch.save")->required();
   c->add_option("--out", a.out, "the posenc checkpoint to write")->required();
+  c->add_flag("--force", a.force, "replace --out if it exists (never the state dict itself)");
   c->add_option("--heads", a.heads, "attention heads (default dim / 64, as timm's ViT/DeiT)");
   c->add_option("--image-size", a.image_size,
                 "resolution to record as trained, 224 or HxW (default: timm-vit the table's, "

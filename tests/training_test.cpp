@@ -310,6 +310,49 @@ TEST(TrainCommand, OneEpochWithTheDefaultWarmUpTrains) {
       read_checkpoint_config(out + "/last.pt").at("training").at("warmup_epochs").get<double>(),
       0.1);
 }
+// What `posenc export` and `posenc import` write never replaces their own input, nor any file
+// without --force; a missing folder for --out is made.
+TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
+  TemporaryFolder folder;
+  auto config = tiny_run(folder);
+  config.training.epochs = 1;
+  train(config, folder.path("run"));
+  const std::string checkpoint = folder.path("run/last.pt");
+  const auto before = testing::read_text_file(checkpoint);
+  auto run = [&](std::vector<std::string> arguments) {
+    arguments.insert(arguments.begin(), POSENC_CLI_PATH);
+    testing::ChildProcess process(arguments, folder.path("log"));
+    const auto status = process.wait_for(60.0);
+    EXPECT_TRUE(status.has_value());
+    return std::make_pair(status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1,
+                          testing::read_text_file(folder.path("log")));
+  };
+  // the run's own checkpoint, by its path and by another path to it
+  for (const auto& out : {checkpoint, folder.path("run/../run/last.pt")}) {
+    const auto [code, text] =
+        run({"export", "--checkpoint", checkpoint, "--out", out, "--force"});
+    EXPECT_NE(code, 0) << text;
+    EXPECT_NE(text.find("is the input"), std::string::npos) << text;
+  }
+  EXPECT_EQ(testing::read_text_file(checkpoint), before) << "export replaced the checkpoint";
+
+  const std::string exported = folder.path("new/folder/model.pth");
+  EXPECT_EQ(run({"export", "--checkpoint", checkpoint, "--out", exported}).first, 0);
+  const auto [again, again_text] = run({"export", "--checkpoint", checkpoint, "--out", exported});
+  EXPECT_NE(again, 0);
+  EXPECT_NE(again_text.find("already exists"), std::string::npos) << again_text;
+  EXPECT_NE(again_text.find("--force"), std::string::npos) << again_text;
+  EXPECT_EQ(run({"export", "--checkpoint", checkpoint, "--out", exported, "--force"}).first, 0);
+
+  const auto [imported, import_text] =
+      run({"import", "--from", "timm-vit", exported, "--out", checkpoint, "--heads", "2"});
+  EXPECT_NE(imported, 0) << import_text;
+  EXPECT_EQ(testing::read_text_file(checkpoint), before) << "import replaced the checkpoint";
+  const auto [self, self_text] =
+      run({"import", "--from", "timm-vit", exported, "--out", exported, "--force"});
+  EXPECT_NE(self, 0);
+  EXPECT_NE(self_text.find("is the input"), std::string::npos) << self_text;
+}
 #endif  // POSENC_CLI_PATH
 
 }  // namespace

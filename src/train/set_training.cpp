@@ -233,9 +233,9 @@ SetTransformer initial_set_model(const SetRunConfig& config) {
 double embedding_distance_correlation(SetTransformer& model, const torch::Tensor& positions) {
   TORCH_CHECK(positions.dim() == 3, "positions must be (P, G, M), got ", positions.sizes());
   torch::NoGradGuard no_grad;
-  auto embedding = model->positional_embedding(positions.unsqueeze(0)).squeeze(0);  // (P, C)
-  embedding = embedding - embedding.mean(0, /*keepdim=*/true);
-  return similarity_distance_correlation(cosine_similarity_matrix(embedding),
+  const auto embedding =
+      model->positional_embedding(positions.unsqueeze(0)).squeeze(0);  // (P, C)
+  return similarity_distance_correlation(centred_similarity(embedding),
                                          positions.flatten(1).to(torch::kFloat32));
 }
 

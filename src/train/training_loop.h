@@ -53,7 +53,7 @@ class TrainingTask {
   virtual void start_epoch(int64_t epoch, int64_t step) = 0;
   // The forward of the next batch's share of this rank (a step of the current epoch remains).
   virtual StepLoss forward_next_batch() = 0;
-  // Test loss and accuracy, every rank taking part; leaves the model in training mode.
+  // Test loss and accuracy, every rank taking part (the loop sets training mode again after).
   virtual TaskEvaluation evaluate(Communicator& communicator) = 0;
 
   // What a step trains on, in the metrics key train_<samples>_per_second: "images", "sets".

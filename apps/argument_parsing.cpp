@@ -1,5 +1,6 @@
 #include "argument_parsing.h"
 
+#include <cmath>
 #include <sstream>
 
 #include <c10/util/Exception.h>
@@ -44,6 +45,37 @@ std::vector<std::string> split(const std::string& text, char separator) {
 }
 
 }  // namespace
+
+int64_t parse_integer_value(const std::string& text, const std::string& option) {
+  size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  TORCH_CHECK(!text.empty() && used == text.size(), option, " takes an integer, got '", text, "'");
+  return value;
+}
+
+uint64_t parse_non_negative_integer_value(const std::string& text, const std::string& option) {
+  const int64_t value = parse_integer_value(text, option);
+  TORCH_CHECK(value >= 0, option, " takes a non-negative integer, got '", text, "'");
+  return static_cast<uint64_t>(value);
+}
+
+double parse_finite_number_value(const std::string& text, const std::string& option) {
+  size_t used = 0;
+  double value = 0.0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  TORCH_CHECK(!text.empty() && used == text.size() && std::isfinite(value), option,
+              " takes a finite number, got '", text, "'");
+  return value;
+}
 
 std::vector<double> parse_number_list(const std::string& text) {
   std::vector<double> values;

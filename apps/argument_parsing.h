@@ -7,6 +7,12 @@
 
 namespace posenc::cli {
 
+// The value of `option` ("--epochs 10"): the whole text must be the number; the error names the
+// option and what it takes.
+int64_t parse_integer_value(const std::string& text, const std::string& option);
+uint64_t parse_non_negative_integer_value(const std::string& text, const std::string& option);
+double parse_finite_number_value(const std::string& text, const std::string& option);
+
 // "64,14,192" -> {64, 14, 192}: plain comma-separated integers, no ranges.
 std::vector<int64_t> parse_integer_list(const std::string& text);
 

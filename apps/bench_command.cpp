@@ -13,6 +13,7 @@
 #include "kernel_cases.h"
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/system_info.h"
+#include "thread_count.h"
 
 namespace posenc::cli {
 namespace {
@@ -145,10 +146,8 @@ void add_bench_command(CLI::App& app) {
   auto arguments = std::make_shared<BenchArguments>();
   auto* command = app.add_subcommand(
       "bench", "Time the fused PEG and LFF kernels against the LibTorch reference path");
-  command
-      ->add_option("--threads", arguments->threads,
-                   "intra-op threads (default: OMP_NUM_THREADS or every core)")
-      ->check(CLI::PositiveNumber);
+  add_threads_option(*command, arguments->threads,
+                     "intra-op threads (default: OMP_NUM_THREADS or every core)");
   command->add_option("--repeats", arguments->repeats, "timed runs per case (the median counts)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -10,12 +10,13 @@
 
 #include "argument_parsing.h"
 #include "commands.h"
-#include "posenc/system_info.h"
-#include "posenc/train/evaluation.h"
 #include "posenc/data/token_sets_jsonl.h"
+#include "posenc/system_info.h"
 #include "posenc/train/checkpoint.h"
+#include "posenc/train/evaluation.h"
 #include "posenc/train/set_training.h"
 #include "posenc/train/trained_model.h"
+#include "thread_count.h"
 
 namespace posenc::cli {
 namespace {
@@ -180,7 +181,7 @@ void add_eval_command(CLI::App& app) {
   c->add_flag("--json", arguments->json, "print the results as JSON");
   c->add_option("--batch-size", arguments->batch_size, "evaluation batch size")
       ->capture_default_str();
-  c->add_option("--threads", arguments->threads, "intra-op threads (default: all available cores)");
+  add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
   c->callback([arguments, c] { run_eval(*arguments, *c); });
 }
 

@@ -9,6 +9,7 @@
 #include "posenc/interop/torch_save_files.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trained_model.h"
+#include "thread_count.h"
 
 namespace posenc::cli {
 namespace {
@@ -46,7 +47,7 @@ void add_forward_command(CLI::App& app) {
   c->add_option("--checkpoint", a.checkpoint, "posenc checkpoint")->required();
   c->add_option("--input", a.input, "torch.save file of a (B, C, H, W) float tensor")->required();
   c->add_option("--output", a.output, "where to torch.save the (B, classes) logits")->required();
-  c->add_option("--threads", a.threads, "intra-op threads (default: all available cores)");
+  add_threads_option(*c, a.threads, "intra-op threads (default: all available cores)");
   c->callback([arguments] { run_forward(*arguments); });
 }
 

@@ -9,6 +9,7 @@
 #include "posenc/data/image_resize.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trained_model.h"
+#include "thread_count.h"
 
 namespace posenc::cli {
 namespace {
@@ -62,7 +63,7 @@ void add_predict_command(CLI::App& app) {
   c->add_option("--top-k", arguments->top_k, "classes to show")->capture_default_str();
   c->add_option("--resolution", arguments->resolution,
                 "resize images to this square size (default: the trained size)");
-  c->add_option("--threads", arguments->threads, "intra-op threads (default: all available cores)");
+  add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
   c->callback([arguments] { run_predict(*arguments); });
 }
 

@@ -13,6 +13,7 @@
 #include "posenc/analysis/tile_canvas.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trained_model.h"
+#include "thread_count.h"
 
 namespace posenc::cli {
 namespace {
@@ -120,7 +121,7 @@ void add_probe_command(CLI::App& app) {
   c->add_option("--tile-pixels", arguments->tile_pixels, "size of each cell's map in pixels")
       ->capture_default_str();
   c->add_flag("--json", arguments->json, "print the figures as JSON");
-  c->add_option("--threads", arguments->threads, "intra-op threads (default: all available cores)");
+  add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
   c->callback([arguments] { run_probe(*arguments); });
 }
 

@@ -14,6 +14,7 @@
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/evaluation.h"
 #include "posenc/train/learning_rate_schedule.h"
+#include "posenc/train/set_training.h"
 #include "posenc/train/trained_model.h"
 #include "posenc/train/trainer.h"
 #include "support/child_process.h"
@@ -250,11 +251,20 @@ TEST(RunConfig, JsonRoundTripsAndRejectsUnknownKeysAndWrongTypes) {
   auto wrong = json;
   wrong["model"]["depth"] = "six";
   expect_error_containing([&] { RunConfig::from_json(wrong); },
-                          {"model options have a value of the wrong type"});
+                          {"model option 'depth' takes an integer, got \"six\""});
   wrong = json;
   wrong["data"]["train_subset"] = "all";
   expect_error_containing([&] { RunConfig::from_json(wrong); },
-                          {"data options have a value of the wrong type"});
+                          {"data option 'train_subset' takes an integer"});
+  // read as 2 and 2^64 - 1 before
+  wrong = json;
+  wrong["training"]["epochs"] = 2.7;
+  expect_error_containing([&] { RunConfig::from_json(wrong); },
+                          {"training option 'epochs' takes an integer, got 2.7"});
+  wrong = json;
+  wrong["training"]["seed"] = -1;
+  expect_error_containing([&] { RunConfig::from_json(wrong); },
+                          {"training option 'seed' takes a non-negative integer, got -1"});
 }
 
 TEST(TrainingOptions, RejectsAWarmUpThatIsNotShorterThanTheRun) {
@@ -263,6 +273,8 @@ TEST(TrainingOptions, RejectsAWarmUpThatIsNotShorterThanTheRun) {
   options.warmup_epochs = 3.0;
   expect_error_containing([&] { options.validate(); },
                           {"warm-up (3 epochs) must be shorter than the run (2 epochs)"});
+  options.warmup_epochs = -1.0;  // said "must be shorter than the run" before
+  expect_error_containing([&] { options.validate(); }, {"must be 0 or more epochs, got -1"});
   options.warmup_epochs = 0.5;
   EXPECT_NO_THROW(options.validate());
 }
@@ -309,6 +321,56 @@ TEST(TrainCommand, OneEpochWithTheDefaultWarmUpTrains) {
   EXPECT_DOUBLE_EQ(
       read_checkpoint_config(out + "/last.pt").at("training").at("warmup_epochs").get<double>(),
       0.1);
+}
+// Every flag of `posenc train` comes from one table: its --help gives the library's defaults,
+// its values are checked by their settings' types before any work starts, and a --resume refuses
+// a flag that would change the stored run instead of ignoring it.
+TEST(TrainCommand, FlagsAreCheckedByTheirSettingsAndResumeRefusesToChangeTheRun) {
+  TemporaryFolder folder;
+  auto config = tiny_run(folder);
+  config.training.epochs = 2;
+  train(config, folder.path("run"));
+  auto run = [&](std::vector<std::string> arguments) {
+    arguments.insert(arguments.begin(), POSENC_CLI_PATH);
+    testing::ChildProcess process(arguments, folder.path("log"));
+    const auto status = process.wait_for(60.0);
+    EXPECT_TRUE(status.has_value()) << arguments[1];
+    return std::make_pair(status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1,
+                          testing::read_text_file(folder.path("log")));
+  };
+  const auto [help_code, help] = run({"train", "--help"});
+  EXPECT_EQ(help_code, 0);
+  EXPECT_NE(help.find(c10::str("(default ", TrainingOptions{}.epochs, "; token-set tasks: ",
+                               SetRunConfig::default_training().epochs, ")")),
+            std::string::npos)
+      << help;
+  EXPECT_NE(help.find(c10::str("(default ", DataSource{}.channels, ")")), std::string::npos)
+      << help;
+
+  const std::string out = folder.path("run"), fresh = folder.path("fresh");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"train", "--out", out, "--resume", "--lr", "0.1"},
+       "--lr would change a resumed run: --resume continues the run in"},
+      {{"train", "--out", out, "--resume", "--model", "nano"}, "--model would change"},
+      {{"train", "--out", out, "--resume", "--epochs", "1"},
+       "--epochs 1 is fewer than the 2 epochs this run has already trained"},
+      {{"train", "--out", fresh, "--threads", "100000"}, "--threads takes 1 to "},
+      {{"train", "--out", fresh, "--threads", "0"}, "--threads takes 1 to "},
+      {{"train", "--out", fresh, "--seed", "-1"}, "--seed takes a non-negative integer"},
+      {{"train", "--out", fresh, "--epochs", "2.7"}, "--epochs takes an integer, got '2.7'"},
+      {{"train", "--out", fresh, "--warmup-epochs", "-1"}, "must be 0 or more epochs"},
+      {{"trian", "--out", fresh}, "'trian' is not a posenc command; did you mean 'train'?"},
+      {{"train", "--epoch", "3", "--out", fresh}, "did you mean --epochs?"}};
+  for (const auto& [arguments, message] : refused) {
+    const auto [code, text] = run(arguments);
+    EXPECT_EQ(code, 1) << text;
+    EXPECT_EQ(text.rfind("posenc: error: ", 0), 0u) << text;
+    EXPECT_NE(text.find(message), std::string::npos) << text;
+  }
+  EXPECT_FALSE(std::filesystem::exists(fresh)) << "a refused run made its folder";
+  EXPECT_EQ(
+      read_checkpoint_config(out + "/last.pt").at("training").at("learning_rate").get<double>(),
+      config.training.learning_rate);
 }
 // What `posenc export` and `posenc import` write never replaces their own input, nor any file
 // without --force; a missing folder for --out is made.

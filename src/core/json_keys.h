@@ -13,6 +13,12 @@ namespace posenc {
 void check_known_keys(const nlohmann::json& given, const nlohmann::json& defaults,
                       const std::string& what);
 
+// Throws unless each value of `given` (whose keys check_known_keys accepted) has the type of its
+// default in `defaults`: the message names the key and the type it takes. An integer setting
+// given 2.7 is an error, not 2; a non-negative one given -1 is an error, not 2^64 - 1.
+void check_value_types(const nlohmann::json& given, const nlohmann::json& defaults,
+                       const std::string& what);
+
 // The typed JSON of an options struct is declared once, beside its to_json/from_json, with
 //   NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Options, field, field, ...)
 // which writes every field under its own name and reads missing ones as the defaults; its
@@ -22,7 +28,9 @@ void check_known_keys(const nlohmann::json& given, const nlohmann::json& default
 // options structs with their own from_json() and validates.
 template <typename Options>
 Options read_options_json(const nlohmann::json& json, const std::string& what) {
-  check_known_keys(json, Options{}.to_json(), what);
+  const nlohmann::json defaults = Options{}.to_json();
+  check_known_keys(json, defaults, what);
+  check_value_types(json, defaults, what);
   try {
     return json.get<Options>();
   } catch (const nlohmann::json::exception& error) {

@@ -332,6 +332,12 @@ TrainingProgress load_training_state(const CheckpointBytes& checkpoint,
   TORCH_CHECK(archive.try_read("optimizer", optimizer_archive), path,
               " has no optimiser state to resume from");
   load_adamw_state(optimizer_archive, optimizer, path);
+  return read_training_progress(checkpoint);
+}
+
+TrainingProgress read_training_progress(const CheckpointBytes& checkpoint) {
+  const std::string& path = checkpoint.name;
+  auto archive = open_archive(checkpoint);
   TrainingProgress progress;
   c10::IValue value;
   auto read_int = [&](const char* key) {

@@ -20,7 +20,9 @@ void TrainingOptions::validate() const {
   TORCH_CHECK(learning_rate > 0.0 && min_learning_rate >= 0.0 && min_learning_rate <= learning_rate,
               "need 0 <= min learning rate <= learning rate and learning rate > 0, got ",
               min_learning_rate, " and ", learning_rate);
-  TORCH_CHECK(warmup_epochs >= 0.0 && warmup_epochs < epochs, "the warm-up (", warmup_epochs,
+  TORCH_CHECK(warmup_epochs >= 0.0, "the warm-up must be 0 or more epochs, got ", warmup_epochs,
+              "; --warmup-epochs 0 turns it off");
+  TORCH_CHECK(warmup_epochs < epochs, "the warm-up (", warmup_epochs,
               " epochs) must be shorter than the run (", epochs,
               " epochs); set --warmup-epochs to a fraction such as ", 0.1 * epochs);
   TORCH_CHECK(weight_decay >= 0.0, "weight decay must be >= 0, got ", weight_decay);

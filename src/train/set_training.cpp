@@ -208,9 +208,7 @@ TrainingOutcome resume_token_set_training(const std::string& out_dir,
               "; start without --resume");
   auto bytes = CheckpointBytes::read(checkpoint);
   auto config = SetRunConfig::from_json(read_checkpoint_config(bytes));
-  if (overrides.epochs)
-    config.training.epochs = *overrides.epochs;
-  config.training.time_budget_seconds = overrides.time_budget_seconds;
+  overrides.apply(config.training, read_training_progress(bytes));
   return run_set_training(std::move(config), out_dir, bytes);
 }
 

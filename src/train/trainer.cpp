@@ -172,6 +172,17 @@ TrainingOutcome train(RunConfig config, const std::string& out_dir) {
   return train(std::move(config), out_dir, one_process);
 }
 
+void ResumeOverrides::apply(TrainingOptions& training, const TrainingProgress& progress) const {
+  if (epochs) {
+    const int64_t begun = progress.epoch + (progress.batch_in_epoch > 0 ? 1 : 0);
+    TORCH_CHECK(*epochs >= begun, "--epochs ", *epochs, " is fewer than the ", begun,
+                " epochs this run has already ", progress.batch_in_epoch > 0 ? "begun" : "trained",
+                "; give --epochs ", begun, " or more to train it longer");
+    training.epochs = *epochs;
+  }
+  training.time_budget_seconds = time_budget_seconds;
+}
+
 TrainingOutcome resume_training(const std::string& out_dir, const ResumeOverrides& overrides,
                                 Communicator& communicator) {
   TORCH_CHECK(communicator.is_leader(), "resume_training() is rank 0's call; rank ",
@@ -181,9 +192,7 @@ TrainingOutcome resume_training(const std::string& out_dir, const ResumeOverride
               "; start without --resume");
   RunStart start{{}, /*resume=*/true, CheckpointBytes::read(checkpoint)};
   start.config = RunConfig::from_json(read_checkpoint_config(start.checkpoint));
-  if (overrides.epochs)
-    start.config.training.epochs = *overrides.epochs;
-  start.config.training.time_budget_seconds = overrides.time_budget_seconds;
+  overrides.apply(start.config.training, read_training_progress(start.checkpoint));
   return run_image_training(std::move(start), out_dir, communicator);
 }
 

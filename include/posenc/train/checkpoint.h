@@ -58,5 +58,7 @@ void load_model_tensors(const CheckpointBytes& checkpoint, torch::nn::Module& mo
 TrainingProgress load_training_state(const std::string& path, torch::optim::AdamW& optimizer);
 TrainingProgress load_training_state(const CheckpointBytes& checkpoint,
                                      torch::optim::AdamW& optimizer);
+// The progress alone.
+TrainingProgress read_training_progress(const CheckpointBytes& checkpoint);
 
 }  // namespace posenc

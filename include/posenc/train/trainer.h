@@ -4,6 +4,7 @@
 #include <string>
 
 #include "posenc/distributed/communicator.h"
+#include "posenc/train/checkpoint.h"
 #include "posenc/train/run_config.h"
 
 namespace posenc {
@@ -36,6 +37,10 @@ TrainingOutcome train(RunConfig config, const std::string& out_dir);
 struct ResumeOverrides {
   std::optional<int64_t> epochs;
   double time_budget_seconds = 0.0;  // 0: no limit
+
+  // Sets them in the stored recipe of a run that has come as far as `progress`; a run cannot be
+  // shortened below the epochs it has already begun.
+  void apply(TrainingOptions& training, const TrainingProgress& progress) const;
 };
 
 // Continues the run in `out_dir` exactly where its last checkpoint stopped (mid-epoch included),

@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include "posenc/encoding_registry.h"
+#include "posenc/kernels/fourier_features.h"
+#include "posenc/kernels/fourier_mlp.h"
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/kernels/linear.h"
 #include "posenc/kernels/peg_conv.h"
@@ -38,8 +40,33 @@ std::vector<int64_t> parse_shape(const std::string& text, size_t count, const ch
 }
 
 void clear_gradients(const std::vector<torch::Tensor>& tensors) {
-  for (auto tensor : tensors)
-    tensor.mutable_grad().reset();
+  for (auto tensor : tensors) {
+    if (tensor.defined())
+      tensor.mutable_grad().reset();
+  }
+}
+
+// (output, tap) pairs of a k-tap zero-padded convolution along an axis of `length` whose tap
+// reads a position inside the axis: output o's tap t reads o + t - k/2.
+int64_t taps_inside(int64_t length, int64_t kernel) {
+  int64_t pairs = 0;
+  for (int64_t tap = 0; tap < kernel; ++tap) {
+    const int64_t shift = tap - kernel / 2;
+    pairs += std::max<int64_t>(0, length - std::abs(shift));
+  }
+  return pairs;
+}
+
+std::string describe(const std::vector<int64_t>& sizes) {
+  std::string text = "(";
+  for (size_t i = 0; i < sizes.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(sizes[i]);
+  return text + ")";
+}
+
+std::vector<int64_t> with_last(std::vector<int64_t> sizes, int64_t last) {
+  sizes.back() = last;
+  return sizes;
 }
 
 }  // namespace
@@ -54,60 +81,238 @@ LffShape parse_lff_shape(const std::string& text) {
   return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
 }
 
-// (output, tap) pairs of a k-tap zero-padded convolution along an axis of `length` whose tap
-// reads a position inside the axis: output o's tap t reads o + t - k/2.
-int64_t taps_inside(int64_t length, int64_t kernel) {
-  int64_t pairs = 0;
-  for (int64_t tap = 0; tap < kernel; ++tap) {
-    const int64_t shift = tap - kernel / 2;
-    pairs += std::max<int64_t>(0, length - std::abs(shift));
+
+std::vector<torch::Tensor> KernelProblem::output_and_gradients(bool fused_path,
+                                                               torch::ScalarType dtype) const {
+  std::vector<torch::Tensor> arguments;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    arguments.push_back(inputs[i].defined()
+                            ? inputs[i].to(dtype).detach().requires_grad_(trainable[i])
+                            : torch::Tensor());
   }
-  return pairs;
+  auto output = (fused_path ? fused : reference)(arguments);
+  if (std::any_of(trainable.begin(), trainable.end(), [](bool wanted) { return wanted; }))
+    output.backward(grad_output.to(dtype));
+  std::vector<torch::Tensor> results{output.detach()};
+  for (size_t i = 0; i < arguments.size(); ++i)
+    results.push_back(trainable[i] ? arguments[i].grad() : torch::Tensor());
+  return results;
+}
+
+KernelProblem peg_problem(const PegShape& s) {
+  torch::manual_seed(3);
+  const TokenGrid grid{s.height, s.width, s.prefix};
+  KernelProblem problem;
+  problem.kernel = "peg_conv";
+  problem.shape = "B=" + std::to_string(s.batch) + " " + std::to_string(s.height) + "x" +
+                  std::to_string(s.width) + " C=" + std::to_string(s.channels) +
+                  " k=" + std::to_string(s.kernel) + " prefix=" + std::to_string(s.prefix) + " " +
+                  to_string(s.padding) + (s.bias ? "" : " no bias");
+  problem.input_names = {"tokens", "weight", "bias"};
+  problem.inputs = {torch::randn({s.batch, grid.total_tokens(), s.channels}),
+                    torch::randn({s.channels, 1, s.kernel, s.kernel}),
+                    s.bias ? torch::randn({s.channels}) : torch::Tensor()};
+  problem.trainable = {true, true, s.bias};
+  problem.grad_output = torch::randn_like(problem.inputs[0]);
+  auto run = [grid, padding = s.padding](auto op) {
+    return [=](const std::vector<torch::Tensor>& in) {
+      return op(in[0], in[1], in[2], grid, padding);
+    };
+  };
+  problem.fused = run(peg_conv_fused);
+  problem.reference = run(peg_conv_reference);
+  problem.output_tolerance = problem.gradient_tolerance = {1e-5, 1e-4};
+  // The convolution's multiply-adds, padding taps left out (the bias and residual adds are not
+  // counted). The backward has as many again for the input gradient and for the weight gradient.
+  problem.forward_flops =
+      2 * s.batch * s.channels * taps_inside(s.height, s.kernel) * taps_inside(s.width, s.kernel);
+  problem.backward_flops = 2 * problem.forward_flops;
+  const int64_t tensor_bytes = problem.inputs[0].numel() * 4;
+  problem.forward_bytes = 2 * tensor_bytes;   // read tokens, write output
+  problem.backward_bytes = 3 * tensor_bytes;  // read grad_output and tokens, write grad_tokens
+  return problem;
+}
+
+KernelProblem fourier_features_problem(const FourierFeaturesShape& s) {
+  torch::manual_seed(5);
+  KernelProblem problem;
+  problem.kernel = "fourier_features";
+  problem.shape = "positions " + describe(s.positions) + ", F/2 = " + std::to_string(s.frequencies);
+  problem.input_names = {"positions", "W_r"};
+  problem.inputs = {torch::rand(s.positions) * 20.0 - 5.0,
+                    torch::randn({s.frequencies, s.positions.back()})};
+  problem.trainable = {true, true};
+  problem.grad_output = torch::randn(with_last(s.positions, 2 * s.frequencies));
+  problem.fused = [](const std::vector<torch::Tensor>& in) {
+    return fourier_features_fused(in[0], in[1]);
+  };
+  problem.reference = [](const std::vector<torch::Tensor>& in) {
+    return fourier_features_reference(in[0], in[1]);
+  };
+  // float32 arguments of |x w| up to ~100: the argument itself carries ~1e-5 relative error
+  problem.output_tolerance = {1e-4, 2e-5};
+  problem.gradient_tolerance = {1e-4, 1e-3};
+  return problem;
+}
+
+KernelProblem fourier_mlp_problem(const FourierMlpShape& s) {
+  torch::manual_seed(11);
+  KernelProblem problem;
+  problem.kernel = "fourier_mlp";
+  problem.shape = "positions " + describe(s.positions) + ", F/2 = " +
+                  std::to_string(s.frequencies) + ", H = " + std::to_string(s.hidden) +
+                  ", O = " + std::to_string(s.outputs);
+  problem.input_names = {"positions", "W_r", "W_1", "b_1", "W_2", "b_2"};
+  problem.inputs = {torch::rand(s.positions) * 14.0,
+                    torch::randn({s.frequencies, s.positions.back()}) * s.frequency_scale,
+                    torch::randn({s.hidden, 2 * s.frequencies}),
+                    torch::randn({s.hidden}),
+                    torch::randn({s.outputs, s.hidden}) * 0.3,
+                    torch::randn({s.outputs})};
+  problem.trainable = {s.positions_trainable, true, true, true, true, true};
+  problem.grad_output = torch::randn(with_last(s.positions, s.outputs));
+  problem.fused = [](const std::vector<torch::Tensor>& in) {
+    return fourier_mlp_fused(in[0], in[1], in[2], in[3], in[4], in[5]);
+  };
+  problem.reference = [](const std::vector<torch::Tensor>& in) {
+    return fourier_mlp_reference(in[0], in[1], in[2], in[3], in[4], in[5]);
+  };
+  problem.output_tolerance = problem.gradient_tolerance = {1e-4, 1e-3};
+  // The MLP's products on the P rows: (F -> H) and (H -> O). The backward has two products per
+  // layer (input and weight gradients); the input gradient of the first layer is needed too, for
+  // the gradient of W_r.
+  const int64_t rows = problem.inputs[0].numel() / s.positions.back();
+  problem.forward_flops = 2 * rows * (2 * s.frequencies * s.hidden + s.hidden * s.outputs);
+  problem.backward_flops = 2 * problem.forward_flops;
+  return problem;
+}
+
+KernelProblem linear_problem(const LinearShape& s) {
+  torch::manual_seed(7);
+  KernelProblem problem;
+  problem.kernel = "linear";
+  problem.shape = "input " + describe(s.input) + ", N = " + std::to_string(s.outputs) +
+                  (s.bias ? "" : ", no bias");
+  problem.input_names = {"input", "weight", "bias"};
+  problem.inputs = {torch::randn(s.input), torch::randn({s.outputs, s.input.back()}),
+                    s.bias ? torch::randn({s.outputs}) : torch::Tensor()};
+  problem.trainable = {true, true, s.bias};
+  problem.grad_output = torch::randn(with_last(s.input, s.outputs));
+  problem.fused = [](const std::vector<torch::Tensor>& in) {
+    return linear_fused(in[0], in[1], in[2]);
+  };
+  problem.reference = [](const std::vector<torch::Tensor>& in) {
+    return linear_reference(in[0], in[1], in[2]);
+  };
+  problem.output_tolerance = problem.gradient_tolerance = {1e-4, 1e-3};
+  const int64_t rows = problem.inputs[0].numel() / s.input.back();
+  problem.forward_flops = 2 * rows * s.input.back() * s.outputs;
+  problem.backward_flops = 2 * problem.forward_flops;
+  return problem;
+}
+
+std::vector<KernelProblem> kernel_test_problems() {
+  std::vector<KernelProblem> problems;
+  using P = PegPadding;
+  // Channel counts cover a whole block of vectors, single vectors and a partial vector at both
+  // vector widths (8 and 16 lanes), and fewer channels than one vector.
+  for (const PegShape& shape : std::vector<PegShape>{
+           {2, 5, 7, 19, 3, 1, P::Zeros, true},
+           {3, 1, 1, 8, 7, 0, P::Circular, true},
+           {1, 6, 3, 33, 5, 1, P::Replicate, true},
+           {2, 14, 14, 192, 3, 0, P::Zeros, true},
+           {1, 4, 9, 83, 1, 1, P::Zeros, true},
+           {2, 3, 2, 17, 7, 0, P::Replicate, false},
+           {2, 7, 5, 48, 5, 0, P::Circular, true},
+           {1, 2, 2, 3, 3, 1, P::Zeros, true},
+           {2, 9, 4, 72, 7, 1, P::Zeros, false},
+           {1, 5, 6, 100, 3, 1, P::Replicate, true},
+           // wide enough rows for interior tiles at every padding and k = 5, 7
+           {2, 6, 11, 24, 3, 1, P::Circular, true},
+           {1, 8, 12, 40, 5, 0, P::Circular, true},
+           {1, 10, 12, 20, 7, 1, P::Replicate, true},
+           {1, 3, 13, 9, 9, 0, P::Zeros, true},  // k = 9: the generic tap-gradient path
+       })
+    problems.push_back(peg_problem(shape));
+  for (const FourierFeaturesShape& shape : std::vector<FourierFeaturesShape>{
+           {{37, 2}, 64}, {{5, 1}, 1}, {{3, 11, 4}, 67}, {{2, 7, 1, 2}, 21},
+           {{1, 3}, 8}, {{200, 2}, 16}, {{4, 5, 2, 2}, 33}, {{9, 20}, 40}})
+    problems.push_back(fourier_features_problem(shape));
+  // Rows across several 256-row tiles with a partial last one, more tiles than the backward's 16
+  // chunks, no rows at all, and widths that leave partial vectors at 8 and 16 lanes.
+  for (const FourierMlpShape& shape : std::vector<FourierMlpShape>{
+           {{600, 2}, 64, 64, 192},      // the benchmark's widths: tiles of 256, 256 and 88 rows
+           {{5, 1}, 1, 3, 2},            // one frequency, narrow layers
+           {{3, 11, 4}, 5, 17, 9},       // odd widths everywhere
+           {{2, 150, 1, 2}, 8, 16, 24},  // LFF's (B, N, G, M)
+           {{4500, 2}, 4, 8, 5},         // 18 tiles: chunks of one and two tiles
+           {{0, 2}, 4, 8, 6},            // no positions
+       })
+    problems.push_back(fourier_mlp_problem(shape));
+  for (const LinearShape& shape : std::vector<LinearShape>{
+           {{12544 / 16, 128}, 64, true},  // the LFF MLP's first layer, fewer positions
+           {{3, 17, 64}, 192, true},       // 3-D input, the second layer
+           {{5, 7}, 1, false},             // one output, no bias
+           {{9, 1}, 13, true},             // one input feature
+           {{31}, 4, true},                // 1-D input
+           {{0, 6}, 5, true},              // no rows
+       })
+    problems.push_back(linear_problem(shape));
+  return problems;
+}
+
+std::vector<KernelCase> timed_cases(const KernelProblem& problem, const std::string& name,
+                                    const nlohmann::json& shape, const std::string& note) {
+  auto forward = [&problem](const KernelProblem::Operation& op) {
+    return [op, inputs = problem.inputs] {
+      torch::NoGradGuard no_grad;
+      op(inputs);
+    };
+  };
+  std::vector<torch::Tensor> trained;
+  for (size_t i = 0; i < problem.inputs.size(); ++i) {
+    trained.push_back(problem.inputs[i].defined()
+                          ? problem.inputs[i].clone().requires_grad_(problem.trainable[i])
+                          : torch::Tensor());
+  }
+  auto forward_backward = [&](const KernelProblem::Operation& op) {
+    return [op, trained, grad_output = problem.grad_output] {
+      op(trained).backward(grad_output);
+      clear_gradients(trained);
+    };
+  };
+  return {
+      {name + "_forward", shape, problem.forward_bytes, forward(problem.fused),
+       forward(problem.reference), note, problem.forward_flops},
+      {name + "_forward_backward", shape, problem.forward_bytes + problem.backward_bytes,
+       forward_backward(problem.fused), forward_backward(problem.reference),
+       note + "; gradients of every trained input",
+       problem.forward_flops + problem.backward_flops},
+  };
 }
 
 std::vector<KernelCase> peg_cases(const PegShape& s) {
-  torch::manual_seed(0);
-  const TokenGrid grid{s.height, s.width, s.prefix};
-  auto tokens = torch::randn({s.batch, grid.total_tokens(), s.channels});
-  auto weight = torch::randn({s.channels, 1, s.kernel, s.kernel}) * 0.1;
-  auto bias = torch::randn({s.channels});
-  auto grad_output = torch::randn_like(tokens);
-  const int64_t tensor_bytes = tokens.numel() * 4;
   const nlohmann::json shape = {{"B", s.batch},    {"H", s.height}, {"W", s.width},
                                 {"C", s.channels}, {"k", s.kernel}, {"prefix", s.prefix}};
-  using PegOp = torch::Tensor (*)(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                                  const TokenGrid&, PegPadding);
-  auto forward = [=](PegOp op) {
-    return [=] {
-      torch::NoGradGuard no_grad;
-      op(tokens, weight, bias, grid, PegPadding::Zeros);
-    };
-  };
-  auto trainable_tokens = tokens.clone().requires_grad_(true);
-  auto trainable_weight = weight.clone().requires_grad_(true);
-  auto trainable_bias = bias.clone().requires_grad_(true);
-  auto forward_backward = [=](PegOp op) {
-    return [=] {
-      op(trainable_tokens, trainable_weight, trainable_bias, grid, PegPadding::Zeros)
-          .backward(grad_output);
-      clear_gradients({trainable_tokens, trainable_weight, trainable_bias});
-    };
-  };
-  // The convolution's multiply-adds, padding taps left out (the bias and residual adds are not
-  // counted). The backward has as many again for the input gradient and for the weight gradient.
-  const int64_t forward_flops =
-      2 * s.batch * s.channels * taps_inside(s.height, s.kernel) * taps_inside(s.width, s.kernel);
-  return {
-      {"peg_forward", shape, 2 * tensor_bytes, forward(peg_conv_fused), forward(peg_conv_reference),
-       "bytes: read tokens, write output", forward_flops},
-      {"peg_forward_backward", shape, 5 * tensor_bytes, forward_backward(peg_conv_fused),
-       forward_backward(peg_conv_reference),
-       "bytes: forward 2x tokens; backward reads grad_output and tokens, writes grad_tokens",
-       3 * forward_flops},
-  };
+  return timed_cases(peg_problem(s), "peg", shape,
+                     "bytes: forward reads tokens, writes output; backward reads grad_output and "
+                     "tokens, writes grad_tokens");
 }
 
 std::vector<KernelCase> lff_cases(const LffShape& s) {
+  TORCH_CHECK(s.groups >= 1 && s.dim % s.groups == 0, "the LFF shape's D = ", s.dim,
+              " must be a multiple of G = ", s.groups);
+  const nlohmann::json shape = {{"B", s.batch},   {"N", s.tokens}, {"G", s.groups}, {"M", s.values},
+                                {"F", s.fourier}, {"H", s.hidden}, {"D", s.dim}};
+  // W_r at LFF's initial scale (gamma = 10) rather than N(0, 1): arguments of a few radians
+  auto cases = timed_cases(
+      fourier_mlp_problem({{s.batch, s.tokens, s.groups, s.values},
+                           s.fourier / 2,
+                           s.hidden,
+                           s.dim / s.groups,
+                           0.1,
+                           /*positions_trainable=*/false}),
+      "lff", shape, "PE at per-token positions");
   torch::manual_seed(0);
   const std::string spec = "lff:F=" + std::to_string(s.fourier) + ",H=" + std::to_string(s.hidden) +
                            ",G=" + std::to_string(s.groups) + ",M=" + std::to_string(s.values);
@@ -115,37 +320,6 @@ std::vector<KernelCase> lff_cases(const LffShape& s) {
   auto additive = std::dynamic_pointer_cast<AdditiveEncodingImpl>(
       make_encoding(spec, {s.dim, TokenGrid{14, 14, 0}}).ptr());
   TORCH_CHECK(additive != nullptr, "lff is expected to be an additive encoding");
-  auto positions = torch::rand({s.batch, s.tokens, s.groups, s.values}) * 14.0;
-  const auto layout = TokenLayout::at_positions(positions);
-  auto grad_output = torch::randn({s.batch, s.tokens, s.dim});
-  const nlohmann::json shape = {{"B", s.batch},   {"N", s.tokens}, {"G", s.groups}, {"M", s.values},
-                                {"F", s.fourier}, {"H", s.hidden}, {"D", s.dim}};
-  auto forward = [=](bool fused) {
-    return [=] {
-      ScopedKernelPath path(fused);
-      torch::NoGradGuard no_grad;
-      additive->embedding(layout, positions.options());
-    };
-  };
-  auto forward_backward = [=](bool fused) {
-    return [=] {
-      ScopedKernelPath path(fused);
-      additive->embedding(layout, positions.options()).backward(grad_output);
-      clear_gradients(additive->parameters());
-    };
-  };
-  // The MLP's products on B*N*G rows: (F -> H) and (H -> D/G). The backward has two products per
-  // layer (input and weight gradients); the input gradient of the first layer is needed too, for
-  // the gradient of W_r.
-  const int64_t rows = s.batch * s.tokens * s.groups;
-  const int64_t forward_flops =
-      2 * rows * (s.fourier * s.hidden + s.hidden * (s.dim / s.groups));  // G >= 1: checked above
-  std::vector<KernelCase> cases = {
-      {"lff_forward", shape, 0, forward(true), forward(false), "PE at per-token positions",
-       forward_flops},
-      {"lff_forward_backward", shape, 0, forward_backward(true), forward_backward(false),
-       "gradients of every LFF parameter", 3 * forward_flops},
-  };
   if (s.groups == 1 && s.values == 2) {
     const TokenGrid grid{14, 14, 1};
     for (int64_t batch : {int64_t{1}, s.batch}) {

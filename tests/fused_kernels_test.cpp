@@ -1,16 +1,20 @@
 // posenc's fused CPU kernels against the composite LibTorch reference (evaluated in double):
-// values and every gradient, over odd shapes, H != W, k = 1..7, prefix 0 and 1, every padding,
-// 1 and 2 threads, every SIMD level this CPU has (the scalar one always), non-contiguous inputs.
+// values and every gradient of every case of the one kernel case list (bench/kernel_cases.cpp,
+// which `posenc bench` times too), 1 and 2 threads, every SIMD level this CPU has (the scalar one
+// always); and what a case list cannot say: non-contiguous inputs, subsets of the gradients,
+// thread-count independence, allocations, dispatch and shape errors.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "kernel_cases.h"
 #include "posenc/encoding_registry.h"
 #include "posenc/kernels/fourier_features.h"
 #include "posenc/kernels/fourier_mlp.h"
@@ -63,110 +67,82 @@ void expect_close(const torch::Tensor& fused, const torch::Tensor& reference,
                          << " (reference max " << reference.abs().max().item<double>() << ")";
 }
 
-struct PegCase {
-  int64_t batch, height, width, channels, kernel, prefix;
-  PegPadding padding;
-  bool bias;
+using bench::KernelProblem;
 
-  std::string describe() const {
-    return "B=" + std::to_string(batch) + " " + std::to_string(height) + "x" +
-           std::to_string(width) + " C=" + std::to_string(channels) +
-           " k=" + std::to_string(kernel) + " prefix=" + std::to_string(prefix) + " " +
-           to_string(padding) + (bias ? "" : " no bias");
+// The output and every gradient of `problem`'s fused path in float32 against `reference`, its
+// reference path in double.
+void expect_matches(const KernelProblem& problem, const std::vector<torch::Tensor>& reference) {
+  const auto fused = problem.output_and_gradients(/*fused_path=*/true, torch::kFloat);
+  for (size_t i = 0; i < reference.size(); ++i) {
+    if (!reference[i].defined())
+      continue;
+    const std::string what = (i == 0 ? std::string("output") : problem.gradient_name(i - 1)) +
+                             " of " + problem.kernel + " at " + problem.shape;
+    if (reference[i].numel() == 0) {
+      EXPECT_EQ(fused[i].sizes(), reference[i].sizes()) << what;
+      continue;
+    }
+    const auto& tolerance = i == 0 ? problem.output_tolerance : problem.gradient_tolerance;
+    expect_close(fused[i], reference[i], what, tolerance.rtol, tolerance.atol);
   }
-};
+}
 
-// Channel counts cover a whole block of vectors, single vectors and a partial vector at both
-// vector widths (8 and 16 lanes), and fewer channels than one vector.
-const std::vector<PegCase> kPegCases = {
-    {2, 5, 7, 19, 3, 1, PegPadding::Zeros, true},
-    {3, 1, 1, 8, 7, 0, PegPadding::Circular, true},
-    {1, 6, 3, 33, 5, 1, PegPadding::Replicate, true},
-    {2, 14, 14, 192, 3, 0, PegPadding::Zeros, true},
-    {1, 4, 9, 83, 1, 1, PegPadding::Zeros, true},
-    {2, 3, 2, 17, 7, 0, PegPadding::Replicate, false},
-    {2, 7, 5, 48, 5, 0, PegPadding::Circular, true},
-    {1, 2, 2, 3, 3, 1, PegPadding::Zeros, true},
-    {2, 9, 4, 72, 7, 1, PegPadding::Zeros, false},
-    {1, 5, 6, 100, 3, 1, PegPadding::Replicate, true},
-    // wide enough rows for interior tiles at every padding and k = 5, 7
-    {2, 6, 11, 24, 3, 1, PegPadding::Circular, true},
-    {1, 8, 12, 40, 5, 0, PegPadding::Circular, true},
-    {1, 10, 12, 20, 7, 1, PegPadding::Replicate, true},
-    {1, 3, 13, 9, 9, 0, PegPadding::Zeros, true},  // k = 9: the generic tap-gradient path
-};
+void expect_matches_reference(const KernelProblem& problem) {
+  expect_matches(problem, problem.output_and_gradients(/*fused_path=*/false, torch::kDouble));
+}
 
+// A PEG problem's tensors by name.
 struct PegTensors {
   torch::Tensor tokens, weight, bias, grad_output;
 };
-
-PegTensors random_peg_tensors(const PegCase& c) {
-  torch::manual_seed(3);
-  const int64_t tokens = c.prefix + c.height * c.width;
-  PegTensors t;
-  t.tokens = torch::randn({c.batch, tokens, c.channels});
-  t.weight = torch::randn({c.channels, 1, c.kernel, c.kernel});
-  if (c.bias)
-    t.bias = torch::randn({c.channels});
-  t.grad_output = torch::randn({c.batch, tokens, c.channels});
-  return t;
+PegTensors peg_tensors(const KernelProblem& problem) {
+  return {problem.inputs[0], problem.inputs[1], problem.inputs[2], problem.grad_output};
 }
 
-// Output and gradients (tokens, weight, bias) of `op` at the given tensors, in their dtype.
-template <typename Op>
-std::vector<torch::Tensor> peg_output_and_gradients(Op&& op, const PegTensors& t, const PegCase& c,
-                                                    torch::ScalarType dtype) {
-  auto tokens = t.tokens.to(dtype).detach().requires_grad_(true);
-  auto weight = t.weight.to(dtype).detach().requires_grad_(true);
-  torch::Tensor bias;
-  if (c.bias)
-    bias = t.bias.to(dtype).detach().requires_grad_(true);
-  auto output = op(tokens, weight, bias, TokenGrid{c.height, c.width, c.prefix}, c.padding);
-  output.backward(t.grad_output.to(dtype));
-  return {output.detach(), tokens.grad(), weight.grad(), c.bias ? bias.grad() : torch::Tensor()};
-}
-
-void expect_peg_matches_reference(const PegCase& c, const PegTensors& t) {
-  auto reference = peg_output_and_gradients(peg_conv_reference, t, c, torch::kDouble);
-  auto fused = peg_output_and_gradients(peg_conv_fused, t, c, torch::kFloat);
-  const char* names[] = {"output", "grad tokens", "grad weight", "grad bias"};
-  for (size_t i = 0; i < 4; ++i)
-    if (reference[i].defined())
-      expect_close(fused[i], reference[i], std::string(names[i]) + " at " + c.describe(), 1e-5,
-                   1e-4);
-}
-
-TEST(FusedPegKernel, MatchesReferenceValuesAndGradients) {
-  for (const auto& c : kPegCases) {
-    const auto tensors = random_peg_tensors(c);
-    for_each_simd_level_and_thread_count([&] { expect_peg_matches_reference(c, tensors); });
+// Every kernel at every shape of the one case list (bench/kernel_cases.cpp), at every SIMD level
+// and on 1 and 2 threads.
+TEST(FusedKernels, MatchTheReferenceInValuesAndEveryGradient) {
+  const auto problems = bench::kernel_test_problems();
+  for (const std::string kernel : {"peg_conv", "fourier_features", "fourier_mlp", "linear"}) {
+    EXPECT_TRUE(std::any_of(problems.begin(), problems.end(),
+                            [&](const KernelProblem& p) { return p.kernel == kernel; }))
+        << kernel;
+  }
+  for (const auto& problem : problems) {
+    const auto reference = problem.output_and_gradients(/*fused_path=*/false, torch::kDouble);
+    for_each_simd_level_and_thread_count([&] { expect_matches(problem, reference); });
   }
 }
 
 // Non-temporal stores (ScopedStreamingThreshold(0) streams every output whose data and strides
 // are 64-byte aligned: here the cases with C a multiple of 16) give the same results.
 TEST(FusedPegKernel, StreamingStoresMatchTheReference) {
-  std::vector<PegCase> cases = kPegCases;
-  cases.push_back({2, 5, 9, 32, 5, 1, PegPadding::Circular, true});
-  cases.push_back({1, 7, 3, 64, 7, 0, PegPadding::Replicate, true});
-  cases.push_back({2, 6, 6, 16, 1, 1, PegPadding::Zeros, false});
+  std::vector<KernelProblem> cases;
+  for (auto& problem : bench::kernel_test_problems()) {
+    if (problem.kernel == "peg_conv")
+      cases.push_back(std::move(problem));
+  }
+  cases.push_back(bench::peg_problem({2, 5, 9, 32, 5, 1, PegPadding::Circular, true}));
+  cases.push_back(bench::peg_problem({1, 7, 3, 64, 7, 0, PegPadding::Replicate, true}));
+  cases.push_back(bench::peg_problem({2, 6, 6, 16, 1, 1, PegPadding::Zeros, false}));
   const int64_t before = streamed_peg_rows();
   {
     ScopedStreamingThreshold stream_everything(0);
-    for (const auto& c : cases) {
-      const auto tensors = random_peg_tensors(c);
+    for (const auto& problem : cases) {
       const int64_t rows_before = streamed_peg_rows();
-      for_each_simd_level_and_thread_count([&] { expect_peg_matches_reference(c, tensors); });
+      const auto reference = problem.output_and_gradients(false, torch::kDouble);
+      for_each_simd_level_and_thread_count([&] { expect_matches(problem, reference); });
       // 64-byte rows of tokens (C a multiple of 16) stream, forward and input gradient
-      if (c.channels % 16 == 0 && c.kernel % 2 == 1 && c.kernel <= 7)
-        EXPECT_GT(streamed_peg_rows(), rows_before) << "no row streamed for C = " << c.channels;
+      const int64_t channels = problem.inputs[0].size(2), kernel = problem.inputs[1].size(2);
+      if (channels % 16 == 0 && kernel % 2 == 1 && kernel <= 7)
+        EXPECT_GT(streamed_peg_rows(), rows_before) << "no row streamed at " << problem.shape;
     }
   }
   EXPECT_GT(streamed_peg_rows(), before);
   // under the default threshold (4 MiB) these small outputs stay in the caches
   const int64_t cached = streamed_peg_rows();
-  for (const auto& c : kPegCases)
-    expect_peg_matches_reference(c, random_peg_tensors(c));
+  for (const auto& problem : cases)
+    expect_matches_reference(problem);
   EXPECT_EQ(streamed_peg_rows(), cached);
 }
 
@@ -181,8 +157,8 @@ TEST(KernelSettings, StreamingThresholdIsScoped) {
 }
 
 TEST(FusedPegKernel, ReadsNonContiguousTokensAndGradients) {
-  const PegCase c{2, 5, 6, 40, 3, 1, PegPadding::Zeros, true};
-  auto t = random_peg_tensors(c);
+  const bench::PegShape c{2, 5, 6, 40, 3, 1, PegPadding::Zeros, true};
+  auto t = peg_tensors(bench::peg_problem(c));
   const int64_t token_count = c.prefix + c.height * c.width;
   // tokens as a channel slice of a wider tensor: token stride 50, channels contiguous
   auto wide = torch::randn({c.batch, token_count, 50});
@@ -197,7 +173,7 @@ TEST(FusedPegKernel, ReadsNonContiguousTokensAndGradients) {
     auto output =
         peg_conv_fused(strided_tokens, weight, bias, {c.height, c.width, c.prefix}, c.padding);
     output.backward(transposed_grad);
-    auto reference = peg_output_and_gradients(peg_conv_reference, t, c, torch::kDouble);
+    auto reference = bench::peg_problem(c).output_and_gradients(false, torch::kDouble);
     expect_close(output.detach(), reference[0], "output from strided tokens");
     expect_close(strided_tokens.grad(), reference[1], "grad tokens from a transposed gradient");
     expect_close(weight.grad(), reference[2], "grad weight", 1e-5, 1e-4);
@@ -218,21 +194,21 @@ TEST(FusedPegKernel, ReadsNonContiguousTokensAndGradients) {
 
 TEST(FusedPegKernel, GradientsDoNotDependOnTheThreadCount) {
   // Fixed chunking: the weight gradient is summed in the same order on 1 and 2 threads.
-  const PegCase c{4, 14, 14, 64, 3, 1, PegPadding::Zeros, true};
-  const auto t = random_peg_tensors(c);
+  const bench::PegShape c{4, 14, 14, 64, 3, 1, PegPadding::Zeros, true};
+  const auto t = peg_tensors(bench::peg_problem(c));
   const int threads_before = at::get_num_threads();
   at::set_num_threads(1);
-  auto one = peg_output_and_gradients(peg_conv_fused, t, c, torch::kFloat);
+  auto one = bench::peg_problem(c).output_and_gradients(true, torch::kFloat);
   at::set_num_threads(2);
-  auto two = peg_output_and_gradients(peg_conv_fused, t, c, torch::kFloat);
+  auto two = bench::peg_problem(c).output_and_gradients(true, torch::kFloat);
   at::set_num_threads(threads_before);
   for (size_t i = 0; i < one.size(); ++i)
     EXPECT_TRUE(torch::equal(one[i], two[i])) << "tensor " << i << " differs";
 }
 
 TEST(FusedPegKernel, ForwardAllocatesOnlyItsOutput) {
-  const PegCase c{8, 14, 14, 192, 3, 1, PegPadding::Zeros, true};
-  const auto t = random_peg_tensors(c);
+  const bench::PegShape c{8, 14, 14, 192, 3, 1, PegPadding::Zeros, true};
+  const auto t = peg_tensors(bench::peg_problem(c));
   torch::NoGradGuard no_grad;
   peg_conv_fused(t.tokens, t.weight, t.bias, {c.height, c.width, c.prefix}, c.padding);  // warm
   testing::CountingCpuAllocator counting;
@@ -246,8 +222,8 @@ TEST(FusedPegKernel, ForwardAllocatesOnlyItsOutput) {
 }
 
 TEST(FusedPegKernel, IsWhatPegConvRunsForFloatOnTheCpu) {
-  const PegCase c{1, 3, 4, 8, 3, 1, PegPadding::Zeros, true};
-  auto t = random_peg_tensors(c);
+  const bench::PegShape c{1, 3, 4, 8, 3, 1, PegPadding::Zeros, true};
+  auto t = peg_tensors(bench::peg_problem(c));
   auto tokens = t.tokens.clone().requires_grad_(true);
   const TokenGrid grid{c.height, c.width, c.prefix};
   auto fused = peg_conv(tokens, t.weight, t.bias, grid, c.padding);
@@ -292,50 +268,6 @@ TEST(FusedPegKernel, RejectsMismatchedShapes) {
 }
 
 // --- Fourier features -----------------------------------------------------------------------
-
-struct FourierCase {
-  std::vector<int64_t> position_shape;  // (..., M)
-  int64_t frequencies;                  // F / 2
-};
-
-const std::vector<FourierCase> kFourierCases = {
-    {{37, 2}, 64}, {{5, 1}, 1},    {{3, 11, 4}, 67},   {{2, 7, 1, 2}, 21},
-    {{1, 3}, 8},   {{200, 2}, 16}, {{4, 5, 2, 2}, 33}, {{9, 20}, 40},
-};
-
-std::vector<torch::Tensor> fourier_output_and_gradients(
-    torch::Tensor (*op)(const torch::Tensor&, const torch::Tensor&), const torch::Tensor& positions,
-    const torch::Tensor& wr, const torch::Tensor& grad_output, torch::ScalarType dtype) {
-  auto x = positions.to(dtype).detach().requires_grad_(true);
-  auto w = wr.to(dtype).detach().requires_grad_(true);
-  auto features = op(x, w);
-  features.backward(grad_output.to(dtype));
-  return {features.detach(), x.grad(), w.grad()};
-}
-
-TEST(FusedFourierFeatures, MatchReferenceValuesAndGradients) {
-  for (const auto& c : kFourierCases) {
-    torch::manual_seed(5);
-    const int64_t values = c.position_shape.back();
-    auto positions = torch::rand(c.position_shape) * 20.0 - 5.0;
-    auto wr = torch::randn({c.frequencies, values});
-    auto output_shape = c.position_shape;
-    output_shape.back() = 2 * c.frequencies;
-    auto grad_output = torch::randn(output_shape);
-    const std::string where =
-        "positions " + c10::str(positions.sizes()) + ", F/2 = " + std::to_string(c.frequencies);
-    auto reference = fourier_output_and_gradients(fourier_features_reference, positions, wr,
-                                                  grad_output, torch::kDouble);
-    for_each_simd_level_and_thread_count([&] {
-      auto fused = fourier_output_and_gradients(fourier_features_fused, positions, wr, grad_output,
-                                                torch::kFloat);
-      // float32 arguments of |x w| up to ~100: the argument itself carries ~1e-5 relative error
-      expect_close(fused[0], reference[0], "features at " + where, 1e-4, 2e-5);
-      expect_close(fused[1], reference[1], "grad positions at " + where, 1e-4, 1e-3);
-      expect_close(fused[2], reference[2], "grad W_r at " + where, 1e-4, 1e-3);
-    });
-  }
-}
 
 // With M = 1 and W_r = 1 the argument of sin and cos is the float32 position itself, exactly, so
 // this checks the vectorised sin and cos alone, up to |x| = 1e6 (range reduction included).
@@ -405,101 +337,24 @@ TEST(FusedFourierFeatures, RejectsMismatchedShapes) {
 
 // --- Fused LFF encoder (Fourier features + GELU MLP) -------------------------------------------
 
-struct FourierMlpCase {
-  std::vector<int64_t> position_shape;   // (..., M)
-  int64_t frequencies, hidden, outputs;  // F / 2, H, O
-};
-
-// Rows across several 256-row tiles with a partial last one, more tiles than the backward's 16
-// chunks, no rows at all, and widths that leave partial vectors at 8 and 16 lanes.
-const std::vector<FourierMlpCase> kFourierMlpCases = {
-    {{600, 2}, 64, 64, 192},  // the benchmark's widths: tiles of 256, 256 and 88 rows
-    {{5, 1}, 1, 3, 2},        // one frequency, narrow layers
-    {{3, 11, 4}, 5, 17, 9},   // odd widths everywhere
-    {{2, 150, 1, 2}, 8, 16, 24}, {{4500, 2}, 4, 8, 5},  // 18 tiles: chunks of one and two tiles
-    {{0, 2}, 4, 8, 6},                                  // no positions
-};
-
-struct FourierMlpTensors {
-  torch::Tensor positions, wr, w1, b1, w2, b2, grad_output;
-};
-
-FourierMlpTensors random_fourier_mlp_tensors(const FourierMlpCase& c) {
-  torch::manual_seed(11);
-  const int64_t values = c.position_shape.back();
-  FourierMlpTensors t;
-  t.positions = torch::rand(c.position_shape) * 14.0;
-  t.wr = torch::randn({c.frequencies, values});
-  t.w1 = torch::randn({c.hidden, 2 * c.frequencies});
-  t.b1 = torch::randn({c.hidden});
-  t.w2 = torch::randn({c.outputs, c.hidden}) * 0.3;
-  t.b2 = torch::randn({c.outputs});
-  auto output_shape = c.position_shape;
-  output_shape.back() = c.outputs;
-  t.grad_output = torch::randn(output_shape);
-  return t;
-}
-
-// Output, then the gradients of positions, wr, w1, b1, w2, b2 (each only where `trainable`), of
-// `op` in `dtype`.
-template <typename Op>
-std::vector<torch::Tensor> fourier_mlp_output_and_gradients(Op&& op, const FourierMlpTensors& t,
-                                                            torch::ScalarType dtype,
-                                                            const std::vector<bool>& trainable) {
-  std::vector<torch::Tensor> inputs;
-  for (const auto* tensor : {&t.positions, &t.wr, &t.w1, &t.b1, &t.w2, &t.b2})
-    inputs.push_back(tensor->to(dtype).detach().requires_grad_(trainable[inputs.size()]));
-  auto output = op(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5]);
-  output.backward(t.grad_output.to(dtype));
-  std::vector<torch::Tensor> results{output.detach()};
-  for (const auto& input : inputs)
-    results.push_back(input.grad());
-  return results;
-}
-
-const char* const kFourierMlpNames[] = {"output",   "grad positions", "grad W_r", "grad W_1",
-                                        "grad b_1", "grad W_2",       "grad b_2"};
-
-TEST(FusedFourierMlp, MatchesReferenceValuesAndGradients) {
-  const std::vector<bool> all(6, true);
-  for (const auto& c : kFourierMlpCases) {
-    const auto t = random_fourier_mlp_tensors(c);
-    const std::string where =
-        "positions " + c10::str(t.positions.sizes()) + ", F/2 = " + std::to_string(c.frequencies) +
-        ", H = " + std::to_string(c.hidden) + ", O = " + std::to_string(c.outputs);
-    auto reference =
-        fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, all);
-    for_each_simd_level_and_thread_count([&] {
-      auto fused = fourier_mlp_output_and_gradients(fourier_mlp_fused, t, torch::kFloat, all);
-      for (size_t i = 0; i < reference.size(); ++i) {
-        if (reference[i].numel() == 0)
-          EXPECT_EQ(fused[i].sizes(), reference[i].sizes())
-              << kFourierMlpNames[i] << " at " << where;
-        else
-          expect_close(fused[i], reference[i], std::string(kFourierMlpNames[i]) + " at " + where,
-                       1e-4, 1e-3);
-      }
-    });
-  }
+// A Fourier-MLP problem at `shape` whose backward computes only the `wanted` gradients.
+KernelProblem fourier_mlp_problem(const bench::FourierMlpShape& shape,
+                                  const std::vector<bool>& wanted = std::vector<bool>(6, true)) {
+  auto problem = bench::fourier_mlp_problem(shape);
+  problem.trainable = wanted;
+  return problem;
 }
 
 // The backward skips the steps no wanted gradient needs: frozen W_r with positions as data (the
 // usual LFF training: no Fourier backward), only b_2 (no product at all), only W_2, only W_r. The
 // gradients that are wanted still match.
 TEST(FusedFourierMlp, MatchesReferenceWhenOnlySomeGradientsAreWanted) {
-  const auto t = random_fourier_mlp_tensors({{3, 70, 2}, 16, 24, 12});
   const std::vector<std::vector<bool>> subsets = {{false, false, true, true, true, true},
                                                   {false, false, false, false, false, true},
                                                   {false, false, false, false, true, false},
                                                   {false, true, false, false, false, false}};
-  for (const auto& wanted : subsets) {
-    auto reference =
-        fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, wanted);
-    auto fused = fourier_mlp_output_and_gradients(fourier_mlp_fused, t, torch::kFloat, wanted);
-    for (size_t i = 1; i < reference.size(); ++i)
-      if (wanted[i - 1])
-        expect_close(fused[i], reference[i], kFourierMlpNames[i], 1e-4, 1e-3);
-  }
+  for (const auto& wanted : subsets)
+    expect_matches_reference(fourier_mlp_problem({{3, 70, 2}, 16, 24, 12}, wanted));
 }
 
 // With W_1 = 0, W_2 = I and b_2 = 0 the output is GELU(b_1): GELU and its slope against
@@ -523,33 +378,27 @@ TEST(FusedFourierMlp, GeluAndItsSlopeMatchLibTorchOverAWideRange) {
 }
 
 TEST(FusedFourierMlp, ForwardWithoutGradientGivesTheSameOutput) {
-  const auto t = random_fourier_mlp_tensors({{700, 2}, 8, 16, 24});
-  auto w1 = t.w1.clone().requires_grad_(true);
-  auto with_graph = fourier_mlp_fused(t.positions, t.wr, w1, t.b1, t.w2, t.b2);
+  const auto in = fourier_mlp_problem({{700, 2}, 8, 16, 24}).inputs;
+  auto w1 = in[2].clone().requires_grad_(true);
+  auto with_graph = fourier_mlp_fused(in[0], in[1], w1, in[3], in[4], in[5]);
   ASSERT_TRUE(with_graph.requires_grad());
   torch::NoGradGuard no_grad;
-  auto without = fourier_mlp_fused(t.positions, t.wr, w1, t.b1, t.w2, t.b2);
+  auto without = fourier_mlp_fused(in[0], in[1], w1, in[3], in[4], in[5]);
   EXPECT_TRUE(torch::equal(with_graph.detach(), without));
 }
 
 // Transposed positions and weights are read through contiguous copies.
 TEST(FusedFourierMlp, ReadsNonContiguousInputs) {
-  const auto t = random_fourier_mlp_tensors({{40, 3}, 6, 10, 7});
-  const std::vector<bool> all(6, true);
-  auto reference = fourier_mlp_output_and_gradients(fourier_mlp_reference, t, torch::kDouble, all);
-  auto fused = fourier_mlp_output_and_gradients(
-      [](const torch::Tensor& x, const torch::Tensor& wr, const torch::Tensor& w1,
-         const torch::Tensor& b1, const torch::Tensor& w2, const torch::Tensor& b2) {
-        // the same values in column-major storage
-        auto strided_x = x.t().contiguous().t(), strided_w1 = w1.t().contiguous().t(),
-             strided_w2 = w2.t().contiguous().t();
-        EXPECT_FALSE(strided_x.is_contiguous() || strided_w1.is_contiguous() ||
-                     strided_w2.is_contiguous());
-        return fourier_mlp_fused(strided_x, wr, strided_w1, b1, strided_w2, b2);
-      },
-      t, torch::kFloat, all);
-  for (size_t i = 0; i < reference.size(); ++i)
-    expect_close(fused[i], reference[i], kFourierMlpNames[i], 1e-4, 1e-3);
+  auto problem = fourier_mlp_problem({{40, 3}, 6, 10, 7});
+  problem.fused = [](const std::vector<torch::Tensor>& in) {
+    // the same values in column-major storage
+    auto strided_x = in[0].t().contiguous().t(), strided_w1 = in[2].t().contiguous().t(),
+         strided_w2 = in[4].t().contiguous().t();
+    EXPECT_FALSE(strided_x.is_contiguous() || strided_w1.is_contiguous() ||
+                 strided_w2.is_contiguous());
+    return fourier_mlp_fused(strided_x, in[1], strided_w1, in[3], strided_w2, in[5]);
+  };
+  expect_matches_reference(problem);
 }
 
 TEST(FusedFourierMlp, IsWhatLffRunsForFloatOnTheCpu) {
@@ -561,16 +410,18 @@ TEST(FusedFourierMlp, IsWhatLffRunsForFloatOnTheCpu) {
     EXPECT_FALSE(
         graph_contains(encoding->forward(tokens, TokenGrid{3, 4, 0}), "FourierMlpFunction"));
   }
-  const auto t = random_fourier_mlp_tensors({{4, 2}, 2, 3, 2});
-  auto in_double =
-      fourier_mlp(t.positions.to(torch::kDouble), t.wr.to(torch::kDouble),
-                  t.w1.to(torch::kDouble).requires_grad_(true), t.b1.to(torch::kDouble),
-                  t.w2.to(torch::kDouble), t.b2.to(torch::kDouble));
+  std::vector<torch::Tensor> in;
+  for (const auto& input : fourier_mlp_problem({{4, 2}, 2, 3, 2}).inputs)
+    in.push_back(input.to(torch::kDouble));
+  auto in_double = fourier_mlp(in[0], in[1], in[2].requires_grad_(true), in[3], in[4], in[5]);
   EXPECT_FALSE(graph_contains(in_double, "FourierMlpFunction")) << "double takes the reference";
 }
 
 TEST(FusedFourierMlp, RejectsMismatchedShapes) {
-  const auto t = random_fourier_mlp_tensors({{5, 2}, 4, 6, 3});  // F = 8, H = 6, O = 3
+  const auto in = fourier_mlp_problem({{5, 2}, 4, 6, 3}).inputs;  // F = 8, H = 6, O = 3
+  struct {
+    torch::Tensor positions, wr, w1, b1, w2, b2;
+  } t{in[0], in[1], in[2], in[3], in[4], in[5]};
   expect_error_containing(
       [&] {
         fourier_mlp_fused(torch::rand({5, 3}), t.wr, t.w1, t.b1, t.w2, t.b2);
@@ -598,67 +449,6 @@ TEST(FusedFourierMlp, RejectsMismatchedShapes) {
 }
 
 // --- Linear layer -----------------------------------------------------------------------------
-
-struct LinearCase {
-  std::vector<int64_t> input_shape;  // (..., K)
-  int64_t outputs;                   // N
-  bool bias;
-};
-
-const std::vector<LinearCase> kLinearCases = {
-    {{12544 / 16, 128}, 64, true},  // the LFF MLP's first layer, fewer positions
-    {{3, 17, 64}, 192, true},       // 3-D input, the second layer
-    {{5, 7}, 1, false},             // one output, no bias
-    {{9, 1}, 13, true},             // one input feature
-    {{31}, 4, true},                // 1-D input
-    {{0, 6}, 5, true},              // no rows
-};
-
-// Output and gradients (input, weight, bias) of `op`, in `dtype`.
-template <typename Op>
-std::vector<torch::Tensor> linear_output_and_gradients(Op&& op, const torch::Tensor& input,
-                                                       const torch::Tensor& weight,
-                                                       const torch::Tensor& bias,
-                                                       const torch::Tensor& grad_output,
-                                                       torch::ScalarType dtype) {
-  auto x = input.to(dtype).detach().requires_grad_(true);
-  auto w = weight.to(dtype).detach().requires_grad_(true);
-  torch::Tensor b;
-  if (bias.defined())
-    b = bias.to(dtype).detach().requires_grad_(true);
-  auto output = op(x, w, b);
-  output.backward(grad_output.to(dtype));
-  return {output.detach(), x.grad(), w.grad(), b.defined() ? b.grad() : torch::Tensor()};
-}
-
-TEST(FusedLinear, MatchesReferenceValuesAndGradients) {
-  for (const auto& c : kLinearCases) {
-    torch::manual_seed(7);
-    auto input = torch::randn(c.input_shape);
-    auto weight = torch::randn({c.outputs, c.input_shape.back()});
-    auto bias = c.bias ? torch::randn({c.outputs}) : torch::Tensor();
-    auto output_shape = c.input_shape;
-    output_shape.back() = c.outputs;
-    auto grad_output = torch::randn(output_shape);
-    const std::string where = "input " + c10::str(input.sizes()) +
-                              ", N = " + std::to_string(c.outputs) + (c.bias ? "" : ", no bias");
-    auto reference = linear_output_and_gradients(linear_reference, input, weight, bias, grad_output,
-                                                 torch::kDouble);
-    for_each_simd_level_and_thread_count([&] {
-      auto fused = linear_output_and_gradients(linear_fused, input, weight, bias, grad_output,
-                                               torch::kFloat);
-      const char* names[] = {"output", "grad input", "grad weight", "grad bias"};
-      for (size_t i = 0; i < 4; ++i) {
-        if (!reference[i].defined())
-          continue;
-        if (reference[i].numel() == 0)
-          EXPECT_EQ(fused[i].sizes(), reference[i].sizes()) << names[i] << " at " << where;
-        else
-          expect_close(fused[i], reference[i], std::string(names[i]) + " at " + where, 1e-4, 1e-3);
-      }
-    });
-  }
-}
 
 // Transposed input and weight; only the weight is trainable, so the backward is asked for its
 // gradient alone.

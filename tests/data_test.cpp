@@ -114,6 +114,34 @@ TEST(ImageFolder, LoadsOneClassPerSubFolderResizedToTheRequestedSize) {
   EXPECT_EQ(dataset.images[2].min().item<int>(), 50);
 }
 
+// Hidden entries are neither classes nor images; a test split is checked against the training
+// split's classes by name, not only by count.
+TEST(ImageFolder, SkipsHiddenEntriesAndTheTestClassesMustBeTheTrainingClasses) {
+  TemporaryFolder folder;
+  for (const char* name : {"train/circle", "train/stripes", "train/.ipynb_checkpoints",
+                           "test/apple", "test/zebra", "cased/Dog", "cased/cat",
+                           "lower/cat", "lower/dog"})
+    std::filesystem::create_directories(folder.path(name));
+  for (const char* name : {"train/circle/a.png", "train/stripes/b.png",
+                           "train/.ipynb_checkpoints/c.png", "train/circle/.hidden.png",
+                           "test/apple/d.png", "test/zebra/e.png", "cased/Dog/f.png",
+                           "cased/cat/g.png", "lower/cat/h.png", "lower/dog/i.png"})
+    write_png(folder.path(name), 4, 4, 1, 10);
+  const auto train = load_image_folder(folder.path("train"), 1, 4, 4);
+  EXPECT_EQ(train.class_names, (std::vector<std::string>{"circle", "stripes"}));
+  EXPECT_EQ(train.size(), 2);
+  EXPECT_NO_THROW(check_same_classes(train, train));
+  expect_error_containing(
+      [&] { check_same_classes(train, load_image_folder(folder.path("test"), 1, 4, 4)); },
+      {"the test classes (apple, zebra", "are not the training classes (circle, stripes"});
+  expect_error_containing(
+      [&] {
+        check_same_classes(load_image_folder(folder.path("cased"), 1, 4, 4),
+                           load_image_folder(folder.path("lower"), 1, 4, 4));
+      },
+      {"(Dog, cat", "differ in case only"});
+}
+
 TEST(ImageFolder, ReportsMissingFoldersEmptyClassesAndBrokenImages) {
   TemporaryFolder folder;
   expect_error_containing([&] { load_image_folder(folder.path("nowhere"), 1, 8, 8); },

@@ -1,5 +1,8 @@
 #include "posenc/data/image_dataset.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
@@ -60,6 +63,46 @@ ImageDataset ImageDataset::class_balanced_subset(int64_t count) const {
   const auto index = torch::tensor(chosen, torch::kInt64);
   return {images.index_select(0, index), labels.index_select(0, index), class_names,
           c10::str(source, " (class-balanced subset of ", count, ")")};
+}
+
+namespace {
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names)
+    text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
+std::string lower_case(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+}  // namespace
+
+void check_same_classes(const ImageDataset& train, const ImageDataset& test) {
+  TORCH_CHECK(test.channels() == train.channels() && test.classes() == train.classes(),
+              "test data (", test.channels(), " channels, ", test.classes(),
+              " classes) does not match training data (", train.channels(), " channels, ",
+              train.classes(), " classes)");
+  if (test.class_names == train.class_names)
+    return;
+  std::vector<std::string> train_lower, test_lower;
+  for (const auto& name : train.class_names)
+    train_lower.push_back(lower_case(name));
+  for (const auto& name : test.class_names)
+    test_lower.push_back(lower_case(name));
+  std::sort(train_lower.begin(), train_lower.end());
+  std::sort(test_lower.begin(), test_lower.end());
+  TORCH_CHECK(false, "the test classes (", joined(test.class_names), ", from ", test.source,
+              ") are not the training classes (", joined(train.class_names), ", from ",
+              train.source, "): each label would be scored as another class",
+              train_lower == test_lower ? "; the names differ in case only, and class folders "
+                                          "are told apart and ordered case-sensitively"
+                                        : "",
+              "; give the test split the same class folders as the training split");
 }
 
 }  // namespace posenc

@@ -57,8 +57,10 @@ ImageDataset load_image_folder(const std::string& root, int64_t channels, int64_
               "sub-folder of images per class");
   TORCH_CHECK(height >= 1 && width >= 1, "image size must be positive, got ", height, "x", width);
   std::vector<fs::path> class_folders;
+  // hidden entries (.ipynb_checkpoints, .DS_Store) are not classes or images
+  auto hidden = [](const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; };
   for (const auto& entry : fs::directory_iterator(root)) {
-    if (entry.is_directory())
+    if (entry.is_directory() && !hidden(entry.path()))
       class_folders.push_back(entry.path());
   }
   std::sort(class_folders.begin(), class_folders.end());
@@ -71,7 +73,7 @@ ImageDataset load_image_folder(const std::string& root, int64_t channels, int64_
   for (size_t label = 0; label < class_folders.size(); ++label) {
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(class_folders[label])) {
-      if (entry.is_regular_file() && is_image_file(entry.path()))
+      if (entry.is_regular_file() && is_image_file(entry.path()) && !hidden(entry.path()))
         files.push_back(entry.path());
     }
     TORCH_CHECK(!files.empty(), class_folders[label].string(),

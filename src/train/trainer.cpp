@@ -54,11 +54,7 @@ struct TrainTestData {
 
 TrainTestData load_data(const RunConfig& config) {
   TrainTestData data{config.data.load("train"), config.data.load("test")};
-  TORCH_CHECK(
-      data.test.channels() == data.train.channels() && data.test.classes() == data.train.classes(),
-      "test data (", data.test.channels(), " channels, ", data.test.classes(),
-      " classes) does not match training data (", data.train.channels(), " channels, ",
-      data.train.classes(), " classes)");
+  check_same_classes(data.train, data.test);
   return data;
 }
 

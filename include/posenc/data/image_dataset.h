@@ -32,4 +32,10 @@ struct ImageDataset {
   void validate() const;
 };
 
+// Throws unless `test` has the channels and the classes of `train`, by name where both have
+// names (image folders): a label is an index into the class names, so test/{apple,zebra} beside
+// train/{circle,stripes}, or test/{cat,dog} beside train/{Dog,cat}, would score against the
+// wrong classes.
+void check_same_classes(const ImageDataset& train, const ImageDataset& test);
+
 }  // namespace posenc

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -142,6 +143,15 @@ int run_local_ranks(int64_t ranks, const std::vector<std::string>& leader_argume
   sigaction(SIGINT, &previous_interrupt, nullptr);
   sigaction(SIGTERM, &previous_terminate, nullptr);
 
+  // ranks stopped by Ctrl-C or SIGTERM (exit 130 or 143, after their checkpoint): the run was
+  // interrupted, not failed, and the launcher exits as they did
+  auto interrupted = [](int status) {
+    return WIFEXITED(status) && (WEXITSTATUS(status) == 128 + SIGINT ||
+                                 WEXITSTATUS(status) == 128 + SIGTERM);
+  };
+  if (std::all_of(statuses.begin(), statuses.end(),
+                  [&](const std::optional<int>& status) { return interrupted(*status); }))
+    return WEXITSTATUS(*statuses[0]);
   int failures = 0;
   for (size_t rank = 0; rank < children.size(); ++rank) {
     const int status = *statuses[rank];

@@ -193,7 +193,16 @@ std::string resumed_task(const std::string& out_dir) {
   return SetRunConfig::describes(config) ? config.at("task").get<std::string>() : "image";
 }
 
+// An interrupted run exits as a process stopped by that signal does (130 for Ctrl-C, 143 for
+// SIGTERM), so `posenc train && posenc eval` does not go on with an unfinished run; a run that
+// reached its --time-budget stopped as asked and exits 0.
+void exit_if_interrupted(const TrainingOutcome& outcome) {
+  if (outcome.status == TrainingOutcome::Status::Interrupted)
+    throw CLI::RuntimeError(128 + outcome.signal);
+}
+
 void report(const TrainingOutcome& outcome, const std::string& out_dir, bool sets) {
+  exit_if_interrupted(outcome);
   if (outcome.status != TrainingOutcome::Status::Completed)
     return;
   if (outcome.last_test_accuracy) {
@@ -274,8 +283,9 @@ void run_train(const CLI::App& command) {
                   << ": ranks other than 0 take the run's settings from rank 0\n";
       }
     }
-    join_training(communicator);
+    const auto outcome = join_training(communicator);
     communicator.finish();
+    exit_if_interrupted(outcome);
     return;
   }
   std::cerr << library_warning(detect_libraries());

@@ -382,6 +382,22 @@ TEST(DataParallelTraining, KillingARankStopsTheOtherWithAClearErrorWithinTheTime
   EXPECT_NO_THROW(load_trained_model(folder.path("run/last.pt")));
 }
 
+// One process stopped by SIGTERM exits 143 after its checkpoint, not 0 as a finished run.
+TEST(TrainCommandStops, SigtermExitsAsTheSignalDoesAfterTheCheckpoint) {
+  TemporaryFolder folder;
+  testing::tiny_image_data(folder);
+  ChildProcess run(tiny_run_command(folder, folder.path("run"), 8, /*epochs=*/1000),
+                   folder.path("run.log"));
+  ASSERT_TRUE(runs_until_first_epoch_ends(run, folder.path("run"), folder.path("run.log")));
+  run.send(SIGTERM);
+  const auto status = run.wait_for(60.0);
+  const std::string log = read_text_file(folder.path("run.log"));
+  ASSERT_TRUE(status.has_value()) << log;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 128 + SIGTERM) << log;
+  EXPECT_NE(log.find("interrupted at epoch"), std::string::npos) << log;
+  EXPECT_NO_THROW(load_trained_model(folder.path("run/last.pt")));
+}
+
 TEST(DataParallelTraining, CtrlCToTheLauncherStopsEveryRankAtOneStepWithACheckpoint) {
   TemporaryFolder folder;
   testing::tiny_image_data(folder);
@@ -393,7 +409,8 @@ TEST(DataParallelTraining, CtrlCToTheLauncherStopsEveryRankAtOneStepWithACheckpo
   const auto status = launcher.wait_for(60.0);
   const std::string log = read_text_file(folder.path("run.log"));
   ASSERT_TRUE(status.has_value()) << log;
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << log;
+  // as a process stopped by Ctrl-C: `train && eval` does not go on with an unfinished run
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 128 + SIGINT) << log;
   EXPECT_NE(log.find("interrupted at epoch"), std::string::npos) << log;
   EXPECT_EQ(log.find("error"), std::string::npos) << "both ranks stop at the same step:\n" << log;
   EXPECT_NO_THROW(load_trained_model(folder.path("run/last.pt")));

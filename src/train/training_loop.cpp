@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -199,6 +200,8 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
         save();
         outcome.status = interrupted ? TrainingOutcome::Status::Interrupted
                                      : TrainingOutcome::Status::TimeBudgetReached;
+        if (interrupted)
+          outcome.signal = InterruptGuard::received() != 0 ? InterruptGuard::received() : SIGINT;
         outcome.epochs_done = epoch;
         if (leader) {
           std::fprintf(stderr,

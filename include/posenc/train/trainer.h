@@ -15,6 +15,8 @@ struct TrainingOutcome {
   // test accuracy after the last epoch trained in this call; empty if none was (already done)
   std::optional<double> last_test_accuracy;
   std::string checkpoint;  // the last checkpoint written
+  // Interrupted: the signal that stopped it (SIGINT or SIGTERM; SIGINT when another rank's did).
+  int signal = 0;
 };
 
 // Trains a VisionTransformer as `config` says, writing into `out_dir`:

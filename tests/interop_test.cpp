@@ -57,6 +57,20 @@ TEST(PyTorchInterop, AnExportedModelImportsBackToTheSameOutputs) {
   }
 }
 
+// NaN or infinite weights (a diverged run) are refused by name, not imported to predict nan.
+TEST(PyTorchInterop, RefusesWeightsThatAreNotFinite) {
+  torch::manual_seed(3);
+  VisionTransformer model(small_model("learned1d"));
+  auto state = export_pytorch_model(*model);
+  state.at("blocks.0.attn.qkv.weight").index_put_({0, 0}, std::nan(""));
+  state.at("head.bias").index_put_({1}, INFINITY);
+  ImportOptions options;
+  options.family = "timm-vit";
+  options.heads = model->options().heads;
+  expect_error_containing([&] { import_pytorch_model(state, options); },
+                          {"not finite", "blocks.0.attn.qkv.weight", "head.bias", "1 NaN"});
+}
+
 bool any_note_contains(const ImportedModel& imported, const std::string& fragment) {
   for (const auto& note : imported.notes)
     if (note.find(fragment) != std::string::npos)

@@ -225,7 +225,7 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
   const auto options = infer_options(state, import, imported.notes);
   imported.model = VisionTransformer(options);
 
-  std::string problems;
+  std::string problems, not_finite;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;  // (posenc, converted)
   std::set<std::string> used;
   auto items = imported.model->named_parameters();
@@ -256,6 +256,12 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
                            " in the state dict but the model needs ", describe(item.value()));
       continue;
     }
+    if (!torch::isfinite(tensor).all().item<bool>()) {
+      const int64_t bad = tensor.numel() - torch::isfinite(tensor).sum().item<int64_t>();
+      not_finite += c10::str("\n  ", name, " ", describe(tensor), ": ", bad,
+                             " NaN or infinite values");
+      continue;
+    }
     if (tensor.scalar_type() != torch::kFloat32) {
       imported.notes.push_back(
           c10::str(name, " converted from ", tensor.scalar_type(), " to float32"));
@@ -270,6 +276,10 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
   TORCH_CHECK(problems.empty(), "the state dict does not fit the ", import.family,
               " model its shapes describe (dim ", options.dim, ", depth ", options.depth,
               ", patch ", options.patch_size, ", ", options.classes, " classes):", problems);
+  TORCH_CHECK(not_finite.empty(),
+              "the state dict holds weights that are not finite, from a run that diverged or a "
+              "damaged file; the model would predict nan:",
+              not_finite);
   torch::NoGradGuard no_grad;
   for (auto& [target, value] : assignments)
     target.copy_(value);

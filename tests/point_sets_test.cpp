@@ -115,6 +115,10 @@ TEST(SetTaskSource, TestSetsComeFromAnotherStreamThanTrainingSets) {
   EXPECT_EQ(source.load("test").groups(), 2);
   source.task = "sorting";
   expect_error_containing([&] { source.load("train"); }, {"sorting", "nearest-neighbour, layout"});
+  source.task = "nearest-neighbour";
+  source.points = 100000;  // ran for hours without a line of output
+  expect_error_containing([&] { source.validate(); },
+                          {"--points 100000 is more than the 1024 points", "square"});
 }
 
 TEST(TokenSetsJsonl, ReadsPointsAndGroupedBoxesPaddingSmallerSets) {
@@ -433,6 +437,8 @@ TEST(SetTaskCommandLine, TrainsResumesEvaluatesAndRefusesFlagsOfImageRuns) {
        "--nproc applies to image runs, not to the token-set task layout (token-set runs train "
        "in one process)"},
       {{"train", "--points", "3", "--out", folder.path("x")}, "--points applies to token-set"},
+      {{"train", "--task", "nearest-neighbour", "--points", "100000", "--out", folder.path("x")},
+       "is more than the 1024 points"},
       {{"train", "--task", "sorting", "--out", folder.path("x")}, "unknown --task 'sorting'"},
       {{"eval", "--checkpoint", out + "/last.pt", "--resolutions", "28"},
        "--resolutions applies to image models"},

@@ -52,6 +52,15 @@ void SetTaskSource::validate() const {
   TORCH_CHECK(points >= 2 && labels >= 2 && widget_types >= 1,
               "need points >= 2, labels >= 2 and widget types >= 1, got ", points, ", ", labels,
               ", ", widget_types);
+  // Each set's targets compare every point with every other, and a set model attends over all
+  // of a set's tokens: both grow with the square of the points. 100000 points ran for hours
+  // before the first line of output.
+  TORCH_CHECK(points <= kMaxGeneratedPoints, "--points ", points, " is more than the ",
+              kMaxGeneratedPoints,
+              " points a generated set may have: generating the targets and attending over a set "
+              "both take time and memory in the square of its points (a batch of 64 sets of ",
+              points, " points holds ", 64 * 4 * points * points * 4 / (1 << 20),
+              " MiB of attention weights per block at 4 heads)");
 }
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SetTaskSource, task, train_sets, test_sets, points,

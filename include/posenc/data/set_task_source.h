@@ -16,6 +16,9 @@ namespace posenc {
 // (token_sets_jsonl.h). Generated splits are seeded from `seed`: the test sets from another
 // stream than the training sets, so no test set is a training set.
 struct SetTaskSource {
+  // The most points a generated nearest-neighbour set may have (validate says why).
+  static constexpr int64_t kMaxGeneratedPoints = 1024;
+
   std::string task = "nearest-neighbour";
   int64_t train_sets = 20000;
   int64_t test_sets = 2000;

@@ -2,6 +2,7 @@
 // positional signal of every grid cell and that of every other, drawn as one small map per cell
 // (or one large map for --cell), and the correlation between that similarity and the cells'
 // L2 distance.
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 
@@ -82,7 +83,7 @@ void run_probe(const ProbeArguments& arguments) {
   const std::string source = additive
                                  ? "the sum of the additive encodings' embeddings"
                                  : c10::str("what the first PEG adds to the tokens, averaged over ",
-                                            arguments.images, " test images");
+                                            images.size(0), " test images");
   if (arguments.json) {
     std::cout << nlohmann::json{{"checkpoint", arguments.checkpoint},
                                 {"image", arguments.out},
@@ -100,8 +101,14 @@ void run_probe(const ProbeArguments& arguments) {
                                        : "cell " + arguments.cell)
             << " with every cell of the " << grid.height << "x" << grid.width
             << " grid; signal: " << source << "\ncorrelation between similarity and L2 distance "
-            << "over all pairs of cells: " << std::fixed << std::setprecision(3) << correlation
-            << " (-1: similarity falls with distance; 0: unrelated)\n";
+            << "over all pairs of cells: ";
+  if (std::isnan(correlation)) {
+    std::cout << "undefined (the " << grid.height << "x" << grid.width
+              << " grid has too few pairs of cells at different distances)\n";
+  } else {
+    std::cout << std::fixed << std::setprecision(3) << correlation
+              << " (-1: similarity falls with distance; 0: unrelated)\n";
+  }
 }
 
 }  // namespace

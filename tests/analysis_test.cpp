@@ -1,6 +1,7 @@
 // What `posenc attention` and `posenc probe` compute: the classifier's attention maps, the mean
 // attention distance, the positional signal of additive and conditional encodings, the
 // similarity-distance correlation, and the pictures they are drawn into.
+#include <cmath>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -133,6 +134,10 @@ TEST(EncodingSimilarity, CorrelationIsMinusOneWhenSimilarityFallsLinearlyWithDis
   EXPECT_NEAR(similarity_distance_correlation(distance * 3 + 1, cells), 1.0, 1e-9);
   EXPECT_LT(similarity_distance_correlation(torch::exp(-distance), cells), -0.8);
   EXPECT_EQ(similarity_distance_correlation(torch::ones({24, 24}), cells), 0.0);  // no spread
+  // no pairs (1x1), one pair (1x2): undefined rather than a 0 that reads as "unrelated"
+  EXPECT_TRUE(std::isnan(similarity_distance_correlation(torch::ones({1, 1}),
+                                                         grid_cell_positions(1, 1))));
+  EXPECT_TRUE(std::isnan(similarity_distance_correlation(torch::eye(2), grid_cell_positions(1, 2))));
   expect_error_containing([&] { similarity_distance_correlation(distance, cells.narrow(0, 0, 5)); },
                           {"positions must be (P, M)"});
 }

@@ -1,5 +1,7 @@
 #include "posenc/analysis/encoding_similarity.h"
 
+#include <limits>
+
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
@@ -34,10 +36,13 @@ double similarity_distance_correlation(const torch::Tensor& similarity,
   const auto x = as_double(similarity).index({pairs[0], pairs[1]});
   const auto y = distance.index({pairs[0], pairs[1]});
   if (x.numel() < 2)
-    return 0.0;
+    return std::numeric_limits<double>::quiet_NaN();
   const auto dx = x - x.mean();
   const auto dy = y - y.mean();
-  const double spread = (dx.pow(2).sum() * dy.pow(2).sum()).sqrt().item<double>();
+  const double distance_spread = dy.pow(2).sum().sqrt().item<double>();
+  if (distance_spread < 1e-12)
+    return std::numeric_limits<double>::quiet_NaN();
+  const double spread = dx.pow(2).sum().sqrt().item<double>() * distance_spread;
   if (spread < 1e-12)
     return 0.0;
   return (dx * dy).sum().item<double>() / spread;

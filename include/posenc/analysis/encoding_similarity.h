@@ -17,8 +17,9 @@ torch::Tensor cosine_similarity_matrix(const torch::Tensor& signal);
 // The Pearson correlation, over all pairs of distinct positions, between the similarity of their
 // vectors and the L2 distance between the positions: near -1 when nearer positions look more
 // alike in proportion to their distance (what LFF's kernel view predicts), near 0 when similarity
-// says nothing about distance. 0 when either has no spread (e.g. fewer than 3 positions).
-// similarity: (P, P); positions: (P, M) -> correlation in [-1, 1]
+// says nothing about distance; 0 when the similarities have no spread (no encoding). Undefined
+// (NaN) where distance cannot vary: fewer than 2 pairs (a 1x1 or 1x2 grid), or every pair at one
+// distance. similarity: (P, P); positions: (P, M) -> correlation in [-1, 1], or NaN
 double similarity_distance_correlation(const torch::Tensor& similarity,
                                        const torch::Tensor& positions);
 

@@ -12,6 +12,7 @@
 #include "posenc/analysis/tile_canvas.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trained_model.h"
+#include "test_data_flags.h"
 #include "thread_count.h"
 
 namespace posenc::cli {
@@ -24,16 +25,18 @@ struct AttentionArguments {
   int64_t images = 4;
   int64_t tile_pixels = 84;
   bool json = false;
+  TestDataFlags data;
   int threads = 0;
 };
 
-void run_attention(const AttentionArguments& arguments) {
+void run_attention(const AttentionArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
   TORCH_CHECK(arguments.images >= 1 && arguments.images <= 64,
               "--images must be from 1 to 64 (one row each), got ", arguments.images);
   TORCH_CHECK(arguments.tile_pixels >= 8 && arguments.tile_pixels <= 512,
               "--tile-pixels must be from 8 to 512, got ", arguments.tile_pixels);
   auto trained = load_trained_model(arguments.checkpoint);
+  apply_test_data_flags(trained.config, arguments.data, command);
   auto& model = trained.model;
   const auto [height, width] = parse_single_resolution(
       arguments.resolution, {model->options().image_height, model->options().image_width},
@@ -95,7 +98,8 @@ void add_attention_command(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--json", arguments->json, "print the figures as JSON");
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
-  c->callback([arguments] { run_attention(*arguments); });
+  add_test_data_flags(*c, arguments->data);
+  c->callback([arguments, c] { run_attention(*arguments, *c); });
 }
 
 }  // namespace posenc::cli

@@ -16,6 +16,7 @@
 #include "posenc/train/evaluation.h"
 #include "posenc/train/set_training.h"
 #include "posenc/train/trained_model.h"
+#include "test_data_flags.h"
 #include "thread_count.h"
 
 namespace posenc::cli {
@@ -29,6 +30,7 @@ struct EvalArguments {
   int64_t probe_positions = 256;
   bool json = false;
   int64_t batch_size = 500;
+  TestDataFlags data;
   int threads = 0;
 };
 
@@ -39,9 +41,12 @@ torch::Tensor first_positions(const TokenSets& data, int64_t count) {
 }
 
 void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
-  TORCH_CHECK(command.count("--resolutions") == 0,
-              "--resolutions applies to image models; this checkpoint is a token-set model: use "
-              "--coordinate-ranges");
+  for (const char* flag :
+       {"--resolutions", "--data", "--data-dir", "--test-images", "--test-labels", "--channels"}) {
+    TORCH_CHECK(command.count(flag) == 0, flag,
+                " applies to image models; this checkpoint is a token-set model: use "
+                "--coordinate-ranges or --test-jsonl");
+  }
   TORCH_CHECK(arguments.probe_positions >= 3, "--probe-positions must be >= 3, got ",
               arguments.probe_positions);
   auto trained = load_trained_set_model(arguments.checkpoint);
@@ -116,6 +121,7 @@ void run_eval(const EvalArguments& arguments, const CLI::App& command) {
                 "image model: use --resolutions");
   }
   auto trained = load_trained_model(arguments.checkpoint);
+  apply_test_data_flags(trained.config, arguments.data, command);
   const auto& model_options = trained.config.model;
   const auto resolutions =
       arguments.resolutions.empty()
@@ -182,6 +188,7 @@ void add_eval_command(CLI::App& app) {
   c->add_option("--batch-size", arguments->batch_size, "evaluation batch size")
       ->capture_default_str();
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
+  add_test_data_flags(*c, arguments->data);
   c->callback([arguments, c] { run_eval(*arguments, *c); });
 }
 

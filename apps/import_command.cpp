@@ -12,6 +12,7 @@
 #include "posenc/interop/pytorch_models.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/run_config.h"
+#include "test_data_flags.h"
 
 namespace posenc::cli {
 namespace {
@@ -27,6 +28,7 @@ struct ImportArguments {
   std::string conditional_after;
   std::string mean, std;
   bool force = false;
+  TestDataFlags data;
 };
 
 std::vector<double> per_channel(const std::string& text, const char* flag, int64_t channels) {
@@ -36,7 +38,7 @@ std::vector<double> per_channel(const std::string& text, const char* flag, int64
   return numbers;
 }
 
-void run_import(const ImportArguments& a) {
+void run_import(const ImportArguments& a, const CLI::App& command) {
   prepare_output_file(a.out, a.force, {a.state_dict});
   ImportOptions options;
   options.family = a.family;
@@ -52,6 +54,8 @@ void run_import(const ImportArguments& a) {
 
   RunConfig config;
   config.model = imported.model->options();
+  config.data.kind = "none";  // unless given: the state dict does not say what it was trained on
+  apply_test_data_flags(config, a.data, command);
   const int64_t channels = config.model.image_channels;
   // without --mean/--std, images are fed as they are after scaling to [0, 1]
   config.normalization.mean =
@@ -103,7 +107,8 @@ void add_import_command(CLI::App& app) {
                 "cpvt: blocks after which pos_block.0, .1, ... run (default 0, 1, ...)");
   c->add_option("--mean", a.mean, "per-channel normalisation mean, e.g. 0.485,0.456,0.406");
   c->add_option("--std", a.std, "per-channel normalisation std, e.g. 0.229,0.224,0.225");
-  c->callback([arguments] { run_import(*arguments); });
+  add_test_data_flags(*c, arguments->data, "none; eval, attention and probe then need them");
+  c->callback([arguments, c] { run_import(*arguments, *c); });
 }
 
 }  // namespace posenc::cli

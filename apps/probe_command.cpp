@@ -14,6 +14,7 @@
 #include "posenc/analysis/tile_canvas.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trained_model.h"
+#include "test_data_flags.h"
 #include "thread_count.h"
 
 namespace posenc::cli {
@@ -27,6 +28,7 @@ struct ProbeArguments {
   int64_t images = 256;
   int64_t tile_pixels = 56;
   bool json = false;
+  TestDataFlags data;
   int threads = 0;
 };
 
@@ -49,11 +51,12 @@ std::pair<int64_t, int64_t> parse_cell(const std::string& text, const TokenGrid&
   return {row, column};
 }
 
-void run_probe(const ProbeArguments& arguments) {
+void run_probe(const ProbeArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
   TORCH_CHECK(arguments.tile_pixels >= 4 && arguments.tile_pixels <= 512,
               "--tile-pixels must be from 4 to 512, got ", arguments.tile_pixels);
   auto trained = load_trained_model(arguments.checkpoint);
+  apply_test_data_flags(trained.config, arguments.data, command);
   auto& model = trained.model;
   const auto [height, width] = parse_single_resolution(
       arguments.resolution, {model->options().image_height, model->options().image_width},
@@ -129,7 +132,8 @@ void add_probe_command(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--json", arguments->json, "print the figures as JSON");
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
-  c->callback([arguments] { run_probe(*arguments); });
+  add_test_data_flags(*c, arguments->data);
+  c->callback([arguments, c] { run_probe(*arguments, *c); });
 }
 
 }  // namespace posenc::cli

@@ -148,7 +148,9 @@ RunConfig build_config(const CLI::App& command) {
     json["training"]["augmentation"]["horizontal_flip"] = 0.0;  // a mirrored digit is another
   }
   fit_unchosen_warmup(json["training"], command, file);
-  return RunConfig::from_json(json);
+  auto config = RunConfig::from_json(json);
+  config.data = config.data.with_absolute_paths();  // eval finds them from any folder
+  return config;
 }
 
 // A token-set run: the library's token-set defaults (docs/point_sets.md), then --config's file,

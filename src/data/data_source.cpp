@@ -1,5 +1,7 @@
 #include "posenc/data/data_source.h"
 
+#include <filesystem>
+
 #include <c10/util/Exception.h>
 
 #include "core/json_keys.h"
@@ -8,29 +10,48 @@
 
 namespace posenc {
 
-void DataSource::validate() const {
-  TORCH_CHECK(kind == "fashion-mnist" || kind == "idx" || kind == "folder",
-              "unknown data set "
-              "kind '",
-              kind, "'; use fashion-mnist, idx or folder");
-  if (kind == "idx") {
-    TORCH_CHECK(!train_images.empty() && !train_labels.empty() && !test_images.empty() &&
-                    !test_labels.empty(),
-                "IDX data needs four files: --train-images, --train-labels, --test-images, "
-                "--test-labels");
+namespace {
+
+// What every use of a data source needs; `split` is "train", "test" or "" for both (training).
+void check_data_source(const DataSource& data, const std::string& split) {
+  TORCH_CHECK(data.kind == "fashion-mnist" || data.kind == "idx" || data.kind == "folder" ||
+                  data.kind == "none",
+              "unknown data set kind '", data.kind, "'; use fashion-mnist, idx or folder");
+  const bool train = split != "test", test = split != "train";
+  if (data.kind == "idx") {
+    TORCH_CHECK((!train || (!data.train_images.empty() && !data.train_labels.empty())) &&
+                    (!test || (!data.test_images.empty() && !data.test_labels.empty())),
+                train && test ? "IDX data needs four files: --train-images, --train-labels, "
+                                "--test-images, --test-labels"
+                : train       ? "IDX training data needs --train-images and --train-labels"
+                              : "IDX test data needs --test-images and --test-labels");
   }
-  TORCH_CHECK(train_subset >= 0,
-              "the training subset size must be 0 (all images) or positive, got ", train_subset);
-  if (kind == "folder") {
-    TORCH_CHECK(!directory.empty(), "image-folder data needs --data-dir holding train/ and test/");
-    TORCH_CHECK(channels == 1 || channels == 3, "image channels must be 1 or 3, got ", channels);
-    TORCH_CHECK(height >= 1 && width >= 1, "image size must be positive, got ", height, "x", width);
+  TORCH_CHECK(data.train_subset >= 0,
+              "the training subset size must be 0 (all images) or positive, got ",
+              data.train_subset);
+  if (data.kind == "folder") {
+    TORCH_CHECK(!data.directory.empty(),
+                "image-folder data needs --data-dir holding train/ and test/");
+    TORCH_CHECK(data.channels == 1 || data.channels == 3, "image channels must be 1 or 3, got ",
+                data.channels);
+    TORCH_CHECK(data.height >= 1 && data.width >= 1, "image size must be positive, got ",
+                data.height, "x", data.width);
   }
 }
 
+}  // namespace
+
+void DataSource::validate() const {
+  check_data_source(*this, "");
+}
+
 ImageDataset DataSource::load(const std::string& split) const {
-  validate();
   TORCH_CHECK(split == "train" || split == "test", "split must be train or test, got ", split);
+  check_data_source(*this, split);
+  TORCH_CHECK(kind != "none",
+              "this checkpoint stores no data (it was imported); give the images to evaluate "
+              "it on: --data folder --data-dir DIR (DIR/test/ holds one folder per class, in "
+              "the model's class order) or --data idx --test-images FILE --test-labels FILE");
   const bool train = split == "train";
   ImageDataset dataset;
   if (kind == "fashion-mnist") {
@@ -44,6 +65,16 @@ ImageDataset DataSource::load(const std::string& split) const {
   if (!train || train_subset == 0)
     return dataset;
   return dataset.class_balanced_subset(train_subset);
+}
+
+DataSource DataSource::with_absolute_paths() const {
+  DataSource absolute = *this;
+  for (std::string* path : {&absolute.directory, &absolute.train_images, &absolute.train_labels,
+                            &absolute.test_images, &absolute.test_labels}) {
+    if (!path->empty())
+      *path = std::filesystem::absolute(*path).lexically_normal().string();
+  }
+  return absolute;
 }
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataSource, kind, directory, train_images,

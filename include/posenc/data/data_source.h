@@ -16,6 +16,7 @@ namespace posenc {
 //                  read with `channels` channels and resized to height x width
 // The test split is always used whole.
 struct DataSource {
+  // fashion-mnist, idx, folder, or none (an imported model's: loading it says what to give)
   std::string kind = "fashion-mnist";
   std::string directory;
   std::string train_images, train_labels, test_images, test_labels;
@@ -26,8 +27,10 @@ struct DataSource {
   // class_balanced_subset), for experiments sized to a CPU budget; 0: the whole training split.
   int64_t train_subset = 0;
 
-  // split: "train" or "test"
+  // split: "train" or "test"; needs only that split's files
   ImageDataset load(const std::string& split) const;
+  // The same data with every path absolute, so a checkpoint finds it from any folder.
+  DataSource with_absolute_paths() const;
   // Whether a horizontal flip keeps the class: false for digit-like IDX data.
   bool flips_preserve_class() const { return kind != "idx"; }
 

@@ -1,6 +1,7 @@
 #include "argument_parsing.h"
 
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include <c10/util/Exception.h>
@@ -8,32 +9,40 @@
 namespace posenc::cli {
 namespace {
 
-// `convert` is std::stoll or std::stod; the whole text must be the number.
+// `convert` is std::stoll or std::stod: the number, if the whole text is one.
 template <typename Number, typename Convert>
-Number parse_whole(const std::string& text, const std::string& context, Convert convert,
-                   const char* kind) {
+std::optional<Number> whole_number(const std::string& text, Convert convert) {
   size_t used = 0;
   Number value{};
   try {
     value = convert(text, &used);
   } catch (const std::exception&) {
-    used = 0;
+    return std::nullopt;
   }
-  TORCH_CHECK(!text.empty() && used == text.size(), "'", text, "' in '", context, "' is not ",
-              kind);
+  if (text.empty() || used != text.size())
+    return std::nullopt;
   return value;
 }
 
+std::optional<int64_t> whole_integer(const std::string& text) {
+  return whole_number<int64_t>(
+      text, [](const std::string& t, size_t* used) { return std::stoll(t, used); });
+}
+std::optional<double> whole_double(const std::string& text) {
+  return whole_number<double>(
+      text, [](const std::string& t, size_t* used) { return std::stod(t, used); });
+}
+
 int64_t parse_integer(const std::string& text, const std::string& context) {
-  return parse_whole<int64_t>(
-      text, context, [](const std::string& t, size_t* used) { return std::stoll(t, used); },
-      "an integer");
+  const auto value = whole_integer(text);
+  TORCH_CHECK(value, "'", text, "' in '", context, "' is not an integer");
+  return *value;
 }
 
 double parse_number(const std::string& text, const std::string& context) {
-  return parse_whole<double>(
-      text, context, [](const std::string& t, size_t* used) { return std::stod(t, used); },
-      "a number");
+  const auto value = whole_double(text);
+  TORCH_CHECK(value, "'", text, "' in '", context, "' is not a number");
+  return *value;
 }
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -47,34 +56,21 @@ std::vector<std::string> split(const std::string& text, char separator) {
 }  // namespace
 
 int64_t parse_integer_value(const std::string& text, const std::string& option) {
-  size_t used = 0;
-  int64_t value = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  TORCH_CHECK(!text.empty() && used == text.size(), option, " takes an integer, got '", text, "'");
-  return value;
+  const auto value = whole_integer(text);
+  TORCH_CHECK(value, option, " takes an integer, got '", text, "'");
+  return *value;
 }
 
 uint64_t parse_non_negative_integer_value(const std::string& text, const std::string& option) {
-  const int64_t value = parse_integer_value(text, option);
-  TORCH_CHECK(value >= 0, option, " takes a non-negative integer, got '", text, "'");
-  return static_cast<uint64_t>(value);
+  const auto value = whole_integer(text);
+  TORCH_CHECK(value && *value >= 0, option, " takes a non-negative integer, got '", text, "'");
+  return static_cast<uint64_t>(*value);
 }
 
 double parse_finite_number_value(const std::string& text, const std::string& option) {
-  size_t used = 0;
-  double value = 0.0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  TORCH_CHECK(!text.empty() && used == text.size() && std::isfinite(value), option,
-              " takes a finite number, got '", text, "'");
-  return value;
+  const auto value = whole_double(text);
+  TORCH_CHECK(value && std::isfinite(*value), option, " takes a finite number, got '", text, "'");
+  return *value;
 }
 
 std::vector<double> parse_number_list(const std::string& text) {

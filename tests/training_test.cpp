@@ -300,6 +300,18 @@ TEST(Trainer, RejectsAnUnwritableOutputFolderBeforeTraining) {
 }
 
 #ifdef POSENC_CLI_PATH
+// Runs posenc with `arguments` for at most a minute, its output in `folder`/log: the exit status
+// (-1 if it did not exit) and the output.
+std::pair<int, std::string> run_posenc(const TemporaryFolder& folder,
+                                       std::vector<std::string> arguments) {
+  arguments.insert(arguments.begin(), POSENC_CLI_PATH);
+  testing::ChildProcess process(arguments, folder.path("log"));
+  const auto status = process.wait_for(60.0);
+  EXPECT_TRUE(status.has_value()) << arguments[1] << " still runs";
+  return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1,
+          testing::read_text_file(folder.path("log"))};
+}
+
 // The shortest run a new user tries: `posenc train --epochs 1` with the default warm-up (1 epoch),
 // which would not be shorter than the run; it adapts, and says so.
 TEST(TrainCommand, OneEpochWithTheDefaultWarmUpTrains) {
@@ -330,13 +342,8 @@ TEST(TrainCommand, FlagsAreCheckedByTheirSettingsAndResumeRefusesToChangeTheRun)
   auto config = tiny_run(folder);
   config.training.epochs = 2;
   train(config, folder.path("run"));
-  auto run = [&](std::vector<std::string> arguments) {
-    arguments.insert(arguments.begin(), POSENC_CLI_PATH);
-    testing::ChildProcess process(arguments, folder.path("log"));
-    const auto status = process.wait_for(60.0);
-    EXPECT_TRUE(status.has_value()) << arguments[1];
-    return std::make_pair(status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1,
-                          testing::read_text_file(folder.path("log")));
+  auto run = [&](const std::vector<std::string>& arguments) {
+    return run_posenc(folder, arguments);
   };
   const auto [help_code, help] = run({"train", "--help"});
   EXPECT_EQ(help_code, 0);
@@ -381,13 +388,8 @@ TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
   train(config, folder.path("run"));
   const std::string checkpoint = folder.path("run/last.pt");
   const auto before = testing::read_text_file(checkpoint);
-  auto run = [&](std::vector<std::string> arguments) {
-    arguments.insert(arguments.begin(), POSENC_CLI_PATH);
-    testing::ChildProcess process(arguments, folder.path("log"));
-    const auto status = process.wait_for(60.0);
-    EXPECT_TRUE(status.has_value());
-    return std::make_pair(status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1,
-                          testing::read_text_file(folder.path("log")));
+  auto run = [&](const std::vector<std::string>& arguments) {
+    return run_posenc(folder, arguments);
   };
   // the run's own checkpoint, by its path and by another path to it
   for (const auto& out : {checkpoint, folder.path("run/../run/last.pt")}) {
@@ -414,6 +416,46 @@ TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
       run({"import", "--from", "timm-vit", exported, "--out", exported, "--force"});
   EXPECT_NE(self, 0);
   EXPECT_NE(self_text.find("is the input"), std::string::npos) << self_text;
+}
+// An imported model records no data; eval, attention and probe take the test images as flags
+// (and a trained run's relative data paths are stored absolute, so they work from any folder).
+TEST(EvaluationCommands, TakeTestDataAsFlagsForAnImportedModel) {
+  TemporaryFolder folder;
+  auto config = tiny_run(folder);
+  config.training.epochs = 1;
+  train(config, folder.path("run"));
+  auto run = [&](const std::vector<std::string>& arguments) {
+    return run_posenc(folder, arguments);
+  };
+  const std::string exported = folder.path("model.pth"), imported = folder.path("imported.pt");
+  ASSERT_EQ(run({"export", "--checkpoint", folder.path("run/last.pt"), "--out", exported}).first,
+            0);
+  ASSERT_EQ(run({"import", "--from", "cpvt", exported, "--out", imported, "--heads", "2",
+                 "--image-size", "8"})
+                .first,
+            0);
+  const auto [no_data, no_data_text] = run({"eval", "--checkpoint", imported});
+  EXPECT_EQ(no_data, 1) << no_data_text;
+  EXPECT_NE(no_data_text.find("stores no data (it was imported)"), std::string::npos)
+      << no_data_text;
+  const std::vector<std::string> test_data = {"--data", "idx", "--test-images",
+                                              folder.path("test-images"), "--test-labels",
+                                              folder.path("test-labels")};
+  auto with_data = [&](std::vector<std::string> arguments) {
+    arguments.insert(arguments.end(), test_data.begin(), test_data.end());
+    return arguments;
+  };
+  const auto [evaluated, eval_text] =
+      run(with_data({"eval", "--checkpoint", imported, "--resolutions", "8,12"}));
+  EXPECT_EQ(evaluated, 0) << eval_text;
+  EXPECT_NE(eval_text.find("30 test images"), std::string::npos) << eval_text;
+  const auto [probed, probe_text] = run(with_data(
+      {"probe", "--checkpoint", imported, "--out", folder.path("probe.png"), "--images", "256"}));
+  EXPECT_EQ(probed, 0) << probe_text;
+  EXPECT_NE(probe_text.find("averaged over 30 test images"), std::string::npos) << probe_text;
+  const auto [attended, attention_text] = run(with_data(
+      {"attention", "--checkpoint", imported, "--out", folder.path("attention.png")}));
+  EXPECT_EQ(attended, 0) << attention_text;
 }
 #endif  // POSENC_CLI_PATH
 

@@ -6,7 +6,6 @@
 
 #include <torch/torch.h>
 
-#include "argument_parsing.h"
 #include "commands.h"
 #include "posenc/analysis/attention_maps.h"
 #include "posenc/analysis/tile_canvas.h"
@@ -35,13 +34,10 @@ void run_attention(const AttentionArguments& arguments, const CLI::App& command)
               "--images must be from 1 to 64 (one row each), got ", arguments.images);
   TORCH_CHECK(arguments.tile_pixels >= 8 && arguments.tile_pixels <= 512,
               "--tile-pixels must be from 8 to 512, got ", arguments.tile_pixels);
-  auto trained = load_trained_model(arguments.checkpoint);
-  apply_test_data_flags(trained.config, arguments.data, command);
+  auto [trained, images] = model_and_test_images(arguments.checkpoint, arguments.resolution,
+                                                 arguments.images, arguments.data, command);
   auto& model = trained.model;
-  const auto [height, width] = parse_single_resolution(
-      arguments.resolution, {model->options().image_height, model->options().image_width},
-      "--resolution");
-  const auto images = trained.first_test_images(arguments.images, height, width);
+  const int64_t height = images.size(2), width = images.size(3);
   const auto maps = classifier_attention_maps(model, images);  // (depth, B, h, w)
   const auto distances = mean_attention_distance(model, images);
   const int64_t depth = maps.size(0);

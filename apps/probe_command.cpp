@@ -8,7 +8,6 @@
 
 #include <torch/torch.h>
 
-#include "argument_parsing.h"
 #include "commands.h"
 #include "posenc/analysis/encoding_similarity.h"
 #include "posenc/analysis/tile_canvas.h"
@@ -55,13 +54,9 @@ void run_probe(const ProbeArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
   TORCH_CHECK(arguments.tile_pixels >= 4 && arguments.tile_pixels <= 512,
               "--tile-pixels must be from 4 to 512, got ", arguments.tile_pixels);
-  auto trained = load_trained_model(arguments.checkpoint);
-  apply_test_data_flags(trained.config, arguments.data, command);
+  auto [trained, images] = model_and_test_images(arguments.checkpoint, arguments.resolution,
+                                                 arguments.images, arguments.data, command);
   auto& model = trained.model;
-  const auto [height, width] = parse_single_resolution(
-      arguments.resolution, {model->options().image_height, model->options().image_width},
-      "--resolution");
-  const auto images = trained.first_test_images(arguments.images, height, width);
   const auto grid = model->grid_for(images);
   const auto signal = model->positional_signal(images);  // (h*w, dim)
   const auto similarity = centred_similarity(signal);  // (h*w, h*w)

@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "argument_parsing.h"
+
 namespace posenc::cli {
 
 void add_test_data_flags(CLI::App& command, TestDataFlags& flags,
@@ -43,6 +45,18 @@ void apply_test_data_flags(RunConfig& config, const TestDataFlags& flags,
     data.width = config.model.image_width;
   }
   data = data.with_absolute_paths();
+}
+
+ModelAndImages model_and_test_images(const std::string& checkpoint, const std::string& resolution,
+                                     int64_t count, const TestDataFlags& flags,
+                                     const CLI::App& command) {
+  ModelAndImages result{load_trained_model(checkpoint), {}};
+  apply_test_data_flags(result.trained.config, flags, command);
+  const auto& options = result.trained.model->options();
+  const auto [height, width] = parse_single_resolution(
+      resolution, {options.image_height, options.image_width}, "--resolution");
+  result.images = result.trained.first_test_images(count, height, width);
+  return result;
 }
 
 }  // namespace posenc::cli

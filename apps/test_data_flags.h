@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "posenc/train/run_config.h"
+#include "posenc/train/trained_model.h"
 
 namespace posenc::cli {
 
@@ -24,5 +25,16 @@ void add_test_data_flags(CLI::App& command, TestDataFlags& flags,
 // the model's channels and resized to its image size unless --channels says otherwise.
 void apply_test_data_flags(RunConfig& config, const TestDataFlags& flags,
                            const CLI::App& command);
+
+// The model of `checkpoint` with the test data the flags give, and its first `count` test images
+// at `resolution` (a --resolution value; empty: the trained size), normalised as in training:
+// what attention and probe draw. images: (B <= count, C, H, W)
+struct ModelAndImages {
+  TrainedModel trained;
+  torch::Tensor images;
+};
+ModelAndImages model_and_test_images(const std::string& checkpoint, const std::string& resolution,
+                                     int64_t count, const TestDataFlags& flags,
+                                     const CLI::App& command);
 
 }  // namespace posenc::cli

@@ -312,6 +312,14 @@ std::pair<int, std::string> run_posenc(const TemporaryFolder& folder,
           testing::read_text_file(folder.path("log"))};
 }
 
+// tiny_run for `epochs` epochs, trained into `folder`/run through the library.
+RunConfig train_tiny_run(const TemporaryFolder& folder, int64_t epochs) {
+  auto config = tiny_run(folder);
+  config.training.epochs = epochs;
+  train(config, folder.path("run"));
+  return config;
+}
+
 // The shortest run a new user tries: `posenc train --epochs 1` with the default warm-up (1 epoch),
 // which would not be shorter than the run; it adapts, and says so.
 TEST(TrainCommand, OneEpochWithTheDefaultWarmUpTrains) {
@@ -339,13 +347,8 @@ TEST(TrainCommand, OneEpochWithTheDefaultWarmUpTrains) {
 // a flag that would change the stored run instead of ignoring it.
 TEST(TrainCommand, FlagsAreCheckedByTheirSettingsAndResumeRefusesToChangeTheRun) {
   TemporaryFolder folder;
-  auto config = tiny_run(folder);
-  config.training.epochs = 2;
-  train(config, folder.path("run"));
-  auto run = [&](const std::vector<std::string>& arguments) {
-    return run_posenc(folder, arguments);
-  };
-  const auto [help_code, help] = run({"train", "--help"});
+  const auto config = train_tiny_run(folder, 2);
+  const auto [help_code, help] = run_posenc(folder, {"train", "--help"});
   EXPECT_EQ(help_code, 0);
   EXPECT_NE(help.find(c10::str("(default ", TrainingOptions{}.epochs, "; token-set tasks: ",
                                SetRunConfig::default_training().epochs, ")")),
@@ -369,7 +372,7 @@ TEST(TrainCommand, FlagsAreCheckedByTheirSettingsAndResumeRefusesToChangeTheRun)
       {{"trian", "--out", fresh}, "'trian' is not a posenc command; did you mean 'train'?"},
       {{"train", "--epoch", "3", "--out", fresh}, "did you mean --epochs?"}};
   for (const auto& [arguments, message] : refused) {
-    const auto [code, text] = run(arguments);
+    const auto [code, text] = run_posenc(folder, arguments);
     EXPECT_EQ(code, 1) << text;
     EXPECT_EQ(text.rfind("posenc: error: ", 0), 0u) << text;
     EXPECT_NE(text.find(message), std::string::npos) << text;
@@ -383,37 +386,32 @@ TEST(TrainCommand, FlagsAreCheckedByTheirSettingsAndResumeRefusesToChangeTheRun)
 // without --force; a missing folder for --out is made.
 TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
   TemporaryFolder folder;
-  auto config = tiny_run(folder);
-  config.training.epochs = 1;
-  train(config, folder.path("run"));
+  const auto config = train_tiny_run(folder, 1);
   const std::string checkpoint = folder.path("run/last.pt");
   const auto before = testing::read_text_file(checkpoint);
-  auto run = [&](const std::vector<std::string>& arguments) {
-    return run_posenc(folder, arguments);
-  };
   // the run's own checkpoint, by its path and by another path to it
   for (const auto& out : {checkpoint, folder.path("run/../run/last.pt")}) {
     const auto [code, text] =
-        run({"export", "--checkpoint", checkpoint, "--out", out, "--force"});
+        run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", out, "--force"});
     EXPECT_NE(code, 0) << text;
     EXPECT_NE(text.find("is the input"), std::string::npos) << text;
   }
   EXPECT_EQ(testing::read_text_file(checkpoint), before) << "export replaced the checkpoint";
 
   const std::string exported = folder.path("new/folder/model.pth");
-  EXPECT_EQ(run({"export", "--checkpoint", checkpoint, "--out", exported}).first, 0);
-  const auto [again, again_text] = run({"export", "--checkpoint", checkpoint, "--out", exported});
+  EXPECT_EQ(run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported}).first, 0);
+  const auto [again, again_text] = run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported});
   EXPECT_NE(again, 0);
   EXPECT_NE(again_text.find("already exists"), std::string::npos) << again_text;
   EXPECT_NE(again_text.find("--force"), std::string::npos) << again_text;
-  EXPECT_EQ(run({"export", "--checkpoint", checkpoint, "--out", exported, "--force"}).first, 0);
+  EXPECT_EQ(run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported, "--force"}).first, 0);
 
   const auto [imported, import_text] =
-      run({"import", "--from", "timm-vit", exported, "--out", checkpoint, "--heads", "2"});
+      run_posenc(folder, {"import", "--from", "timm-vit", exported, "--out", checkpoint, "--heads", "2"});
   EXPECT_NE(imported, 0) << import_text;
   EXPECT_EQ(testing::read_text_file(checkpoint), before) << "import replaced the checkpoint";
   const auto [self, self_text] =
-      run({"import", "--from", "timm-vit", exported, "--out", exported, "--force"});
+      run_posenc(folder, {"import", "--from", "timm-vit", exported, "--out", exported, "--force"});
   EXPECT_NE(self, 0);
   EXPECT_NE(self_text.find("is the input"), std::string::npos) << self_text;
 }
@@ -421,20 +419,15 @@ TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
 // (and a trained run's relative data paths are stored absolute, so they work from any folder).
 TEST(EvaluationCommands, TakeTestDataAsFlagsForAnImportedModel) {
   TemporaryFolder folder;
-  auto config = tiny_run(folder);
-  config.training.epochs = 1;
-  train(config, folder.path("run"));
-  auto run = [&](const std::vector<std::string>& arguments) {
-    return run_posenc(folder, arguments);
-  };
+  const auto config = train_tiny_run(folder, 1);
   const std::string exported = folder.path("model.pth"), imported = folder.path("imported.pt");
-  ASSERT_EQ(run({"export", "--checkpoint", folder.path("run/last.pt"), "--out", exported}).first,
+  ASSERT_EQ(run_posenc(folder, {"export", "--checkpoint", folder.path("run/last.pt"), "--out", exported}).first,
             0);
-  ASSERT_EQ(run({"import", "--from", "cpvt", exported, "--out", imported, "--heads", "2",
+  ASSERT_EQ(run_posenc(folder, {"import", "--from", "cpvt", exported, "--out", imported, "--heads", "2",
                  "--image-size", "8"})
                 .first,
             0);
-  const auto [no_data, no_data_text] = run({"eval", "--checkpoint", imported});
+  const auto [no_data, no_data_text] = run_posenc(folder, {"eval", "--checkpoint", imported});
   EXPECT_EQ(no_data, 1) << no_data_text;
   EXPECT_NE(no_data_text.find("stores no data (it was imported)"), std::string::npos)
       << no_data_text;
@@ -446,14 +439,14 @@ TEST(EvaluationCommands, TakeTestDataAsFlagsForAnImportedModel) {
     return arguments;
   };
   const auto [evaluated, eval_text] =
-      run(with_data({"eval", "--checkpoint", imported, "--resolutions", "8,12"}));
+      run_posenc(folder, with_data({"eval", "--checkpoint", imported, "--resolutions", "8,12"}));
   EXPECT_EQ(evaluated, 0) << eval_text;
   EXPECT_NE(eval_text.find("30 test images"), std::string::npos) << eval_text;
-  const auto [probed, probe_text] = run(with_data(
+  const auto [probed, probe_text] = run_posenc(folder, with_data(
       {"probe", "--checkpoint", imported, "--out", folder.path("probe.png"), "--images", "256"}));
   EXPECT_EQ(probed, 0) << probe_text;
   EXPECT_NE(probe_text.find("averaged over 30 test images"), std::string::npos) << probe_text;
-  const auto [attended, attention_text] = run(with_data(
+  const auto [attended, attention_text] = run_posenc(folder, with_data(
       {"attention", "--checkpoint", imported, "--out", folder.path("attention.png")}));
   EXPECT_EQ(attended, 0) << attention_text;
 }

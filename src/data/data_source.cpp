@@ -48,6 +48,9 @@ void DataSource::validate() const {
 ImageDataset DataSource::load(const std::string& split) const {
   TORCH_CHECK(split == "train" || split == "test", "split must be train or test, got ", split);
   check_data_source(*this, split);
+  TORCH_CHECK(kind != "none" || split == "test",
+              "data kind 'none' has no training images (it is what an imported checkpoint "
+              "records); train with --data fashion-mnist, idx or folder");
   TORCH_CHECK(kind != "none",
               "this checkpoint stores no data (it was imported); give the images to evaluate "
               "it on: --data folder --data-dir DIR (DIR/test/ holds one folder per class, in "

@@ -112,6 +112,13 @@ TEST(ImageFolder, LoadsOneClassPerSubFolderResizedToTheRequestedSize) {
   EXPECT_TRUE(torch::equal(dataset.labels, torch::tensor({0, 0, 1}, torch::kLong)));
   EXPECT_EQ(dataset.images[0].max().item<int>(), 200);
   EXPECT_EQ(dataset.images[2].min().item<int>(), 50);
+  // said when a run starts, instead of converting silently
+  EXPECT_EQ(dataset.changes,
+            "2 of 3 read as 1 channel (stored with 3), 3 of 3 resized to 8x8 (from 6x6 up to "
+            "12x12)");
+  const auto colour = load_image_folder(folder.path(), 3, 8, 8);
+  EXPECT_EQ(colour.changes.rfind("1 of 3 read as 3 channels (stored with 1)", 0), 0u)
+      << colour.changes;
 }
 
 // Hidden entries are neither classes nor images; a test split is checked against the training
@@ -155,6 +162,13 @@ TEST(ImageFolder, ReportsMissingFoldersEmptyClassesAndBrokenImages) {
   write_bytes(folder.path("empty/broken.png"), "\x89PNG\r\n\x1a\n truncated");
   expect_error_containing([&] { load_image_folder(folder.path(), 1, 8, 8); },
                           {"broken.png", "cannot decode"});
+  // a link to itself: std::filesystem's own text before
+  TemporaryFolder looped;
+  std::filesystem::create_directories(looped.path("cats"));
+  write_png(looped.path("cats/a.png"), 4, 4, 1, 1);
+  std::filesystem::create_directory_symlink(looped.path("loop"), looped.path("loop"));
+  expect_error_containing([&] { load_image_folder(looped.path(), 1, 8, 8); },
+                          {"cannot read the image folder", "loop", "symbolic link"});
 }
 
 TEST(Augmentation, DisabledAugmentationIsTheIdentityAndFlipsAreMirrors) {

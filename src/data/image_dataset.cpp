@@ -28,7 +28,7 @@ ImageDataset ImageDataset::part(int64_t index, int64_t count) const {
   const int64_t begin = size() * index / count;
   const int64_t end = size() * (index + 1) / count;
   return {images.narrow(0, begin, end - begin), labels.narrow(0, begin, end - begin), class_names,
-          c10::str(source, " (part ", index + 1, " of ", count, ")")};
+          c10::str(source, " (part ", index + 1, " of ", count, ")"), changes};
 }
 
 ImageDataset ImageDataset::class_balanced_subset(int64_t count) const {
@@ -62,7 +62,7 @@ ImageDataset ImageDataset::class_balanced_subset(int64_t count) const {
   }
   const auto index = torch::tensor(chosen, torch::kInt64);
   return {images.index_select(0, index), labels.index_select(0, index), class_names,
-          c10::str(source, " (class-balanced subset of ", count, ")")};
+          c10::str(source, " (class-balanced subset of ", count, ")"), changes};
 }
 
 namespace {

@@ -14,6 +14,10 @@ struct ImageDataset {
   torch::Tensor labels;  // (N) int64, each in [0, class_names.size())
   std::vector<std::string> class_names;
   std::string source;  // where it was loaded from, for messages
+  // What loading changed, said when a run starts (image folders: channels converted, images
+  // resized, e.g. "12 of 40 stored with 3 channels, 40 of 40 resized from 17x23 to 640x480");
+  // empty when nothing was.
+  std::string changes;
 
   int64_t size() const { return images.size(0); }
   int64_t classes() const { return static_cast<int64_t>(class_names.size()); }

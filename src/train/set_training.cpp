@@ -87,9 +87,10 @@ class TokenSetTask : public TrainingTask {
             correct_tokens(logits, batch.targets), tokens};
   }
 
-  TaskEvaluation evaluate(Communicator&) override {
-    const auto test = evaluate_token_sets(model_, test_, config_.training.eval_batch_size);
-    return {test.loss, test.accuracy};
+  TaskEvaluation evaluate(Communicator&, const StopRequest& stop_requested) override {
+    const auto test =
+        evaluate_token_sets(model_, test_, config_.training.eval_batch_size, stop_requested);
+    return {test.loss, test.accuracy, test.complete};
   }
 
   std::string samples_name() const override { return "sets"; }
@@ -172,7 +173,8 @@ TokenSets fit_to_model(const TokenSets& data, const SetTransformerOptions& model
   return data.with_position_shape(model.position_groups, model.position_values);
 }
 
-SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, int64_t batch_size) {
+SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, int64_t batch_size,
+                                const StopRequest& stop_requested) {
   TORCH_CHECK(batch_size >= 1, "evaluation batch size must be >= 1, got ", batch_size);
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
@@ -180,6 +182,10 @@ SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, in
   SetAccuracy result;
   double loss_sum = 0.0;
   for (int64_t start = 0; start < data.size(); start += batch_size) {
+    if (stop_requested && stop_requested()) {
+      result.complete = false;
+      break;
+    }
     const auto count = std::min(batch_size, data.size() - start);
     const auto batch = data.select(torch::arange(start, start + count, torch::kLong));
     const auto logits = model->forward(batch.content, batch.positions, batch.mask);

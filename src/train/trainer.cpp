@@ -104,15 +104,27 @@ class ImageClassificationTask : public TrainingTask {
             logits.argmax(1).eq(batch->labels).sum().item<int64_t>(), count};
   }
 
-  TaskEvaluation evaluate(Communicator& communicator) override {
+  TaskEvaluation evaluate(Communicator& communicator,
+                          const StopRequest& stop_requested) override {
     const auto test = evaluate_across_ranks(
         model_, data_.test, config_.normalization, config_.model.image_height,
-        config_.model.image_width, config_.training.eval_batch_size, communicator);
-    return {test.loss, test.accuracy};
+        config_.model.image_width, config_.training.eval_batch_size, communicator,
+        stop_requested);
+    return {test.loss, test.accuracy, test.complete};
   }
 
   std::string samples_name() const override { return "images"; }
   std::string samples_unit() const override { return "img"; }
+  // " on 96 images of 3 classes", and what loading changed in them (image folders)
+  std::string describe_data() const override {
+    std::string text = c10::str(" on ", data_.train.size(), " images of ", data_.train.classes(),
+                                " classes");
+    for (const auto* split : {&data_.train, &data_.test}) {
+      if (!split->changes.empty())
+        text += c10::str(" (", split == &data_.train ? "train" : "test", ": ", split->changes, ")");
+    }
+    return text;
+  }
 
  private:
   RunConfig& config_;

@@ -133,6 +133,22 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
 
   TrainingOutcome outcome;
   outcome.checkpoint = checkpoint;
+  // Ctrl-C, SIGTERM or --time-budget: a checkpoint of where the run is, then out. `where` ends
+  // "at epoch 2 step 30" or "in epoch 2's test pass".
+  auto stop = [&](bool interrupted, int64_t epoch, const std::string& where) {
+    save();
+    outcome.status = interrupted ? TrainingOutcome::Status::Interrupted
+                                 : TrainingOutcome::Status::TimeBudgetReached;
+    if (interrupted)
+      outcome.signal = InterruptGuard::received() != 0 ? InterruptGuard::received() : SIGINT;
+    outcome.epochs_done = epoch;
+    if (leader) {
+      std::fprintf(stderr, "%s %s; checkpoint %s written. Continue with --resume.\n",
+                   interrupted ? "interrupted" : "time budget reached", where.c_str(),
+                   checkpoint.c_str());
+    }
+    return outcome;
+  };
   if (leader) {
     std::fprintf(stderr,
                  "training %lld parameters%s, %lld steps per epoch, %s at epoch %lld step %lld\n",
@@ -197,27 +213,19 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
       if (interrupted || sums[4] > 0.0) {
         if (bar)
           bar->finish_epoch();
-        save();
-        outcome.status = interrupted ? TrainingOutcome::Status::Interrupted
-                                     : TrainingOutcome::Status::TimeBudgetReached;
-        if (interrupted)
-          outcome.signal = InterruptGuard::received() != 0 ? InterruptGuard::received() : SIGINT;
-        outcome.epochs_done = epoch;
-        if (leader) {
-          std::fprintf(stderr,
-                       "%s at epoch %lld step %lld; checkpoint %s written. Continue with "
-                       "--resume.\n",
-                       interrupted ? "interrupted" : "time budget reached",
-                       static_cast<long long>(epoch + 1),
-                       static_cast<long long>(progress.batch_in_epoch), checkpoint.c_str());
-        }
-        return outcome;
+        return stop(interrupted, epoch,
+                    c10::str("at epoch ", epoch + 1, " step ", progress.batch_in_epoch));
       }
     }
     if (bar)
       bar->finish_epoch();
     const double epoch_seconds = elapsed() - progress.epoch_started_at;
-    const auto test = task.evaluate(communicator);
+    // The test pass stops at Ctrl-C too (it can take longer than many steps). The checkpoint
+    // then holds the epoch's trained steps, and --resume runs this test pass again.
+    const auto test =
+        task.evaluate(communicator, [] { return InterruptGuard::received() != 0; });
+    if (!test.complete)
+      return stop(/*interrupted=*/true, epoch, c10::str("in epoch ", epoch + 1, "'s test pass"));
     const auto counted = static_cast<double>(std::max<int64_t>(1, progress.epoch_images));
     nlohmann::json entry = {
         {"epoch", epoch + 1},

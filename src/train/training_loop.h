@@ -15,6 +15,7 @@
 
 #include "posenc/distributed/communicator.h"
 #include "posenc/train/checkpoint.h"
+#include "posenc/train/evaluation.h"
 #include "posenc/train/run_config.h"
 #include "posenc/train/trainer.h"
 
@@ -31,6 +32,7 @@ struct StepLoss {
 struct TaskEvaluation {
   double loss = 0.0;
   double accuracy = 0.0;
+  bool complete = true;  // false: stop_requested stopped it (on any rank); figures are partial
 };
 
 class TrainingTask {
@@ -54,7 +56,10 @@ class TrainingTask {
   // The forward of the next batch's share of this rank (a step of the current epoch remains).
   virtual StepLoss forward_next_batch() = 0;
   // Test loss and accuracy, every rank taking part (the loop sets training mode again after).
-  virtual TaskEvaluation evaluate(Communicator& communicator) = 0;
+  // Asks stop_requested before each batch; once it says true, returns incomplete, every rank
+  // agreeing on that.
+  virtual TaskEvaluation evaluate(Communicator& communicator,
+                                  const StopRequest& stop_requested) = 0;
 
   // What a step trains on, in the metrics key train_<samples>_per_second: "images", "sets".
   virtual std::string samples_name() const = 0;

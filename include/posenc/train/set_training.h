@@ -7,6 +7,7 @@
 
 #include "posenc/data/set_task_source.h"
 #include "posenc/models/set_transformer.h"
+#include "posenc/train/evaluation.h"
 #include "posenc/train/run_config.h"
 #include "posenc/train/trainer.h"
 
@@ -34,6 +35,7 @@ struct SetAccuracy {
   double loss = 0.0;      // mean cross-entropy over those tokens
   int64_t correct = 0;
   int64_t tokens = 0;
+  bool complete = true;  // false: stopped early by a StopRequest
 };
 
 // `data` with its positions read as the model's G x M, after checking that its content and
@@ -42,7 +44,8 @@ TokenSets fit_to_model(const TokenSets& data, const SetTransformerOptions& model
                        const std::string& name);
 
 // Per-token accuracy of `model` on `data`, whose positions must have the model's G and M.
-SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, int64_t batch_size);
+SetAccuracy evaluate_token_sets(SetTransformer& model, const TokenSets& data, int64_t batch_size,
+                                const StopRequest& stop_requested = {});
 
 // Trains a SetTransformer as `config` says, writing into `out_dir` what the image trainer writes
 // (last.pt, metrics.jsonl, curves.png), with the same stops (Ctrl-C, --time-budget, a non-finite

@@ -10,6 +10,7 @@
 
 #include "posenc/interop/pytorch_models.h"
 #include "posenc/interop/torch_save_files.h"
+#include "posenc/train/checkpoint.h"
 #include "support/temporary_folder.h"
 #include "support/test_encodings.h"
 
@@ -138,6 +139,11 @@ TEST(PyTorchInterop, ReadsTensorsAndRejectsFilesThatAreNotStateDicts) {
   expect_error_containing([&] { read_torch_tensor(folder.path("dict.pth")); }, {"not a tensor"});
   expect_error_containing([&] { read_torch_state_dict(folder.path("none.pth")); },
                           {"none.pth does not exist"});
+  // a posenc checkpoint (a TorchScript archive) given where a state dict belongs
+  torch::nn::Linear linear(2, 2);
+  save_checkpoint(folder.path("last.pt"), {{"model", {}}}, *linear, nullptr, TrainingProgress{});
+  expect_error_containing([&] { read_torch_state_dict(folder.path("last.pt")); },
+                          {"is a TorchScript archive", "--checkpoint", "model.state_dict()"});
   testing::write_bytes(folder.path("text.pth"), "PK but no zip");
   expect_error_containing([&] { read_torch_state_dict(folder.path("text.pth")); },
                           {"truncated or corrupt"});

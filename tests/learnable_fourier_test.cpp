@@ -197,7 +197,7 @@ TEST(LearnableFourier, RejectsConfigurationsAndPositionsThatDoNotFit) {
       [&] {
         boxes->forward(torch::zeros({1, 4, 16}), TokenGrid{2, 2, 0});
       },
-      {"G = 2", "explicit positions"});
+      {"G = 2", "image models take plain lff", "posenc train --task"});
   auto pixels = make_lff("lff");
   expect_error_containing(
       [&] {

@@ -79,8 +79,9 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
     torch::Tensor positions;  // (B', P, G, M)
     if (layout.is_grid()) {
       TORCH_CHECK(groups_ == 1 && values_ == 2, "lff with G = ", groups_, ", M = ", values_,
-                  " cannot encode a 2-D token grid (that needs G = 1, M = 2); pass explicit "
-                  "positions with TokenLayout::at_positions");
+                  " cannot encode a 2-D token grid (that needs G = 1, M = 2, the default): "
+                  "image models take plain lff; grouped positions are for token sets (posenc "
+                  "train --task, docs/point_sets.md; TokenLayout::at_positions in C++)");
       positions = patch_centres(layout.grid()).unsqueeze(0).unsqueeze(2);
     } else {
       check_position_shape(layout, groups_, values_);

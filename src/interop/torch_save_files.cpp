@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
@@ -58,15 +59,36 @@ c10::IValue read_torch_save_file(const std::string& path) {
               " is not a torch.save file in the zip format (PyTorch >= 1.6's default). If it was "
               "saved with _use_new_zipfile_serialization=False, load and save it again with "
               "torch.save(torch.load(f), f)");
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
   try {
-    caffe2::serialize::PyTorchStreamReader archive(path);
-    return unpickle_archive(archive);
-  } catch (const c10::Error& error) {
-    TORCH_CHECK(false, path, " cannot be read as a torch.save file (truncated or corrupt?): ",
-                error.what_without_backtrace());
+    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception& error) {
-    TORCH_CHECK(false, path,
-                " cannot be read as a torch.save file (truncated or corrupt?): ", error.what());
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&error);
+    TORCH_CHECK(false, path, " cannot be read as a torch.save file (truncated or corrupt?): ",
+                c10_error != nullptr ? c10_error->what_without_backtrace() : error.what());
+  }
+  // TorchScript archives (torch.jit.save, and posenc's own checkpoints) carry their code and
+  // constants beside data.pkl; torch.save files of weights do not
+  bool scripted = archive->hasRecord("constants.pkl");
+  for (const auto& record : archive->getAllRecords())
+    scripted = scripted || record.rfind("code/", 0) == 0;
+  TORCH_CHECK(!scripted, path,
+              " is a TorchScript archive (torch.jit.save, or a posenc checkpoint, which posenc's "
+              "commands take as --checkpoint), not a torch.save file of weights; in Python, "
+              "save the weights with torch.save(model.state_dict(), f)");
+  try {
+    return unpickle_archive(*archive);
+  } catch (const std::exception& error) {
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&error);
+    const std::string reason = c10_error != nullptr ? c10_error->what_without_backtrace()
+                                                    : std::string(error.what());
+    // torch.save(model) pickles the module: its class, not only tensors
+    TORCH_CHECK(reason.find("the pickle builds a ") == std::string::npos, path,
+                " is a torch.save file of Python objects, not of weights (", reason,
+                "); torch.save(model) stores the module's class: save the weights with "
+                "torch.save(model.state_dict(), f)");
+    TORCH_CHECK(false, path, " cannot be read as a torch.save file (truncated or corrupt?): ",
+                reason);
   }
 }
 

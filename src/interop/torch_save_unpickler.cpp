@@ -380,6 +380,19 @@ class Unpickler {
       case 'b':
         pop();
         return;  // BUILD: attributes are not needed
+      case 0x81:    // NEWOBJ: cls.__new__(cls, *args), how torch.save(model) stores the module
+      case 0x92: {  // NEWOBJ_EX
+        if (opcode == 0x92)
+          pop();  // keyword arguments
+        pop();    // arguments
+        const Item type = pop();
+        TORCH_CHECK(std::holds_alternative<Global>(type),
+                    "malformed pickle: NEWOBJ without a class");
+        TORCH_CHECK(false, "the pickle builds a ", std::get<Global>(type).qualified(),
+                    ", which is not part of a state dict (only tensors, dicts, lists and numbers "
+                    "are read)");
+        return;  // not reached: TORCH_CHECK(false) throws
+      }
       default:
         TORCH_CHECK(false, "unsupported pickle opcode 0x", std::hex, static_cast<int>(opcode),
                     " at byte ", std::dec, position_ - 1,

@@ -265,6 +265,14 @@ class ImportAndExport(unittest.TestCase):
         self.expect_import_error("timm-vit", whole[: len(whole) // 2], "truncated or corrupt",
                                  save=False)
         self.expect_import_error("timm-vit", b"not a pickle", "not a torch.save file", save=False)
+        # the module itself (torch.save(model)) and TorchScript, where the weights belong
+        self.expect_import_error("timm-vit", torch.nn.Linear(2, 2), "of Python objects",
+                                 "torch.save(model.state_dict(), f)")
+        scripted = self.path("scripted.pt")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), scripted)
+        with open(scripted, "rb") as file:
+            self.expect_import_error("timm-vit", file.read(), "is a TorchScript archive",
+                                     save=False)
         self.expect_import_error("resnet", state, "unknown model family 'resnet'", "timm-vit")
         self.expect_import_error("cpvt", state, "pos_block")
         wrong_shape = dict(state)

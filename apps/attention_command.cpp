@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "output_files.h"
+#include "pad_to_patch_flag.h"
 #include "posenc/analysis/attention_maps.h"
 #include "posenc/analysis/tile_canvas.h"
 #include "posenc/system_info.h"
@@ -24,6 +26,8 @@ struct AttentionArguments {
   int64_t images = 4;
   int64_t tile_pixels = 84;
   bool json = false;
+  bool force = false;
+  bool pad_to_patch = false;
   TestDataFlags data;
   int threads = 0;
 };
@@ -34,8 +38,10 @@ void run_attention(const AttentionArguments& arguments, const CLI::App& command)
               "--images must be from 1 to 64 (one row each), got ", arguments.images);
   TORCH_CHECK(arguments.tile_pixels >= 8 && arguments.tile_pixels <= 512,
               "--tile-pixels must be from 8 to 512, got ", arguments.tile_pixels);
-  auto [trained, images] = model_and_test_images(arguments.checkpoint, arguments.resolution,
-                                                 arguments.images, arguments.data, command);
+  prepare_output_file(arguments.out, arguments.force, {arguments.checkpoint});
+  auto [trained, images] =
+      model_and_test_images(arguments.checkpoint, arguments.resolution, arguments.images,
+                            arguments.pad_to_patch, arguments.data, command);
   auto& model = trained.model;
   const int64_t height = images.size(2), width = images.size(3);
   const auto maps = classifier_attention_maps(model, images);  // (depth, B, h, w)
@@ -87,6 +93,7 @@ void add_attention_command(CLI::App& app) {
   c->add_option("--checkpoint", arguments->checkpoint, "checkpoint written by posenc train")
       ->required();
   c->add_option("--out", arguments->out, "PNG file to write")->capture_default_str();
+  c->add_flag("--force", arguments->force, "replace --out if it exists (never the checkpoint)");
   c->add_option("--images", arguments->images, "test images, one row each")->capture_default_str();
   c->add_option("--resolution", arguments->resolution,
                 "resize the images to this size, e.g. 36 or 28x40 (default: the trained size)");
@@ -94,6 +101,7 @@ void add_attention_command(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--json", arguments->json, "print the figures as JSON");
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
+  add_pad_to_patch_flag(*c, arguments->pad_to_patch);
   add_test_data_flags(*c, arguments->data);
   c->callback([arguments, c] { run_attention(*arguments, *c); });
 }

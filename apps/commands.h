@@ -19,6 +19,7 @@ void add_export_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_attention_command(CLI::App& app);
 void add_probe_command(CLI::App& app);
+void add_show_command(CLI::App& app);
 
 // The command line the program was started with (argv), for commands that start copies of
 // themselves (`train --nproc`).

@@ -10,6 +10,7 @@
 
 #include "argument_parsing.h"
 #include "commands.h"
+#include "pad_to_patch_flag.h"
 #include "posenc/data/token_sets_jsonl.h"
 #include "posenc/system_info.h"
 #include "posenc/train/checkpoint.h"
@@ -31,6 +32,7 @@ struct EvalArguments {
   bool json = false;
   int64_t batch_size = 500;
   TestDataFlags data;
+  bool pad_to_patch = false;
   int threads = 0;
 };
 
@@ -41,8 +43,8 @@ torch::Tensor first_positions(const TokenSets& data, int64_t count) {
 }
 
 void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
-  for (const char* flag :
-       {"--resolutions", "--data", "--data-dir", "--test-images", "--test-labels", "--channels"}) {
+  for (const char* flag : {"--resolutions", "--data", "--data-dir", "--test-images",
+                           "--test-labels", "--channels", "--pad-to-patch"}) {
     TORCH_CHECK(command.count(flag) == 0, flag,
                 " applies to image models; this checkpoint is a token-set model: use "
                 "--coordinate-ranges or --test-jsonl");
@@ -68,11 +70,11 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
     const std::string ranges =
         arguments.coordinate_ranges.empty() ? "0:1" : arguments.coordinate_ranges;
     std::stringstream items(ranges);
-    std::string item;
-    while (std::getline(items, item, ',')) {
-      const auto range = CoordinateRange::parse(item);
+    std::vector<CoordinateRange> parsed;  // all of them before any set is drawn
+    for (std::string item; std::getline(items, item, ',');)
+      parsed.push_back(CoordinateRange::parse(item));
+    for (const auto& range : parsed)
       evaluations.emplace_back(range.describe(), config.data.load("test", range));
-    }
   }
   nlohmann::json rows = nlohmann::json::array();
   if (!arguments.json) {
@@ -81,7 +83,7 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
               << ", M=" << model.position_values << ", trained at 0:1)\n"
               << std::left << std::setw(16) << "positions" << std::setw(9) << "tokens"
               << std::setw(11) << "accuracy" << std::setw(9) << "loss"
-              << "similarity~distance (initial -> trained)\n";
+              << "similarity~distance (initial -> trained)" << std::endl;
   }
   for (const auto& [label, given] : evaluations) {
     const auto data = fit_to_model(given, model, label);
@@ -93,12 +95,16 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
                     {"accuracy", result.accuracy},
                     {"loss", result.loss},
                     {"tokens", result.tokens},
-                    {"similarity_distance_correlation", {{"initial", before}, {"trained", after}}}});
+                    {"similarity_distance_correlation",
+                     {{"initial", before}, {"trained", after}}}});
     if (!arguments.json) {
       std::cout << std::setw(16) << label << std::setw(9) << result.tokens << std::setw(11)
                 << c10::str(std::fixed, std::setprecision(2), 100.0 * result.accuracy, "%")
                 << std::setw(9) << c10::str(std::fixed, std::setprecision(4), result.loss)
-                << std::fixed << std::setprecision(3) << before << " -> " << after << "\n";
+                << std::fixed << std::setprecision(3) << before << " -> " << after
+                << std::endl;  // each row as soon as it is known, also into a pipe
+    } else {
+      std::cerr << "evaluated " << label << "\n";
     }
   }
   if (arguments.json) {
@@ -111,6 +117,7 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
 }
 
 void run_eval(const EvalArguments& arguments, const CLI::App& command) {
+  TORCH_CHECK(arguments.batch_size >= 1, "--batch-size must be >= 1, got ", arguments.batch_size);
   configure_threads(arguments.threads);
   std::cerr << library_warning(detect_libraries());
   if (SetRunConfig::describes(read_checkpoint_config(arguments.checkpoint)))
@@ -128,7 +135,10 @@ void run_eval(const EvalArguments& arguments, const CLI::App& command) {
           ? std::vector<std::pair<int64_t, int64_t>>{{model_options.image_height,
                                                       model_options.image_width}}
           : parse_resolutions(arguments.resolutions);
+  prepare_image_sizes(trained.model, arguments.pad_to_patch, resolutions);
   const auto test_data = trained.config.data.load("test");
+  if (!test_data.changes.empty())
+    std::cerr << "note: " << test_data.source << ": " << test_data.changes << "\n";
   nlohmann::json rows = nlohmann::json::array();
   if (!arguments.json) {
     std::cout << "test accuracy of " << arguments.checkpoint << " (trained at "
@@ -136,7 +146,7 @@ void run_eval(const EvalArguments& arguments, const CLI::App& command) {
               << test_data.size() << " test images)\n"
               << std::left << std::setw(13) << "resolution" << std::setw(9) << "tokens"
               << std::setw(11) << "accuracy"
-              << "loss\n";
+              << "loss" << std::endl;
   }
   for (const auto& [height, width] : resolutions) {
     const auto result = evaluate(trained.model, test_data, trained.config.normalization, height,
@@ -155,7 +165,10 @@ void run_eval(const EvalArguments& arguments, const CLI::App& command) {
       std::cout << std::setw(13) << c10::str(height, "x", width, trained_size ? "*" : "")
                 << std::setw(9) << grid << std::setw(11)
                 << c10::str(std::fixed, std::setprecision(2), 100.0 * result.accuracy, "%")
-                << std::fixed << std::setprecision(4) << result.loss << "\n";
+                << std::fixed << std::setprecision(4) << result.loss
+                << std::endl;  // each row as soon as it is known, also into a pipe
+    } else {
+      std::cerr << "evaluated " << height << "x" << width << "\n";
     }
   }
   if (arguments.json) {
@@ -188,6 +201,7 @@ void add_eval_command(CLI::App& app) {
   c->add_option("--batch-size", arguments->batch_size, "evaluation batch size")
       ->capture_default_str();
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
+  add_pad_to_patch_flag(*c, arguments->pad_to_patch);
   add_test_data_flags(*c, arguments->data);
   c->callback([arguments, c] { run_eval(*arguments, *c); });
 }

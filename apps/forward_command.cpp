@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "output_files.h"
+#include "pad_to_patch_flag.h"
 #include "posenc/interop/torch_save_files.h"
 #include "posenc/system_info.h"
 #include "posenc/train/trained_model.h"
@@ -18,10 +20,13 @@ struct ForwardArguments {
   std::string checkpoint;
   std::string input;
   std::string output;
+  bool force = false;
+  bool pad_to_patch = false;
   int threads = 0;
 };
 
 void run_forward(const ForwardArguments& a) {
+  prepare_output_file(a.output, a.force, {a.checkpoint, a.input});
   configure_threads(a.threads);
   auto trained = load_trained_model(a.checkpoint);
   const auto images = read_torch_tensor(a.input);
@@ -31,6 +36,7 @@ void run_forward(const ForwardArguments& a) {
               ", H, W), as the model takes it (already normalised); got ", images.sizes(), " ",
               images.scalar_type());
   TORCH_CHECK(torch::isfinite(images).all().item<bool>(), a.input, " holds NaN or infinite values");
+  prepare_image_sizes(trained.model, a.pad_to_patch, {{images.size(2), images.size(3)}});
   torch::NoGradGuard no_grad;
   const auto logits = trained.model->forward(images.to(torch::kFloat32));  // (B, classes)
   write_torch_tensor(a.output, logits);
@@ -46,7 +52,11 @@ void add_forward_command(CLI::App& app) {
   auto& a = *arguments;
   c->add_option("--checkpoint", a.checkpoint, "posenc checkpoint")->required();
   c->add_option("--input", a.input, "torch.save file of a (B, C, H, W) float tensor")->required();
-  c->add_option("--output", a.output, "where to torch.save the (B, classes) logits")->required();
+  // --out as in import and export; --output is its first name, kept for existing scripts
+  c->add_option("--out,--output", a.output, "where to torch.save the (B, classes) logits")
+      ->required();
+  c->add_flag("--force", a.force, "replace --out if it exists (never --checkpoint or --input)");
+  add_pad_to_patch_flag(*c, a.pad_to_patch);
   add_threads_option(*c, a.threads, "intra-op threads (default: all available cores)");
   c->callback([arguments] { run_forward(*arguments); });
 }

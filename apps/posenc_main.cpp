@@ -132,6 +132,7 @@ int run(int argc, char** argv) {
   posenc::cli::add_forward_command(app);
   posenc::cli::add_attention_command(app);
   posenc::cli::add_probe_command(app);
+  posenc::cli::add_show_command(app);
   try {
     posenc::configure_threads();
     app.parse(argc, argv);

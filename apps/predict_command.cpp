@@ -4,7 +4,9 @@
 
 #include <torch/torch.h>
 
+#include "argument_parsing.h"
 #include "commands.h"
+#include "pad_to_patch_flag.h"
 #include "posenc/data/image_folder.h"
 #include "posenc/data/image_resize.h"
 #include "posenc/system_info.h"
@@ -18,19 +20,21 @@ struct PredictArguments {
   std::string checkpoint;
   std::vector<std::string> images;
   int64_t top_k = 3;
-  int64_t resolution = 0;
+  std::string resolution;
+  bool pad_to_patch = false;
   int threads = 0;
 };
 
 void run_predict(const PredictArguments& arguments) {
+  TORCH_CHECK(arguments.top_k >= 1, "--top-k must be >= 1, got ", arguments.top_k);
   configure_threads(arguments.threads);
   auto trained = load_trained_model(arguments.checkpoint);
   const auto& config = trained.config;
-  TORCH_CHECK(arguments.top_k >= 1, "--top-k must be >= 1, got ", arguments.top_k);
   const int64_t k = std::min<int64_t>(arguments.top_k, config.model.classes);
-  const int64_t height =
-      arguments.resolution > 0 ? arguments.resolution : config.model.image_height;
-  const int64_t width = arguments.resolution > 0 ? arguments.resolution : config.model.image_width;
+  const auto [height, width] = parse_single_resolution(
+      arguments.resolution, {config.model.image_height, config.model.image_width},
+      "--resolution");
+  prepare_image_sizes(trained.model, arguments.pad_to_patch, {{height, width}});
   const auto mean = torch::tensor(config.normalization.mean, torch::kFloat32).view({-1, 1, 1});
   const auto std = torch::tensor(config.normalization.std, torch::kFloat32).view({-1, 1, 1});
   torch::NoGradGuard no_grad;
@@ -62,7 +66,8 @@ void add_predict_command(CLI::App& app) {
   c->add_option("images", arguments->images, "PNG/JPEG/BMP files")->required();
   c->add_option("--top-k", arguments->top_k, "classes to show")->capture_default_str();
   c->add_option("--resolution", arguments->resolution,
-                "resize images to this square size (default: the trained size)");
+                "resize images to this size, e.g. 36 or 28x40 (default: the trained size)");
+  add_pad_to_patch_flag(*c, arguments->pad_to_patch);
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
   c->callback([arguments] { run_predict(*arguments); });
 }

@@ -9,6 +9,8 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "output_files.h"
+#include "pad_to_patch_flag.h"
 #include "posenc/analysis/encoding_similarity.h"
 #include "posenc/analysis/tile_canvas.h"
 #include "posenc/system_info.h"
@@ -27,6 +29,8 @@ struct ProbeArguments {
   int64_t images = 256;
   int64_t tile_pixels = 56;
   bool json = false;
+  bool force = false;
+  bool pad_to_patch = false;
   TestDataFlags data;
   int threads = 0;
 };
@@ -54,8 +58,10 @@ void run_probe(const ProbeArguments& arguments, const CLI::App& command) {
   configure_threads(arguments.threads);
   TORCH_CHECK(arguments.tile_pixels >= 4 && arguments.tile_pixels <= 512,
               "--tile-pixels must be from 4 to 512, got ", arguments.tile_pixels);
-  auto [trained, images] = model_and_test_images(arguments.checkpoint, arguments.resolution,
-                                                 arguments.images, arguments.data, command);
+  prepare_output_file(arguments.out, arguments.force, {arguments.checkpoint});
+  auto [trained, images] =
+      model_and_test_images(arguments.checkpoint, arguments.resolution, arguments.images,
+                            arguments.pad_to_patch, arguments.data, command);
   auto& model = trained.model;
   const auto grid = model->grid_for(images);
   const auto signal = model->positional_signal(images);  // (h*w, dim)
@@ -118,6 +124,7 @@ void add_probe_command(CLI::App& app) {
   c->add_option("--checkpoint", arguments->checkpoint, "checkpoint written by posenc train")
       ->required();
   c->add_option("--out", arguments->out, "PNG file to write")->capture_default_str();
+  c->add_flag("--force", arguments->force, "replace --out if it exists (never the checkpoint)");
   c->add_option("--resolution", arguments->resolution,
                 "probe the grid of this image size, e.g. 36 (default: the trained size)");
   c->add_option("--cell", arguments->cell, "draw one large map for the cell ROW,COLUMN");
@@ -127,6 +134,7 @@ void add_probe_command(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--json", arguments->json, "print the figures as JSON");
   add_threads_option(*c, arguments->threads, "intra-op threads (default: all available cores)");
+  add_pad_to_patch_flag(*c, arguments->pad_to_patch);
   add_test_data_flags(*c, arguments->data);
   c->callback([arguments, c] { run_probe(*arguments, *c); });
 }

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "argument_parsing.h"
+#include "pad_to_patch_flag.h"
 
 namespace posenc::cli {
 
@@ -48,13 +49,14 @@ void apply_test_data_flags(RunConfig& config, const TestDataFlags& flags,
 }
 
 ModelAndImages model_and_test_images(const std::string& checkpoint, const std::string& resolution,
-                                     int64_t count, const TestDataFlags& flags,
-                                     const CLI::App& command) {
+                                     int64_t count, bool pad_to_patch,
+                                     const TestDataFlags& flags, const CLI::App& command) {
   ModelAndImages result{load_trained_model(checkpoint), {}};
   apply_test_data_flags(result.trained.config, flags, command);
   const auto& options = result.trained.model->options();
   const auto [height, width] = parse_single_resolution(
       resolution, {options.image_height, options.image_width}, "--resolution");
+  prepare_image_sizes(result.trained.model, pad_to_patch, {{height, width}});
   result.images = result.trained.first_test_images(count, height, width);
   return result;
 }

@@ -28,13 +28,14 @@ void apply_test_data_flags(RunConfig& config, const TestDataFlags& flags,
 
 // The model of `checkpoint` with the test data the flags give, and its first `count` test images
 // at `resolution` (a --resolution value; empty: the trained size), normalised as in training:
-// what attention and probe draw. images: (B <= count, C, H, W)
+// what attention and probe draw. The size is checked before any image is read; pad_to_patch is
+// --pad-to-patch. images: (B <= count, C, H, W)
 struct ModelAndImages {
   TrainedModel trained;
   torch::Tensor images;
 };
 ModelAndImages model_and_test_images(const std::string& checkpoint, const std::string& resolution,
-                                     int64_t count, const TestDataFlags& flags,
-                                     const CLI::App& command);
+                                     int64_t count, bool pad_to_patch,
+                                     const TestDataFlags& flags, const CLI::App& command);
 
 }  // namespace posenc::cli

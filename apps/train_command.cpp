@@ -128,6 +128,19 @@ void fit_unchosen_warmup(nlohmann::json& training, const CLI::App& command,
   training["warmup_epochs"] = recipe.warmup_epochs;
 }
 
+// A flag that this run would ignore is refused, not silently dropped: the user meant something
+// by it. (Only flags: a --config file may hold every key, as a checkpoint's configuration does.)
+void refuse_flags_without_effect(const RunConfig& config, const CLI::App& command) {
+  TORCH_CHECK(!given(command, "--pe-after") || config.model.has_conditional_encoding(),
+              "--pe-after places conditional encodings such as peg, but the model's encodings (",
+              config.model.encodings.empty() ? std::string("none")
+                                             : c10::Join(", ", config.model.encodings),
+              ") have none; add one (--pe peg beside the others) or leave --pe-after out");
+  TORCH_CHECK(!given(command, "--channels") || config.data.kind == "folder",
+              "--channels sets how image folders are read; ", config.data.kind,
+              " images keep the channels they were stored with, so leave it out");
+}
+
 // An image run: the preset (--model), then --config's file, then the flags given.
 RunConfig build_config(const CLI::App& command) {
   RunConfig defaults;
@@ -149,6 +162,7 @@ RunConfig build_config(const CLI::App& command) {
   }
   fit_unchosen_warmup(json["training"], command, file);
   auto config = RunConfig::from_json(json);
+  refuse_flags_without_effect(config, command);
   config.data = config.data.with_absolute_paths();  // eval finds them from any folder
   return config;
 }

@@ -284,7 +284,8 @@ class Runner:
                            else run_dir / f"{experiment['id']}.png")
                 command = [self.posenc, experiment["command"], "--checkpoint",
                            str(run_dir / "last.pt"), *experiment["args"], "--json",
-                           "--out", str(picture), "--threads", str(os.cpu_count() or 1)]
+                           "--out", str(picture), "--force",  # the runner redraws its figures
+                           "--threads", str(os.cpu_count() or 1)]
                 completed = subprocess.run(command, stdout=subprocess.PIPE,
                                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
                 if completed.returncode != 0:

@@ -11,6 +11,7 @@
 
 #include "posenc/encoding_registry.h"
 #include "posenc/encoding_spec.h"
+#include "posenc/interop/torch_save_files.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/evaluation.h"
 #include "posenc/train/learning_rate_schedule.h"
@@ -370,7 +371,11 @@ TEST(TrainCommand, FlagsAreCheckedByTheirSettingsAndResumeRefusesToChangeTheRun)
       {{"train", "--out", fresh, "--epochs", "2.7"}, "--epochs takes an integer, got '2.7'"},
       {{"train", "--out", fresh, "--warmup-epochs", "-1"}, "must be 0 or more epochs"},
       {{"trian", "--out", fresh}, "'trian' is not a posenc command; did you mean 'train'?"},
-      {{"train", "--epoch", "3", "--out", fresh}, "did you mean --epochs?"}};
+      {{"train", "--epoch", "3", "--out", fresh}, "did you mean --epochs?"},
+      {{"train", "--out", fresh, "--pe", "learned1d", "--pe-after", "0-1"},
+       "--pe-after places conditional encodings such as peg, but the model's encodings"},
+      {{"train", "--out", fresh, "--channels", "3"},
+       "--channels sets how image folders are read; fashion-mnist images keep"}};
   for (const auto& [arguments, message] : refused) {
     const auto [code, text] = run_posenc(folder, arguments);
     EXPECT_EQ(code, 1) << text;
@@ -400,14 +405,19 @@ TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
 
   const std::string exported = folder.path("new/folder/model.pth");
   EXPECT_EQ(run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported}).first, 0);
-  const auto [again, again_text] = run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported});
+  const std::vector<std::string> export_again = {"export", "--checkpoint", checkpoint, "--out",
+                                                 exported};
+  const auto [again, again_text] = run_posenc(folder, export_again);
   EXPECT_NE(again, 0);
   EXPECT_NE(again_text.find("already exists"), std::string::npos) << again_text;
   EXPECT_NE(again_text.find("--force"), std::string::npos) << again_text;
-  EXPECT_EQ(run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported, "--force"}).first, 0);
+  auto forced = export_again;
+  forced.push_back("--force");
+  EXPECT_EQ(run_posenc(folder, forced).first, 0);
 
   const auto [imported, import_text] =
-      run_posenc(folder, {"import", "--from", "timm-vit", exported, "--out", checkpoint, "--heads", "2"});
+      run_posenc(folder, {"import", "--from", "timm-vit", exported, "--out", checkpoint, "--heads",
+                          "2"});
   EXPECT_NE(imported, 0) << import_text;
   EXPECT_EQ(testing::read_text_file(checkpoint), before) << "import replaced the checkpoint";
   const auto [self, self_text] =
@@ -415,16 +425,85 @@ TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
   EXPECT_NE(self, 0);
   EXPECT_NE(self_text.find("is the input"), std::string::npos) << self_text;
 }
+// The commands that feed images to a trained model check every size before any work (not after
+// the sizes before it), take --pad-to-patch as train does, print each finished row at once, and
+// write no file over an input or an existing file unless --force is given.
+TEST(ImageCommands, CheckEverySizeFirstAndReplaceNoFileUnasked) {
+  TemporaryFolder folder;
+  train_tiny_run(folder, 1);  // 8x8 images, patch 4
+  const std::string checkpoint = folder.path("run/last.pt");
+  const auto before = testing::read_text_file(checkpoint);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"eval", "--checkpoint", checkpoint, "--resolutions", "8,10"},
+       "image size 10x10 is not divisible by the patch size 4"},
+      {{"eval", "--checkpoint", checkpoint, "--batch-size", "0"}, "--batch-size must be >= 1"},
+      {{"eval", "--checkpoint", checkpoint, "--resolutions", "8,100000"},
+       "image size 100000x100000 makes 625000000 tokens"},
+      {{"predict", "--checkpoint", checkpoint, "--resolution", "8x10", folder.path("x.png")},
+       "image size 8x10 is not divisible"},
+      {{"attention", "--checkpoint", checkpoint, "--resolution", "9", "--out",
+        folder.path("a.png")},
+       "--pad-to-patch"},
+      {{"attention", "--checkpoint", checkpoint, "--out", checkpoint}, "is the input"},
+      {{"forward", "--checkpoint", checkpoint, "--input", checkpoint, "--out", checkpoint},
+       "is the input"}};
+  for (const auto& [arguments, message] : refused) {
+    const auto [code, text] = run_posenc(folder, arguments);
+    EXPECT_EQ(code, 1) << text;
+    EXPECT_EQ(text.rfind("posenc: error: ", 0), 0u) << "nothing before the error:\n" << text;
+    EXPECT_NE(text.find(message), std::string::npos) << text;
+  }
+  EXPECT_EQ(testing::read_text_file(checkpoint), before);
+
+  const auto [padded, padded_text] = run_posenc(
+      folder, {"eval", "--checkpoint", checkpoint, "--resolutions", "8,10", "--pad-to-patch"});
+  EXPECT_EQ(padded, 0) << padded_text;
+  EXPECT_NE(padded_text.find("10x10"), std::string::npos) << padded_text;
+
+  const std::string images = folder.path("images.pth"), logits = folder.path("logits.pth");
+  write_torch_tensor(images, torch::randn({2, 1, 8, 12}));
+  const std::vector<std::string> forward = {"forward", "--checkpoint", checkpoint,
+                                            "--input",  images,  "--out", logits};
+  EXPECT_EQ(run_posenc(folder, forward).first, 0);
+  const auto [again, again_text] = run_posenc(folder, forward);
+  EXPECT_EQ(again, 1) << again_text;
+  EXPECT_NE(again_text.find("--force"), std::string::npos) << again_text;
+  auto forced = forward;
+  forced.push_back("--force");
+  EXPECT_EQ(run_posenc(folder, forced).first, 0);
+  EXPECT_EQ(read_torch_tensor(logits).sizes(), (std::vector<int64_t>{2, 3}));
+}
+// `posenc show` prints a checkpoint's progress and every stored setting, without the model.
+TEST(ShowCommand, PrintsProgressAndEveryStoredSetting) {
+  TemporaryFolder folder;
+  const auto config = train_tiny_run(folder, 1);
+  const std::string checkpoint = folder.path("run/last.pt");
+  const auto [code, text] = run_posenc(folder, {"show", checkpoint});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_NE(text.find("image classifier, 1 of 1 epochs trained"), std::string::npos) << text;
+  const auto stored = read_checkpoint_config(checkpoint);
+  EXPECT_NE(text.find(stored.dump(2)), std::string::npos) << "every setting, as stored\n" << text;
+  const auto [json_code, json_text] = run_posenc(folder, {"show", checkpoint, "--json"});
+  ASSERT_EQ(json_code, 0) << json_text;
+  const auto shown = nlohmann::json::parse(json_text);
+  EXPECT_EQ(shown.at("config"), stored);
+  EXPECT_EQ(shown.at("progress").at("epochs_done"), 1);
+  EXPECT_EQ(shown.at("progress").at("optimiser_steps"), 96 / config.training.batch_size);
+  const auto [missing, missing_text] = run_posenc(folder, {"show", folder.path("none.pt")});
+  EXPECT_EQ(missing, 1) << missing_text;
+}
 // An imported model records no data; eval, attention and probe take the test images as flags
 // (and a trained run's relative data paths are stored absolute, so they work from any folder).
 TEST(EvaluationCommands, TakeTestDataAsFlagsForAnImportedModel) {
   TemporaryFolder folder;
   const auto config = train_tiny_run(folder, 1);
   const std::string exported = folder.path("model.pth"), imported = folder.path("imported.pt");
-  ASSERT_EQ(run_posenc(folder, {"export", "--checkpoint", folder.path("run/last.pt"), "--out", exported}).first,
-            0);
-  ASSERT_EQ(run_posenc(folder, {"import", "--from", "cpvt", exported, "--out", imported, "--heads", "2",
-                 "--image-size", "8"})
+  ASSERT_EQ(
+      run_posenc(folder, {"export", "--checkpoint", folder.path("run/last.pt"), "--out", exported})
+          .first,
+      0);
+  ASSERT_EQ(run_posenc(folder, {"import", "--from", "cpvt", exported, "--out", imported, "--heads",
+                                "2", "--image-size", "8"})
                 .first,
             0);
   const auto [no_data, no_data_text] = run_posenc(folder, {"eval", "--checkpoint", imported});

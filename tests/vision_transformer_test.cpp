@@ -95,9 +95,15 @@ TEST(VisionTransformer, RejectsSizesThePatchDoesNotDivideUnlessPaddingIsOn) {
       },
       {"30x28", "patch size 4", "pad_to_patch"});
   expect_error_containing([&] { strict->forward(torch::randn({1, 3, 28, 28})); }, {"(B, 1, H, W)"});
+  expect_error_containing([&] { strict->check_image_size(28, 30); },
+                          {"28x30", "e.g. 28x32", "--pad-to-patch"});
   options.pad_to_patch = true;
   VisionTransformer padded(options);
   EXPECT_EQ(padded->features(torch::randn({1, 1, 30, 29})).size(1), 1 + 8 * 8);
+  // padding is not in the weights: a model built without it can take it on (posenc eval)
+  strict->set_pad_to_patch(true);
+  EXPECT_NO_THROW(strict->check_image_size(28, 30));
+  EXPECT_EQ(strict->features(torch::randn({1, 1, 30, 29})).size(1), 1 + 8 * 8);
 }
 
 TEST(VisionTransformer, SplitsParametersForWeightDecayLikeTheOfficialRecipe) {

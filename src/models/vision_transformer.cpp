@@ -180,6 +180,24 @@ std::vector<torch::Tensor> VisionTransformerImpl::last_attention() {
   return maps;
 }
 
+bool VisionTransformerOptions::has_conditional_encoding() const {
+  const EncodingContext context{dim, trained_grid()};
+  for (const auto& spec : encodings) {
+    if (make_encoding(spec, context)->kind() == EncodingKind::Conditional)
+      return true;
+  }
+  return false;
+}
+
+void VisionTransformerImpl::check_image_size(int64_t height, int64_t width) const {
+  patch_embed_->check_image_size(height, width);
+}
+
+void VisionTransformerImpl::set_pad_to_patch(bool pad) {
+  options_.pad_to_patch = pad;
+  patch_embed_->set_padding(pad);
+}
+
 TokenGrid VisionTransformerImpl::grid_for(const torch::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4, "images must be (B, C, H, W), got ", images.sizes());
   const int64_t patch = options_.patch_size;

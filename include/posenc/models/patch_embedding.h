@@ -21,6 +21,9 @@ class PatchEmbeddingImpl : public torch::nn::Module {
   // images: (B, image_channels, H, W) -> tokens (B, H/p * W/p, dim) in row-major grid order,
   // and that grid (no prefix tokens).
   std::pair<torch::Tensor, TokenGrid> forward(const torch::Tensor& images);
+  // Throws, saying what to do, when forward would refuse images of height x width.
+  void check_image_size(int64_t height, int64_t width) const;
+  void set_padding(bool pad) { pad_ = pad; }
 
  private:
   int64_t image_channels_;

@@ -48,6 +48,8 @@ struct VisionTransformerOptions {
   bool has_class_token() const { return head != "gap"; }
   int64_t prefix_tokens() const { return has_class_token() ? 1 : 0; }
   TokenGrid trained_grid() const;
+  // Whether `encodings` holds a conditional one (PEG), which conditional_after_blocks places.
+  bool has_conditional_encoding() const;
   // Throws with a message naming the field for any invalid value.
   void validate() const;
 
@@ -86,6 +88,12 @@ class VisionTransformerImpl : public torch::nn::Module {
   void record_attention(bool on);
   // One (B, heads, N, N) tensor per block, from the last forward with record_attention(true).
   std::vector<torch::Tensor> last_attention();
+  // Throws, saying what to do, when forward would refuse images of height x width (a size the
+  // patch size does not divide, without padding; smaller than a patch).
+  void check_image_size(int64_t height, int64_t width) const;
+  // Zero-pads inputs the patch size does not divide from now on (or stops): the weights do not
+  // depend on it, so a model trained without padding can be evaluated with it.
+  void set_pad_to_patch(bool pad);
   // The grid the patch tokens of `images` (B, C_in, H, W) form; prefix tokens included.
   TokenGrid grid_for(const torch::Tensor& images) const;
   // What the model's positional encoding tells each patch token at the grid of `images`:

@@ -19,17 +19,6 @@ struct ShowArguments {
   bool json = false;
 };
 
-// "1h02m", "3m05s", "12s"
-std::string duration_text(double seconds) {
-  const auto total = static_cast<int64_t>(std::llround(seconds));
-  const int64_t hours = total / 3600, minutes = total / 60 % 60, rest = total % 60;
-  if (hours > 0)
-    return c10::str(hours, "h", minutes < 10 ? "0" : "", minutes, "m");
-  if (minutes > 0)
-    return c10::str(minutes, "m", rest < 10 ? "0" : "", rest, "s");
-  return c10::str(rest, "s");
-}
-
 // One line: what the run is and how far it got.
 std::string progress_line(const nlohmann::json& config, const TrainingProgress& progress) {
   const bool token_sets = SetRunConfig::describes(config);
@@ -43,7 +32,7 @@ std::string progress_line(const nlohmann::json& config, const TrainingProgress& 
   if (progress.batch_in_epoch > 0)
     line += c10::str(" and ", progress.batch_in_epoch, " steps of epoch ", progress.epoch + 1);
   return c10::str(line, " (", progress.global_step, " optimiser steps, ",
-                  duration_text(progress.elapsed_seconds), " of training, ",
+                  std::llround(progress.elapsed_seconds), " s of training, ",
                   progress.world_size, progress.world_size == 1 ? " rank)" : " ranks)");
 }
 

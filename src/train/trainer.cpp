@@ -119,10 +119,10 @@ class ImageClassificationTask : public TrainingTask {
   std::string describe_data() const override {
     std::string text = c10::str(" on ", data_.train.size(), " images of ", data_.train.classes(),
                                 " classes");
-    for (const auto* split : {&data_.train, &data_.test}) {
-      if (!split->changes.empty())
-        text += c10::str(" (", split == &data_.train ? "train" : "test", ": ", split->changes, ")");
-    }
+    if (!data_.train.changes.empty())
+      text += " (train: " + data_.train.changes + ")";
+    if (!data_.test.changes.empty())
+      text += " (test: " + data_.test.changes + ")";
     return text;
   }
 

@@ -15,7 +15,8 @@ struct ImageDataset {
   std::vector<std::string> class_names;
   std::string source;  // where it was loaded from, for messages
   // What loading changed, said when a run starts (image folders: channels converted, images
-  // resized, e.g. "12 of 40 stored with 3 channels, 40 of 40 resized from 17x23 to 640x480");
+  // resized, e.g. "12 of 40 read as 1 channel (stored with 3), 40 of 40 resized to 28x28 (from
+  // 17x23 up to 640x480)");
   // empty when nothing was.
   std::string changes;
 

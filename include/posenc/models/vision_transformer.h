@@ -88,8 +88,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   void record_attention(bool on);
   // One (B, heads, N, N) tensor per block, from the last forward with record_attention(true).
   std::vector<torch::Tensor> last_attention();
-  // Throws, saying what to do, when forward would refuse images of height x width (a size the
-  // patch size does not divide, without padding; smaller than a patch).
+  // Throws, saying what to do, when forward would refuse images of height x width (an empty size,
+  // or one the patch size does not divide while padding is off).
   void check_image_size(int64_t height, int64_t width) const;
   // Zero-pads inputs the patch size does not divide from now on (or stops): the weights do not
   // depend on it, so a model trained without padding can be evaluated with it.

@@ -1,8 +1,10 @@
 // The training loop with a task of its own: a two-weight regression whose test pass can receive
 // Ctrl-C at a chosen moment, so that stopping inside the test pass is checked deterministically.
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 #include "posenc/train/evaluation.h"
 #include "support/temporary_folder.h"
 #include "support/tiny_image_task.h"
+#include "train/progress_bar.h"
 #include "train/training_loop.h"
 #include "train/training_session.h"
 
@@ -51,6 +54,8 @@ class RegressionTask : public TrainingTask {
   }
   TaskEvaluation evaluate(Communicator&, const StopRequest& stop_requested) override {
     ++test_passes;
+    if (test_pass_sleep_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(test_pass_sleep_ms));
     for (int batch = 0; batch < 5; ++batch) {
       if (ctrl_c_in_test_pass_ && test_passes == 1 && batch == 2)
         std::raise(SIGINT);
@@ -67,6 +72,7 @@ class RegressionTask : public TrainingTask {
   int steps_taken = 0;
   int test_passes = 0;
   int test_batches = 0;
+  int test_pass_sleep_ms = 0;
 
  private:
   bool ctrl_c_in_test_pass_;
@@ -75,7 +81,7 @@ class RegressionTask : public TrainingTask {
   int64_t next_step_ = 0;
 };
 
-int metrics_lines(const std::string& path) {
+int count_lines(const std::string& path) {
   std::ifstream file(path);
   int lines = 0;
   for (std::string line; std::getline(file, line);)
@@ -92,7 +98,7 @@ TEST(TrainingLoop, CtrlCInTheTestPassStopsItThereAndResumeRunsThatTestPassAgain)
   EXPECT_EQ(stopped.signal, SIGINT);
   EXPECT_EQ(interrupted.test_batches, 2) << "the test pass stops at the next batch";
   EXPECT_EQ(interrupted.steps_taken, 3);
-  EXPECT_EQ(metrics_lines(folder.path("metrics.jsonl")), 0) << "no epoch without its test";
+  EXPECT_EQ(count_lines(folder.path("metrics.jsonl")), 0) << "no epoch without its test";
   const auto checkpoint = CheckpointBytes::read(checkpoint_path(folder.path()));
   const auto progress = read_training_progress(checkpoint);
   EXPECT_EQ(progress.epoch, 0);
@@ -105,7 +111,7 @@ TEST(TrainingLoop, CtrlCInTheTestPassStopsItThereAndResumeRunsThatTestPassAgain)
   EXPECT_EQ(resumed.started.front(), std::make_pair(int64_t{0}, int64_t{3}));
   EXPECT_EQ(resumed.steps_taken, 3) << "epoch 1 is not trained again, epoch 2 is";
   EXPECT_EQ(resumed.test_passes, 2);
-  EXPECT_EQ(metrics_lines(folder.path("metrics.jsonl")), 2);
+  EXPECT_EQ(count_lines(folder.path("metrics.jsonl")), 2);
 }
 
 TEST(TrainingLoop, TheImageTestPassStopsWhenAskedAndSaysItIsIncomplete) {
@@ -121,6 +127,30 @@ TEST(TrainingLoop, TheImageTestPassStopsWhenAskedAndSaysItIsIncomplete) {
   const auto whole = evaluate(model, test, normalization, 8, 8, 10);
   EXPECT_TRUE(whole.complete);
   EXPECT_EQ(whole.images, 30);
+}
+
+// The epoch's line and metrics count the test pass apart from the training steps, and the ETA
+// covers the run, test passes included once one has been timed.
+TEST(TrainingLoop, TimesTheTestPassApartAndTheEtaCoversTheRun) {
+  TemporaryFolder folder;
+  Communicator single;
+  RegressionTask task(/*ctrl_c_in_test_pass=*/false);
+  task.test_pass_sleep_ms = 300;
+  ASSERT_EQ(run_training_loop(task, {false, nullptr, folder.path()}, single).status,
+            TrainingOutcome::Status::Completed);
+  std::ifstream metrics(folder.path("metrics.jsonl"));
+  int epochs = 0;
+  for (std::string line; std::getline(metrics, line); ++epochs) {
+    const auto entry = nlohmann::json::parse(line);
+    EXPECT_GE(entry.at("test_seconds").get<double>(), 0.3) << line;
+    EXPECT_LT(entry.at("epoch_seconds").get<double>(), 0.3) << "the steps alone: " << line;
+  }
+  EXPECT_EQ(epochs, 2);
+
+  // 0.5 s per step, step 10 of 20 in epoch 1 of 3: 5 s left in it, then 2 epochs of 10 s
+  EXPECT_EQ(format_eta(0.5, 0, 3, 10, 20, -1.0), "ETA 5s, run 25s + test passes");
+  EXPECT_EQ(format_eta(0.5, 0, 3, 10, 20, 4.0), "ETA 5s, run 37s");  // + 3 test passes of 4 s
+  EXPECT_EQ(format_eta(0.5, 2, 3, 20, 20, 4.0), "ETA 0s, run 4s");   // the last test pass
 }
 
 }  // namespace

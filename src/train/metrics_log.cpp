@@ -47,11 +47,13 @@ void MetricsLog::record_epoch(const nlohmann::json& entry, int64_t epochs,
                               const std::string& png) const {
   append(entry);
   plot(png);
-  std::fprintf(stderr, "epoch %lld/%lld: train loss %.4f, test accuracy %.2f%% (%s)\n",
+  std::fprintf(stderr,
+               "epoch %lld/%lld: train loss %.4f, test accuracy %.2f%% (train %s, test %s)\n",
                static_cast<long long>(entry.at("epoch").get<int64_t>()),
                static_cast<long long>(epochs), entry.at("train_loss").get<double>(),
                100.0 * entry.at("test_accuracy").get<double>(),
-               format_duration(entry.at("epoch_seconds").get<double>()).c_str());
+               format_duration(entry.at("epoch_seconds").get<double>()).c_str(),
+               format_duration(entry.value("test_seconds", 0.0)).c_str());
 }
 
 void MetricsLog::append(const nlohmann::json& entry) const {

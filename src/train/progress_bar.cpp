@@ -18,6 +18,17 @@ std::string format_duration(double seconds) {
   return c10::str(total, "s");
 }
 
+std::string format_eta(double seconds_per_step, int64_t epoch, int64_t epochs, int64_t step,
+                       int64_t steps_per_epoch, double test_seconds) {
+  const double this_epoch = seconds_per_step * static_cast<double>(steps_per_epoch - step);
+  const auto epochs_after = static_cast<double>(epochs - epoch - 1);
+  double run = this_epoch + epochs_after * seconds_per_step * static_cast<double>(steps_per_epoch);
+  if (test_seconds >= 0.0)
+    run += static_cast<double>(epochs - epoch) * test_seconds;
+  return c10::str("ETA ", format_duration(this_epoch), ", run ", format_duration(run),
+                  test_seconds >= 0.0 ? "" : " + test passes");
+}
+
 ProgressBar::ProgressBar(int64_t epochs, int64_t steps_per_epoch, std::string unit)
     : epochs_(epochs),
       steps_per_epoch_(steps_per_epoch),
@@ -37,7 +48,8 @@ void ProgressBar::update(int64_t epoch, int64_t step, double loss, int64_t image
   const double elapsed = std::chrono::duration<double>(now - epoch_start_).count();
   const double rate = elapsed > 0 ? images_in_epoch_ / elapsed : 0.0;
   const double seconds_per_step = elapsed / static_cast<double>(step - first_step_);
-  const double eta = seconds_per_step * static_cast<double>(steps_per_epoch_ - step);
+  const std::string eta =
+      format_eta(seconds_per_step, epoch, epochs_, step, steps_per_epoch_, test_seconds_);
   const int64_t tenth = step * 10 / steps_per_epoch_;
   if (interactive_) {
     if (step != steps_per_epoch_ && now - last_draw_ < std::chrono::milliseconds(200))
@@ -45,17 +57,17 @@ void ProgressBar::update(int64_t epoch, int64_t step, double loss, int64_t image
     last_draw_ = now;
     constexpr int kWidth = 24;
     const auto filled = static_cast<int>(kWidth * step / steps_per_epoch_);
-    std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s%s] %lld/%lld loss %.4f %.0f %s/s ETA %s",
+    std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s%s] %lld/%lld loss %.4f %.0f %s/s %s",
                  static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
                  std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
                  static_cast<long long>(step), static_cast<long long>(steps_per_epoch_),
-                 smoothed_loss_, rate, unit_.c_str(), format_duration(eta).c_str());
+                 smoothed_loss_, rate, unit_.c_str(), eta.c_str());
   } else if (tenth != last_printed_tenth_) {
     last_printed_tenth_ = tenth;
-    std::fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f %s/s ETA %s\n",
+    std::fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f %s/s %s\n",
                  static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
                  static_cast<long long>(step), static_cast<long long>(steps_per_epoch_),
-                 smoothed_loss_, rate, unit_.c_str(), format_duration(eta).c_str());
+                 smoothed_loss_, rate, unit_.c_str(), eta.c_str());
   }
   std::fflush(stderr);
 }

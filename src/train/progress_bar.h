@@ -6,8 +6,9 @@
 
 namespace posenc {
 
-// One-line training progress on stderr: epoch, step, loss, images/s and ETA, redrawn in place
-// on a terminal and printed every tenth of an epoch otherwise (logs, CI).
+// One-line training progress on stderr: epoch, step, loss, images/s, the epoch's ETA and the
+// run's (the remaining epochs at this epoch's rate, with their test passes once one has been
+// timed), redrawn in place on a terminal and printed every tenth of an epoch otherwise.
 // Written by hand: Debian packages no C++ progress-bar library (indicators is not in Debian).
 class ProgressBar {
  public:
@@ -17,6 +18,8 @@ class ProgressBar {
   void update(int64_t epoch, int64_t step, double loss, int64_t images);
   // Ends the line of the epoch.
   void finish_epoch();
+  // The duration of the last test pass, counted once per remaining epoch in the run's ETA.
+  void set_test_seconds(double seconds) { test_seconds_ = seconds; }
 
  private:
   int64_t epochs_;
@@ -29,7 +32,13 @@ class ProgressBar {
   int64_t first_step_ = -1;
   int64_t last_printed_tenth_ = 0;  // the first line comes after a tenth of the epoch
   double smoothed_loss_ = 0.0;
+  double test_seconds_ = -1.0;  // not timed yet
 };
+
+// "ETA 12s, run 3m40s", or "ETA 12s, run 3m40s + test passes" before one has been timed:
+// `seconds_per_step` at `step` of `epoch` (0-based) of `epochs`.
+std::string format_eta(double seconds_per_step, int64_t epoch, int64_t epochs, int64_t step,
+                       int64_t steps_per_epoch, double test_seconds);
 
 std::string format_duration(double seconds);
 

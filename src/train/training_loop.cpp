@@ -226,6 +226,9 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
         task.evaluate(communicator, [] { return InterruptGuard::received() != 0; });
     if (!test.complete)
       return stop(/*interrupted=*/true, epoch, c10::str("in epoch ", epoch + 1, "'s test pass"));
+    const double test_seconds = elapsed() - progress.epoch_started_at - epoch_seconds;
+    if (bar)
+      bar->set_test_seconds(test_seconds);
     const auto counted = static_cast<double>(std::max<int64_t>(1, progress.epoch_images));
     nlohmann::json entry = {
         {"epoch", epoch + 1},
@@ -234,7 +237,8 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
         {"test_loss", test.loss},
         {"test_accuracy", test.accuracy},
         {"learning_rate", schedule.at(progress.global_step - 1)},
-        {"epoch_seconds", epoch_seconds},
+        {"epoch_seconds", epoch_seconds},  // the training steps; the test pass apart
+        {"test_seconds", test_seconds},
         {"train_" + task.samples_name() + "_per_second",
          static_cast<double>(steps_per_epoch * global_batch) / epoch_seconds},
         {"elapsed_seconds", elapsed()},

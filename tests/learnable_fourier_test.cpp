@@ -190,6 +190,9 @@ TEST(LearnableFourier, RejectsConfigurationsAndPositionsThatDoNotFit) {
   expect_error_containing([] { make_lff("lff:G=3", 16); }, {"divisible by G", "C = 16", "G = 3"});
   expect_error_containing([] { make_lff("lff:F=7"); }, {"even", "F = 7"});
   expect_error_containing([] { make_lff("lff:H=-2"); }, {"H = -2"});
+  expect_error_containing([] { make_lff("lff:F=2000000000"); },
+                          {"at most 65536", "F = 2000000000"});
+  expect_error_containing([] { make_lff("lff:H=100000"); }, {"at most 65536", "H = 100000"});
   expect_error_containing([] { make_lff("lff:gamma=0"); }, {"gamma"});
   expect_error_containing([] { make_lff("lff:G=-1"); }, {"G = -1"});
   auto boxes = make_lff("lff:G=2,M=2");

@@ -38,6 +38,12 @@ class LearnableFourierEncodingImpl : public AdditiveEncodingImpl {
                 fourier_dim_);
     TORCH_CHECK(hidden_dim_ >= 1,
                 "lff H (MLP hidden dimension) must be >= 1, got H = ", hidden_dim_);
+    // Far beyond any use (the paper's F is 64 to 512) and a few GB of weights at the MLP's
+    // widest: a clear message instead of an allocation failure, or minutes of swapping.
+    constexpr int64_t kMaxWidth = 65536;
+    TORCH_CHECK(fourier_dim_ <= kMaxWidth && hidden_dim_ <= kMaxWidth, "lff F and H must be at "
+                "most ", kMaxWidth, " (the paper uses F = 128..512, H = 32), got F = ",
+                fourier_dim_, ", H = ", hidden_dim_);
     TORCH_CHECK(groups_ >= 1 && values_ >= 1,
                 "lff G (position groups) and M (values per group) must be >= 1, got G = ", groups_,
                 ", M = ", values_);

@@ -7,9 +7,10 @@
 
 namespace posenc::cli {
 
-// Throws, naming the file and what to do, when `out` is one of `inputs` (the same file by any
-// path) or exists and `force` is false; otherwise creates the folder `out` goes into.
+// Throws, naming the file, the `flag` that chose it and what to do, when `out` is one of `inputs`
+// (the same file by any path) or exists and `force` is false; otherwise creates the folder `out`
+// goes into.
 void prepare_output_file(const std::string& out, bool force,
-                         const std::vector<std::string>& inputs);
+                         const std::vector<std::string>& inputs, const char* flag = "--out");
 
 }  // namespace posenc::cli

@@ -58,6 +58,105 @@ TEST(PyTorchInterop, AnExportedModelImportsBackToTheSameOutputs) {
   }
 }
 
+bool any_note_contains(const ImportedModel& imported, const std::string& fragment) {
+  for (const auto& note : imported.notes)
+    if (note.find(fragment) != std::string::npos)
+      return true;
+  return false;
+}
+
+// What the tensors cannot tell (heads, a non-square grid's input size, the CPVT blocks) goes
+// through export's config.json and back: the import needs no flags and gives the same outputs.
+TEST(PyTorchInterop, ExportsConfigCarriesWhatTheTensorsCannotTell) {
+  for (const auto& [encoding, family] : std::vector<std::pair<std::string, std::string>>{
+           {"learned1d", "timm-vit"}, {"peg:k=3", "cpvt"}}) {
+    auto options = small_model(encoding);
+    options.dim = 48;  // 3 heads of 16: neither dim / 64 nor a width of timm's
+    options.heads = 3;
+    options.classes = 5;
+    options.image_height = 8;  // patch 4: a 2 x 8 grid
+    options.image_width = 32;
+    if (family == "cpvt")
+      options.conditional_after_blocks = {1};
+    torch::manual_seed(11);
+    VisionTransformer model(options);
+    model->eval();
+    const auto exported = exported_model_config(options);
+    EXPECT_EQ(exported.config.architecture.empty(), family != "timm-vit") << family;
+    const auto json = timm_model_config_json(exported.config, exported.model_args);
+    ImportOptions import;
+    import.family = family;
+    import.config = parse_timm_model_config(json, "model.config.json");
+    const auto state = export_pytorch_model(*model);
+    auto imported = import_pytorch_model(state, import);
+    EXPECT_EQ(imported.model->options().heads, 3) << family;
+    EXPECT_EQ(imported.model->options().image_height, 8) << family;
+    EXPECT_EQ(imported.model->options().image_width, 32) << family;
+    EXPECT_EQ(imported.model->options().conditional_after_blocks,
+              options.conditional_after_blocks)
+        << family;
+    const auto images = torch::randn({2, 3, 8, 32});
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(imported.model->forward(images), model->forward(images))) << family;
+
+    ImportOptions without_config;
+    without_config.family = family;
+    expect_error_containing([&] { import_pytorch_model(state, without_config); },
+                            {"dim 48 is not a multiple of 64", "--heads", "config.json"});
+    auto other = import;
+    other.config.classes = 7;
+    expect_error_containing([&] { import_pytorch_model(state, other); },
+                            {"config says 7 classes", "head has 5 rows"});
+  }
+}
+
+// timm's own config.json files (tests/fixtures/timm_configs/, written by timm's save_config_for_hf
+// through scripts/make-timm-config-fixtures.py): the settings posenc reads from them.
+TEST(PyTorchInterop, ReadsTimmsOwnModelConfigs) {
+  const std::string folder = std::string(POSENC_SOURCE_DIR) + "/tests/fixtures/timm_configs/";
+  const auto deit = read_timm_model_config(folder + "deit_tiny_patch16_224.json");
+  EXPECT_EQ(deit.architecture, "deit_tiny_patch16_224");
+  EXPECT_EQ(deit.classes, 1000);
+  EXPECT_EQ(deit.channels, 3);
+  EXPECT_EQ(deit.image_height, 224);
+  EXPECT_EQ(deit.image_width, 224);
+  EXPECT_EQ(deit.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+  EXPECT_EQ(deit.std, (std::vector<double>{0.229, 0.224, 0.225}));
+  EXPECT_EQ(deit.global_pool, "token");
+  const auto labelled = read_timm_model_config(folder + "vit_tiny_3_classes_48x32.json");
+  EXPECT_EQ(labelled.classes, 3);
+  EXPECT_EQ(labelled.class_names, (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(labelled.image_height, 48);
+  EXPECT_EQ(labelled.image_width, 32);
+  EXPECT_EQ(labelled.heads, 3);
+  const auto augreg = read_timm_model_config(folder + "vit_base_patch16_224.augreg_in21k.json");
+  EXPECT_EQ(augreg.mean, (std::vector<double>{0.5, 0.5, 0.5}));
+
+  // timm's huge width has 16 heads of 80, not dim / 64
+  auto huge = small_model("learned1d");
+  huge.dim = 1280;
+  huge.heads = 16;
+  huge.depth = 1;
+  huge.mlp_ratio = 0.25;
+  const auto state = export_pytorch_model(*VisionTransformer(huge));
+  ImportOptions import;
+  import.family = "timm-vit";
+  const auto imported = import_pytorch_model(state, import);
+  EXPECT_EQ(imported.model->options().heads, 16);
+  EXPECT_TRUE(any_note_contains(imported, "huge"));
+
+  for (const auto& [text, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"pretrained_cfg": {"input_size": [3, 224]}})", "\"input_size\" must be"},
+           {R"({"pretrained_cfg": {"mean": "imagenet"}})", "\"mean\" must be a list"},
+           {R"({"num_classes": 2.5})", "\"num_classes\" must be a positive whole number"},
+           {R"({"label_names": {"0": "a", "2": "b"}})", "without gaps"},
+           {R"({"pretrained_cfg": {"input_size": [1, 8, 8], "mean": [0.5, 0.5, 0.5]}})",
+            "one value per input channel"}})
+    expect_error_containing(
+        [&] { parse_timm_model_config(nlohmann::json::parse(text), "c.json"); },
+        {"c.json", fragment});
+}
+
 // NaN or infinite weights (a diverged run) are refused by name, not imported to predict nan.
 TEST(PyTorchInterop, RefusesWeightsThatAreNotFinite) {
   torch::manual_seed(3);
@@ -70,13 +169,6 @@ TEST(PyTorchInterop, RefusesWeightsThatAreNotFinite) {
   options.heads = model->options().heads;
   expect_error_containing([&] { import_pytorch_model(state, options); },
                           {"not finite", "blocks.0.attn.qkv.weight", "head.bias", "1 NaN"});
-}
-
-bool any_note_contains(const ImportedModel& imported, const std::string& fragment) {
-  for (const auto& note : imported.notes)
-    if (note.find(fragment) != std::string::npos)
-      return true;
-  return false;
 }
 
 // A timm-vit state dict does not say how timm pools beside a class token, nor the grid of a

@@ -11,6 +11,7 @@
 
 #include "posenc/encoding_registry.h"
 #include "posenc/encoding_spec.h"
+#include "posenc/interop/timm_model_config.h"
 #include "posenc/interop/torch_save_files.h"
 #include "posenc/train/checkpoint.h"
 #include "posenc/train/evaluation.h"
@@ -528,6 +529,62 @@ TEST(EvaluationCommands, TakeTestDataAsFlagsForAnImportedModel) {
   const auto [attended, attention_text] = run_posenc(folder, with_data(
       {"attention", "--checkpoint", imported, "--out", folder.path("attention.png")}));
   EXPECT_EQ(attended, 0) << attention_text;
+}
+
+// export writes the run's settings beside the state dict (timm's config.json layout) and import
+// reads them back: heads (dim 16 is no multiple of 64), input size, normalisation, class names.
+TEST(ImportCommand, AnExportedRunComesBackWithItsSettings) {
+  TemporaryFolder folder;
+  train_tiny_run(folder, 1);
+  const std::string checkpoint = folder.path("run/last.pt"), exported = folder.path("model.pth");
+  const auto [code, text] = run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out",
+                                                exported});
+  ASSERT_EQ(code, 0) << text;
+  const std::string config_path = folder.path("model.config.json");
+  ASSERT_TRUE(fs::exists(config_path)) << text;
+  const auto original = load_trained_model(checkpoint);
+  const auto written = read_timm_model_config(config_path);
+  EXPECT_EQ(written.class_names, original.config.class_names);
+
+  const std::string imported = folder.path("imported.pt");
+  const auto [import_code, import_text] =
+      run_posenc(folder, {"import", "--from", "cpvt", exported, "--out", imported});
+  ASSERT_EQ(import_code, 0) << import_text;
+  EXPECT_NE(import_text.find("settings from " + config_path), std::string::npos) << import_text;
+  const auto back = load_trained_model(imported);
+  EXPECT_EQ(back.config.model.heads, original.config.model.heads);
+  EXPECT_EQ(back.config.model.image_height, original.config.model.image_height);
+  EXPECT_EQ(back.config.model.image_width, original.config.model.image_width);
+  EXPECT_EQ(back.config.model.conditional_after_blocks,
+            original.config.model.conditional_after_blocks);
+  EXPECT_EQ(back.config.normalization.mean, original.config.normalization.mean);
+  EXPECT_EQ(back.config.normalization.std, original.config.normalization.std);
+  EXPECT_EQ(back.config.class_names, original.config.class_names);
+
+  // class names from a file win over the config's; without the config the heads are unknown
+  std::vector<std::string> names;
+  std::ofstream names_file(folder.path("names.txt"));
+  for (size_t c = 0; c < original.config.class_names.size(); ++c) {
+    names.push_back("class " + std::to_string(c));
+    names_file << names.back() << "\n";
+  }
+  names_file.close();
+  const auto [named, named_text] =
+      run_posenc(folder, {"import", "--from", "cpvt", exported, "--out", imported, "--force",
+                          "--class-names", folder.path("names.txt")});
+  ASSERT_EQ(named, 0) << named_text;
+  EXPECT_EQ(load_trained_model(imported).config.class_names, names);
+  const auto [bare, bare_text] = run_posenc(
+      folder, {"import", "--from", "cpvt", exported, "--out", imported, "--force", "--no-config"});
+  EXPECT_EQ(bare, 1) << bare_text;
+  EXPECT_NE(bare_text.find("pass --heads"), std::string::npos) << bare_text;
+  // the config beside the state dict is an output too: never replaced unasked
+  fs::remove(exported);
+  const auto [again, again_text] =
+      run_posenc(folder, {"export", "--checkpoint", checkpoint, "--out", exported});
+  EXPECT_EQ(again, 1) << again_text;
+  EXPECT_NE(again_text.find(config_path), std::string::npos) << again_text;
+  EXPECT_FALSE(fs::exists(exported)) << "nothing written before the refusal";
 }
 #endif  // POSENC_CLI_PATH
 

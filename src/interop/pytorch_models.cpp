@@ -74,6 +74,26 @@ std::string classifier_head(bool class_token, const std::string& global_pool,
   return global_pool == "token" ? "token" : "gap_with_token";
 }
 
+// timm's attention heads for a width (no tensor's shape shows them): 64-wide heads, as all its
+// ViT/DeiT sizes from tiny to large, except the widths of its huge, giant, gigantic and so400m
+// models, which have 16 heads.
+int64_t timm_heads_for_width(int64_t dim, std::vector<std::string>& notes) {
+  for (const auto& [width, model] : {std::pair<int64_t, const char*>{1152, "so400m"},
+                                     {1280, "huge"}, {1408, "giant"}, {1664, "gigantic"}}) {
+    if (dim == width) {
+      notes.push_back(c10::str("heads = 16, as timm's ", model, " ViTs of width ", dim,
+                               " (the tensors cannot tell; --heads sets it)"));
+      return 16;
+    }
+  }
+  TORCH_CHECK(dim % 64 == 0, "dim ", dim, " is not a multiple of 64, so timm's 64-wide heads "
+              "do not apply and the tensors cannot tell the heads: pass --heads, or the "
+              "model's config.json (--config) with model_args.num_heads");
+  notes.push_back(c10::str("heads = dim / 64 = ", dim / 64, " (timm's ViT/DeiT sizes; the "
+                           "tensors cannot tell; --heads sets it)"));
+  return dim / 64;
+}
+
 // The grid of a timm-vit pos_embed (1, prefix + H*W, C): the one asked for, else a square one.
 TokenGrid timm_table_grid(const torch::Tensor& table, int64_t prefix, const ImportOptions& import,
                           std::vector<std::string>* notes) {
@@ -111,6 +131,26 @@ TokenGrid timm_table_grid(const torch::Tensor& table, int64_t prefix, const Impo
   return {side, side, prefix};
 }
 
+// timm's table grid is its img_size / patch_size: the config's input size gives the grid of a
+// non-square table when no flag does (and when it fits the table's rows).
+ImportOptions with_table_grid_of_config(const StateDict& state, ImportOptions import) {
+  const TimmModelConfig& timm = import.config;
+  const auto table = state.find("pos_embed");
+  const auto patch = state.find("patch_embed.proj.weight");
+  if (import.family != "timm-vit" || import.table_height > 0 || import.table_width > 0 ||
+      timm.image_height == 0 || table == state.end() || patch == state.end() ||
+      table->second.dim() != 3 || patch->second.dim() != 4 || patch->second.size(2) == 0)
+    return import;
+  const int64_t side = patch->second.size(2);
+  const int64_t cells = table->second.size(1) - (state.count("cls_token") > 0 ? 1 : 0);
+  if (timm.image_height % side == 0 && timm.image_width % side == 0 &&
+      (timm.image_height / side) * (timm.image_width / side) == cells) {
+    import.table_height = timm.image_height / side;
+    import.table_width = timm.image_width / side;
+  }
+  return import;
+}
+
 // The architecture that the tensors' shapes describe, plus what they cannot tell.
 VisionTransformerOptions infer_options(const StateDict& state, const ImportOptions& import,
                                        std::vector<std::string>& notes) {
@@ -128,22 +168,27 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   options.mlp_ratio = static_cast<double>(fc1.size(0)) / static_cast<double>(options.dim);
   const auto& head = required(state, "head.weight", family, "the classifier");
   options.classes = head.size(0);
-  options.head = classifier_head(state.count("cls_token") > 0, import.global_pool, notes);
+  const TimmModelConfig& timm = import.config;
+  TORCH_CHECK(timm.classes == 0 || timm.classes == options.classes, "the model config says ",
+              timm.classes, " classes (num_classes) but the state dict's head has ",
+              options.classes, " rows: is the config that of this model?");
+  TORCH_CHECK(timm.channels == 0 || timm.channels == options.image_channels,
+              "the model config's input_size has ", timm.channels, " channels but the patch "
+              "embedding takes ", options.image_channels, ": is the config that of this model?");
+  options.head = classifier_head(state.count("cls_token") > 0,
+                                 import.global_pool.empty() ? timm.global_pool : import.global_pool,
+                                 notes);
   options.drop_path = 0.0;
-  options.heads = import.heads;
-  if (options.heads == 0) {
-    TORCH_CHECK(options.dim % 64 == 0, "dim ", options.dim,
-                " is not a multiple of 64, so timm's heads = dim / 64 does not apply; pass "
-                "--heads");
-    options.heads = options.dim / 64;
-    notes.push_back(c10::str("heads = dim / 64 = ", options.heads,
-                             " (timm's ViT/DeiT sizes; the tensors cannot tell; --heads sets it)"));
-  }
-  TORCH_CHECK((import.image_height > 0) == (import.image_width > 0),
+  options.heads = import.heads > 0 ? import.heads : timm.heads;
+  if (options.heads == 0)
+    options.heads = timm_heads_for_width(options.dim, notes);
+  const bool size_given = import.image_height > 0 || import.image_width > 0;
+  TORCH_CHECK(!size_given || (import.image_height > 0 && import.image_width > 0),
               "the image size needs both a height and a width, got ", import.image_height, "x",
               import.image_width);
-  int64_t image_height = import.image_height > 0 ? import.image_height : 224;
-  int64_t image_width = import.image_width > 0 ? import.image_width : 224;
+  const bool size_known = size_given || timm.image_height > 0;
+  int64_t image_height = size_given ? import.image_height : size_known ? timm.image_height : 224;
+  int64_t image_width = size_given ? import.image_width : size_known ? timm.image_width : 224;
 
   TORCH_CHECK(family == "timm-vit" || (import.table_height == 0 && import.table_width == 0),
               "a table grid is for timm-vit's pos_embed; a ", family, " model has no table");
@@ -162,7 +207,7 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
                 "have: ", extra_prefix, " (timm's register tokens, reg_tokens > 0, and DeiT's "
                 "distillation token are not supported; posenc supports one class token or none)");
     const TokenGrid table_grid = timm_table_grid(table, options.prefix_tokens(), import, &notes);
-    if (import.image_height == 0) {
+    if (!size_known) {
       image_height = table_grid.height * options.patch_size;
       image_width = table_grid.width * options.patch_size;
     }
@@ -180,14 +225,17 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     const bool bias = state.count("pos_block.0.proj.0.bias") > 0;
     options.encodings = {c10::str("peg:k=", weight.size(2), bias ? "" : ",bias=false")};
     options.conditional_after_blocks.clear();
-    if (import.conditional_after_blocks.empty()) {
+    const auto& after = import.conditional_after_blocks.empty()
+                            ? timm.conditional_after_blocks
+                            : import.conditional_after_blocks;
+    if (after.empty()) {
       for (int64_t i = 0; i < pegs; ++i)
         options.conditional_after_blocks.push_back(i);
     } else {
-      TORCH_CHECK(static_cast<int64_t>(import.conditional_after_blocks.size()) == pegs,
-                  "--pe-after names ", import.conditional_after_blocks.size(),
-                  " blocks but the state dict has ", pegs, " PEGs (pos_block.0..", pegs - 1, ")");
-      options.conditional_after_blocks = import.conditional_after_blocks;
+      TORCH_CHECK(static_cast<int64_t>(after.size()) == pegs, "--pe-after (or the config's ",
+                  "pe_after) names ", after.size(), " blocks but the state dict has ", pegs,
+                  " PEGs (pos_block.0..", pegs - 1, ")");
+      options.conditional_after_blocks = after;
     }
     notes.push_back(c10::str("pos_block.N runs after blocks ",
                              c10::ArrayRef<int64_t>(options.conditional_after_blocks)));
@@ -220,7 +268,8 @@ const std::vector<std::string>& pytorch_model_families() {
   return families;
 }
 
-ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& import) {
+ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& requested) {
+  const ImportOptions import = with_table_grid_of_config(state, requested);
   ImportedModel imported;
   const auto options = infer_options(state, import, imported.notes);
   imported.model = VisionTransformer(options);
@@ -285,6 +334,36 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
     target.copy_(value);
   imported.model->eval();
   return imported;
+}
+
+ExportedModelConfig exported_model_config(const VisionTransformerOptions& options) {
+  ExportedModelConfig exported;
+  auto& config = exported.config;
+  config.classes = options.classes;
+  config.heads = options.heads;
+  config.channels = options.image_channels;
+  config.image_height = options.image_height;
+  config.image_width = options.image_width;
+  config.global_pool = options.head == "token" ? "token" : "avg";
+  if (options.has_conditional_encoding())
+    config.conditional_after_blocks = options.conditional_after_blocks;
+  // as timm records them: with num_classes and global_pool (timm.create_model(architecture,
+  // **model_args))
+  exported.model_args = {{"num_classes", options.classes},
+                         {"global_pool", config.global_pool},
+                         {"img_size", {options.image_height, options.image_width}},
+                         {"patch_size", options.patch_size},
+                         {"in_chans", options.image_channels},
+                         {"embed_dim", options.dim},
+                         {"depth", options.depth},
+                         {"num_heads", options.heads},
+                         {"mlp_ratio", options.mlp_ratio}};
+  // timm builds the family itself: a learned table and the class token's head (its avg heads
+  // add an fc_norm that posenc's GAP head does not have)
+  if (options.encodings.size() == 1 && options.head == "token" &&
+      parse_encoding_spec(options.encodings[0]).value("type", "") == "learned1d")
+    config.architecture = "vit_base_patch16_224";  // every size argument is in model_args
+  return exported;
 }
 
 StateDict export_pytorch_model(const VisionTransformerImpl& model) {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "posenc/interop/timm_model_config.h"
 #include "posenc/interop/torch_save_files.h"
 #include "posenc/models/vision_transformer.h"
 
@@ -21,10 +22,16 @@ const std::vector<std::string>& pytorch_model_families();
 
 struct ImportOptions {
   std::string family;  // one of pytorch_model_families()
-  // Attention heads do not show in any tensor's shape; 0 takes dim / 64 (timm's ViT/DeiT sizes).
+  // What the model's config.json says (timm_model_config.h): heads, input size, classes,
+  // global_pool and the CPVT blocks, used where the fields below are 0 or empty; its classes and
+  // channels must match the tensors'.
+  TimmModelConfig config;
+  // Attention heads do not show in any tensor's shape; 0 takes the config's num_heads, else
+  // timm's heads for the width (dim / 64; 16 for its huge and giant widths, noted).
   int64_t heads = 0;
   // The resolution posenc records as the trained one (evaluation default, learned-table grid).
-  // 0: timm-vit takes its table's grid x patch; cpvt and lff, which have no table, 224 x 224.
+  // 0: the config's input size, else timm-vit takes its table's grid x patch; cpvt and lff,
+  // which have no table, 224 x 224.
   // A timm-vit table of another grid is resampled bicubically, as timm does.
   int64_t image_height = 0;
   int64_t image_width = 0;
@@ -52,6 +59,16 @@ struct ImportedModel {
 // every problem listed by name and shape: missing, unexpected, misshapen or non-floating tensors,
 // an unknown family. Floating tensors of another precision are converted to float32 (noted).
 ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& options);
+
+// The config.json that `posenc export` writes beside the state dict: classes, heads, input
+// size, global_pool and the CPVT blocks; for a timm-vit model with a class-token head also
+// timm's architecture and the model_args that rebuild it (timm.create_model(architecture,
+// **model_args)). The caller adds the normalisation and class names.
+struct ExportedModelConfig {
+  TimmModelConfig config;
+  nlohmann::json model_args;
+};
+ExportedModelConfig exported_model_config(const VisionTransformerOptions& options);
 
 // The model's tensors under the names of its family (timm-vit, cpvt or lff by its encodings;
 // encodings without a PyTorch counterpart keep posenc's names), ready for torch.save.

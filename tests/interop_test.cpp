@@ -77,7 +77,7 @@ TEST(PyTorchInterop, ExportsConfigCarriesWhatTheTensorsCannotTell) {
     options.image_height = 8;  // patch 4: a 2 x 8 grid
     options.image_width = 32;
     if (family == "cpvt")
-      options.conditional_after_blocks = {1};
+      options.conditional_after_blocks = {-1, 1};  // before block 0 and after block 1
     torch::manual_seed(11);
     VisionTransformer model(options);
     model->eval();

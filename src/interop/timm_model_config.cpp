@@ -151,8 +151,9 @@ TimmModelConfig parse_timm_model_config(const nlohmann::json& json, const std::s
                 posenc->dump());
     if (after != posenc->end())
       for (const auto& block : *after) {
-        TORCH_CHECK(block.is_number_integer() && block >= 0, root.where("posenc"),
-                    ": pe_after must list block indices, got ", after->dump());
+        TORCH_CHECK(block.is_number_integer() && block >= -1, root.where("posenc"),
+                    ": pe_after must list block indices (-1: before the first), got ",
+                    after->dump());
         config.conditional_after_blocks.push_back(block.get<int64_t>());
       }
   }

@@ -151,10 +151,11 @@ TEST(PyTorchInterop, ReadsTimmsOwnModelConfigs) {
            {R"({"num_classes": 2.5})", "\"num_classes\" must be a positive whole number"},
            {R"({"label_names": {"0": "a", "2": "b"}})", "without gaps"},
            {R"({"pretrained_cfg": {"input_size": [1, 8, 8], "mean": [0.5, 0.5, 0.5]}})",
-            "one value per input channel"}})
-    expect_error_containing(
-        [&] { parse_timm_model_config(nlohmann::json::parse(text), "c.json"); },
-        {"c.json", fragment});
+            "one value per input channel"}}) {
+    const auto json = nlohmann::json::parse(text);  // clang 14 captures no structured binding
+    expect_error_containing([&] { parse_timm_model_config(json, "c.json"); },
+                            {"c.json", fragment});
+  }
 }
 
 // NaN or infinite weights (a diverged run) are refused by name, not imported to predict nan.

@@ -13,11 +13,11 @@ using testing::expect_error_containing;
 using testing::parameter;
 namespace F = torch::nn::functional;
 
-constexpr int64_t kChannels = 6;
+constexpr int64_t kPegChannels = 6;
 
 PositionalEncoding make_peg(const std::string& spec, TokenGrid trained = {8, 8, 1}) {
   torch::manual_seed(11);
-  auto peg = make_encoding(spec, {kChannels, trained});
+  auto peg = make_encoding(spec, {kPegChannels, trained});
   torch::NoGradGuard no_grad;
   parameter(peg, "bias").normal_();  // a non-zero bias, so the tests see it
   return peg;
@@ -35,13 +35,13 @@ TEST(PositionEncodingGenerator, EqualsDepthwiseConv2dWithZeroPaddingPlusResidual
   for (int64_t k : {1, 3, 5, 7}) {
     for (const TokenGrid grid : {TokenGrid{5, 8, 1}, TokenGrid{1, 1, 0}, TokenGrid{3, 2, 1}}) {
       auto peg = make_peg("peg:k=" + std::to_string(k));
-      auto tokens = testing::random_tokens(2, grid, kChannels);
+      auto tokens = testing::random_tokens(2, grid, kPegChannels);
       auto image = as_image(tokens, grid);
       auto reference =
           image +
           F::conv2d(
               image, parameter(peg, "weight"),
-              F::Conv2dFuncOptions().bias(parameter(peg, "bias")).padding(k / 2).groups(kChannels));
+              F::Conv2dFuncOptions().bias(parameter(peg, "bias")).padding(k / 2).groups(kPegChannels));
       auto out = peg->forward(tokens, grid);
       EXPECT_TRUE(torch::allclose(as_image(out, grid), reference, 1e-5, 1e-5))
           << "k=" << k << " " << grid.describe();
@@ -51,7 +51,7 @@ TEST(PositionEncodingGenerator, EqualsDepthwiseConv2dWithZeroPaddingPlusResidual
 
 TEST(PositionEncodingGenerator, LeavesPrefixTokensUntouched) {
   const TokenGrid grid{4, 5, 2};
-  auto tokens = testing::random_tokens(3, grid, kChannels);
+  auto tokens = testing::random_tokens(3, grid, kPegChannels);
   auto out = make_peg("peg")->forward(tokens, grid);
   EXPECT_TRUE(torch::equal(out.narrow(1, 0, 2), tokens.narrow(1, 0, 2)));
   EXPECT_FALSE(torch::allclose(out.narrow(1, 2, 20), tokens.narrow(1, 2, 20)));
@@ -63,10 +63,10 @@ TEST(PositionEncodingGenerator, IsTranslationEquivariantAwayFromTheBorder) {
   const TokenGrid grid{12, 13, 0};
   const int64_t dy = 2, dx = 1, margin = 1;  // k = 3
   auto peg = make_peg("peg");
-  auto image = torch::randn({1, kChannels, 12, 13});
+  auto image = torch::randn({1, kPegChannels, 12, 13});
   auto moved = torch::roll(image, {dy, dx}, {2, 3});
   auto to_tokens = [](const torch::Tensor& x) {
-    return x.permute({0, 2, 3, 1}).reshape({1, -1, kChannels});
+    return x.permute({0, 2, 3, 1}).reshape({1, -1, kPegChannels});
   };
   auto out = as_image(peg->forward(to_tokens(image), grid), grid);
   auto out_moved = as_image(peg->forward(to_tokens(moved), grid), grid);
@@ -81,7 +81,7 @@ TEST(PositionEncodingGenerator, IsTranslationEquivariantAwayFromTheBorder) {
 // the token sits: zero padding reveals the border, circular and replicate padding do not.
 TEST(PositionEncodingGenerator, ZeroPaddingRevealsTheBorderCircularAndReplicateDoNot) {
   const TokenGrid grid{6, 7, 1};
-  auto constant = torch::ones({1, grid.total_tokens(), kChannels});
+  auto constant = torch::ones({1, grid.total_tokens(), kPegChannels});
   auto corner_vs_centre = [&](const std::string& spec) {
     auto out = as_image(make_peg(spec)->forward(constant, grid), grid);
     return (out.select(2, 0).select(2, 0) - out.select(2, 3).select(2, 3))
@@ -97,12 +97,12 @@ TEST(PositionEncodingGenerator, ZeroPaddingRevealsTheBorderCircularAndReplicateD
 TEST(PositionEncodingGenerator, CircularPaddingIsEquivariantToCyclicShiftsEverywhere) {
   for (const TokenGrid grid : {TokenGrid{5, 6, 1}, TokenGrid{1, 1, 1}, TokenGrid{2, 3, 0}}) {
     auto peg = make_peg("peg:padding=circular,k=5");
-    auto tokens = testing::random_tokens(2, grid, kChannels);
+    auto tokens = testing::random_tokens(2, grid, kPegChannels);
     auto image = as_image(tokens, grid);
     auto shifted_image = torch::roll(image, {1, 2}, {2, 3});
     auto shifted = tokens.clone();
     shifted.narrow(1, grid.prefix_tokens, grid.grid_tokens())
-        .copy_(shifted_image.permute({0, 2, 3, 1}).reshape({2, -1, kChannels}));
+        .copy_(shifted_image.permute({0, 2, 3, 1}).reshape({2, -1, kPegChannels}));
     auto expected = torch::roll(as_image(peg->forward(tokens, grid), grid), {1, 2}, {2, 3});
     EXPECT_TRUE(torch::allclose(as_image(peg->forward(shifted, grid), grid), expected, 1e-5, 1e-5))
         << grid.describe();

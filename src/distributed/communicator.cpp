@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 // The message of an exception from c10d or Gloo, without a final period (posenc's sentence
 // goes on after it).
-std::string message_of(const std::exception& error) {
+std::string gloo_message_of(const std::exception& error) {
   const auto* torch_error = dynamic_cast<const c10::Error*>(&error);
   std::string message =
       torch_error != nullptr ? torch_error->what_without_backtrace() : error.what();
@@ -147,10 +147,10 @@ Communicator::Communicator(const RendezvousOptions& options)
   try {
     connection->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
   } catch (const std::exception& error) {
-    TORCH_CHECK(rank_ != 0, "rank 0 cannot host the rendezvous at ", where, ": ", message_of(error),
+    TORCH_CHECK(rank_ != 0, "rank 0 cannot host the rendezvous at ", where, ": ", gloo_message_of(error),
                 ". Is the port in use? Choose another --master-port");
     TORCH_CHECK(false, "rank ", rank_, " could not reach the rendezvous of rank 0 at ", where,
-                " within ", options.timeout_seconds, " s: ", message_of(error),
+                " within ", options.timeout_seconds, " s: ", gloo_message_of(error),
                 ". Check that rank 0 runs and that --master-addr and --master-port (MASTER_ADDR, "
                 "MASTER_PORT) name its machine and port");
   }
@@ -244,7 +244,7 @@ void Communicator::report_failure(const char* purpose, const std::exception& err
             std::to_string(connection_->options.master_port) + ", is gone";
   }
   TORCH_CHECK(false, "rank ", rank_, ": ", purpose, " failed: ", cause,
-              " (Gloo: ", message_of(error),
+              " (Gloo: ", gloo_message_of(error),
               "). This rank stops too; checkpoints are written only between steps, so the last "
               "one stays valid and --resume continues from it");
 }

@@ -13,7 +13,7 @@
 namespace posenc {
 namespace {
 
-std::string describe(const torch::Tensor& tensor) {
+std::string describe_tensor(const torch::Tensor& tensor) {
   return c10::str(tensor.sizes(), " ", tensor.scalar_type());
 }
 
@@ -158,7 +158,8 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   VisionTransformerOptions options;
   const auto& patch = required(state, "patch_embed.proj.weight", family, "the patch embedding");
   TORCH_CHECK(patch.dim() == 4 && patch.size(2) == patch.size(3),
-              "patch_embed.proj.weight must be (dim, channels, p, p), got ", describe(patch));
+              "patch_embed.proj.weight must be (dim, channels, p, p), got ",
+              describe_tensor(patch));
   options.dim = patch.size(0);
   options.image_channels = patch.size(1);
   options.patch_size = patch.size(2);
@@ -195,14 +196,14 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   if (family == "timm-vit") {
     const auto& table = required(state, "pos_embed", family, "the learned position table");
     TORCH_CHECK(table.dim() == 3 && table.size(0) == 1 && table.size(2) == options.dim,
-                "pos_embed must be (1, tokens, ", options.dim, "), got ", describe(table));
+                "pos_embed must be (1, tokens, ", options.dim, "), got ", describe_tensor(table));
     // prefix tokens posenc's ViT does not have: named here, before their table rows would be
     // misread as a grid that is not square
     std::string extra_prefix;
     for (const char* name : {"reg_token", "dist_token"})
       if (state.count(name) > 0)
         extra_prefix += (extra_prefix.empty() ? "" : ", ") + std::string(name) + " " +
-                        describe(state.at(name));
+                        describe_tensor(state.at(name));
     TORCH_CHECK(extra_prefix.empty(), "the state dict has prefix tokens posenc's ViT does not "
                 "have: ", extra_prefix, " (timm's register tokens, reg_tokens > 0, and DeiT's "
                 "distillation token are not supported; posenc supports one class token or none)");
@@ -221,7 +222,7 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     const auto& weight = state.at("pos_block.0.proj.0.weight");
     TORCH_CHECK(weight.dim() == 4 && weight.size(1) == 1 && weight.size(2) == weight.size(3),
                 "pos_block.0.proj.0.weight must be a depthwise kernel (", options.dim,
-                ", 1, k, k), got ", describe(weight));
+                ", 1, k, k), got ", describe_tensor(weight));
     const bool bias = state.count("pos_block.0.proj.0.bias") > 0;
     options.encodings = {c10::str("peg:k=", weight.size(2), bias ? "" : ",bias=false")};
     options.conditional_after_blocks.clear();
@@ -245,7 +246,7 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     TORCH_CHECK(wr.dim() == 2 && wr.size(1) == 2,
                 "pos_embed.Wr.weight must be (F/2, 2) for "
                 "positions on the image grid, got ",
-                describe(wr));
+                describe_tensor(wr));
     options.encodings = {c10::str("lff:F=", 2 * wr.size(0), ",H=", hidden.size(0))};
     options.conditional_after_blocks = {};
     notes.push_back("LFF positions: patch centres (row + 0.5, column + 0.5) in patch units");
@@ -284,13 +285,13 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
     const std::string name = pytorch_name(item.key());
     const auto found = state.find(name);
     if (found == state.end()) {
-      problems += c10::str("\n  missing: ", name, " ", describe(item.value()));
+      problems += c10::str("\n  missing: ", name, " ", describe_tensor(item.value()));
       continue;
     }
     used.insert(name);
     torch::Tensor tensor = found->second;
     if (!tensor.is_floating_point()) {
-      problems += c10::str("\n  not floating point: ", name, " is ", describe(tensor));
+      problems += c10::str("\n  not floating point: ", name, " is ", describe_tensor(tensor));
       continue;
     }
     if (name == "pos_embed" && tensor.sizes() != item.value().sizes() && tensor.dim() == 3) {
@@ -301,13 +302,14 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
                                         to.describe(), " (bicubic, as timm)"));
     }
     if (tensor.sizes() != item.value().sizes()) {
-      problems += c10::str("\n  shape differs: ", name, " is ", describe(tensor),
-                           " in the state dict but the model needs ", describe(item.value()));
+      problems += c10::str("\n  shape differs: ", name, " is ", describe_tensor(tensor),
+                           " in the state dict but the model needs ",
+                           describe_tensor(item.value()));
       continue;
     }
     if (!torch::isfinite(tensor).all().item<bool>()) {
       const int64_t bad = tensor.numel() - torch::isfinite(tensor).sum().item<int64_t>();
-      not_finite += c10::str("\n  ", name, " ", describe(tensor), ": ", bad,
+      not_finite += c10::str("\n  ", name, " ", describe_tensor(tensor), ": ", bad,
                              " NaN or infinite values");
       continue;
     }
@@ -320,7 +322,7 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
   for (const auto& item : state) {
     if (used.count(item.first) == 0)
       problems += c10::str("\n  not in a ", import.family, " model: ", item.first, " ",
-                           describe(item.second));
+                           describe_tensor(item.second));
   }
   TORCH_CHECK(problems.empty(), "the state dict does not fit the ", import.family,
               " model its shapes describe (dim ", options.dim, ", depth ", options.depth,

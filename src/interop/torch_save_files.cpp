@@ -50,7 +50,7 @@ c10::IValue unpickle_archive(caffe2::serialize::PyTorchStreamReader& archive) {
 }
 
 // An exception's message, without LibTorch's C++ backtrace.
-std::string message_of(const std::exception& error) {
+std::string message_without_backtrace(const std::exception& error) {
   const auto* c10_error = dynamic_cast<const c10::Error*>(&error);
   return c10_error != nullptr ? c10_error->what_without_backtrace() : error.what();
 }
@@ -70,7 +70,7 @@ c10::IValue read_torch_save_file(const std::string& path) {
     archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception& error) {
     TORCH_CHECK(false, path, " cannot be read as a torch.save file (truncated or corrupt?): ",
-                message_of(error));
+                message_without_backtrace(error));
   }
   // TorchScript archives (torch.jit.save, and posenc's own checkpoints) carry their code and
   // constants beside data.pkl; torch.save files of weights do not
@@ -84,7 +84,7 @@ c10::IValue read_torch_save_file(const std::string& path) {
   try {
     return unpickle_archive(*archive);
   } catch (const std::exception& error) {
-    const std::string reason = message_of(error);
+    const std::string reason = message_without_backtrace(error);
     // torch.save(model) pickles the module: its class, not only tensors
     TORCH_CHECK(reason.find("the pickle builds a ") == std::string::npos, path,
                 " is a torch.save file of Python objects, not of weights (", reason,

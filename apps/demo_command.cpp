@@ -71,7 +71,7 @@ void run_demo() {
                              table_distance_correlation(*additive, kTrainedGrid));
     }
     std::cout << std::setw(name_width) << definition.name << std::setw(13)
-              << (encoding->kind() == EncodingKind::Additive ? "additive" : "conditional")
+              << describe(encoding->kind())
               << std::setw(11) << parameter_count(encoding) << std::setw(13)
               << parameter_count(larger) << std::setw(6) << try_grid(encoding, {1, 1, 1})
               << std::setw(6) << try_grid(encoding, {5, 9, 1}) << std::setw(8)

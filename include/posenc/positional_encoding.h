@@ -20,6 +20,8 @@ namespace posenc {
 struct EncodingContext {
   int64_t dim = 0;                       // C: channels of the tokens the encoding is applied to
   TokenGrid trained_grid = {14, 14, 1};  // DeiT at 224 px, 16 px patches, one class token
+  // The attention heads C splits into: rotary encodings rotate each head's C / heads channels.
+  int64_t heads = 1;
 
   void validate() const;
 };
@@ -27,7 +29,11 @@ struct EncodingContext {
 enum class EncodingKind {
   Additive,     // tokens + PE(positions): sinusoidal, learned tables, Learnable Fourier Features
   Conditional,  // tokens transformed from their neighbourhood: PEG
+  Rotary,       // inside attention: queries and keys rotated by their positions (RoPE)
 };
+
+// "additive", "conditional", "rotary"
+const char* describe(EncodingKind kind);
 
 // The one interface every positional encoding implements. A model applies an encoding to its
 // tokens and their layout and never needs to know which encoding it holds.
@@ -115,6 +121,40 @@ class AdditiveEncodingImpl : public PositionalEncodingImpl {
   torch::Tensor cached_embedding_;
   int64_t cached_embedding_version_ = 0;
 };
+
+// An encoding applied inside attention: a model passes it the queries and the keys (B, N, C) of
+// each block, and it rotates each head's C / heads channels pair by pair by angles that grow
+// linearly with the token's position, so that the logit q_i . k_j depends on the positions of
+// tokens i and j only through their difference (Su et al.'s RoPE; Heo et al. 2024 for images).
+// Prefix tokens are not rotated. Rotation keeps the norm of every head's query and key.
+// Implemented with real arithmetic (no complex tensors), so models stay exportable.
+class RotaryEncodingImpl : public PositionalEncodingImpl {
+ public:
+  EncodingKind kind() const final { return EncodingKind::Rotary; }
+  int64_t heads() const { return context().heads; }
+  int64_t head_dim() const { return dim() / heads(); }
+
+  // The rotation angles of the positioned tokens: (1, P, heads, head_dim / 2) on a grid,
+  // (B, P, heads, head_dim / 2) at explicit positions. Pair i of a head is the channels
+  // (2i, 2i + 1) with interleaved pairs (naver's RoPE-ViT, as complex numbers), (i, i + head_dim/2)
+  // with rotate-half pairs (EVA-02, timm, DINOv3).
+  torch::Tensor angles(const TokenLayout& layout, const torch::TensorOptions& options);
+
+ protected:
+  // Reads the "pairs" option (rotary_pairs_option()); throws unless head_dim is even.
+  RotaryEncodingImpl(const EncodingOptions& options, const EncodingContext& context);
+
+  virtual torch::Tensor compute_angles(const TokenLayout& layout,
+                                       const torch::TensorOptions& options) = 0;
+
+ private:
+  torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
+
+  bool interleaved_;
+};
+
+// The option every rotary encoding declares: "pairs", interleaved or half.
+OptionSpec rotary_pairs_option(const std::string& default_layout);
 
 TORCH_MODULE(PositionalEncoding);
 

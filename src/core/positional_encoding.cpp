@@ -7,7 +7,21 @@ namespace posenc {
 
 void EncodingContext::validate() const {
   TORCH_CHECK(dim >= 1, "encoding dimension (token channels C) must be >= 1, got ", dim);
+  TORCH_CHECK(heads >= 1 && dim % heads == 0, "the encoding's attention heads must divide its ",
+              "channels, got C = ", dim, ", heads = ", heads);
   trained_grid.validate();
+}
+
+const char* describe(EncodingKind kind) {
+  switch (kind) {
+    case EncodingKind::Additive:
+      return "additive";
+    case EncodingKind::Conditional:
+      return "conditional";
+    case EncodingKind::Rotary:
+      return "rotary";
+  }
+  return "unknown";
 }
 
 PositionalEncodingImpl::PositionalEncodingImpl(const EncodingOptions& options,

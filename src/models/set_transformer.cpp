@@ -87,6 +87,8 @@ SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
                 "encoding '", spec, "' cannot encode continuous positions (",
                 encoding->kind() == EncodingKind::Conditional
                     ? "it convolves over a token grid, and sets have no grid"
+                : encoding->kind() == EncodingKind::Rotary
+                    ? "it is rotary, which the set Transformer does not apply in attention yet"
                     : "it is a table over a token grid",
                 "); use lff, lff:variant=mlp, sincos2d, learned_quantized or none");
     encodings_->push_back(encoding.ptr());

@@ -33,13 +33,24 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t head
 }
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
-                                                  const torch::Tensor& key_mask) {
+                                                  const torch::Tensor& key_mask,
+                                                  const QueryKeyRotation& rotate) {
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
-  // (B, N, 3C) -> (3, B, heads, N, C/heads)
-  auto qkv = posenc::linear(tokens, qkv_->weight, qkv_->bias)
-                 .reshape({batch, count, 3, heads_, dim / heads_})
-                 .permute({2, 0, 3, 1, 4});
-  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  // (B, N, 3C) -> q, k, v (B, N, C), views
+  const auto qkv =
+      posenc::linear(tokens, qkv_->weight, qkv_->bias).reshape({batch, count, 3, dim});
+  auto q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+  if (rotate) {
+    q = rotate(q);
+    k = rotate(k);
+  }
+  // (B, N, C) -> (B, heads, N, C/heads)
+  const auto split_heads = [&](const torch::Tensor& x) {
+    return x.reshape({batch, count, heads_, dim / heads_}).transpose(1, 2);
+  };
+  q = split_heads(q);
+  k = split_heads(k);
+  v = split_heads(v);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale_;  // (B, h, N, N)
   if (key_mask.defined()) {
     TORCH_CHECK(key_mask.dim() == 2 && key_mask.size(0) == batch && key_mask.size(1) == count &&
@@ -101,8 +112,9 @@ torch::Tensor TransformerBlockImpl::drop_path(const torch::Tensor& branch) const
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& tokens,
-                                            const torch::Tensor& key_mask) {
-  auto x = tokens + drop_path(attn_->forward(norm1_->forward(tokens), key_mask));
+                                            const torch::Tensor& key_mask,
+                                            const QueryKeyRotation& rotate) {
+  auto x = tokens + drop_path(attn_->forward(norm1_->forward(tokens), key_mask, rotate));
   return x + drop_path(mlp_->forward(norm2_->forward(x)));
 }
 

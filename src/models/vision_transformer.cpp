@@ -87,9 +87,10 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   if (options_.has_class_token()) {
     cls_token_ = register_parameter("cls_token", torch::randn({1, 1, options_.dim}) * 0.02);
   }
-  const EncodingContext context{options_.dim, options_.trained_grid()};
+  const EncodingContext context{options_.dim, options_.trained_grid(), options_.heads};
   additive_encodings_ = register_module("additive_encodings", torch::nn::ModuleList());
   conditional_encodings_ = register_module("conditional_encodings", torch::nn::ModuleList());
+  rotary_encodings_ = register_module("rotary_encodings", torch::nn::ModuleList());
   for (auto& spec : options_.encodings) {
     auto encoding = make_encoding(spec, context);
     // every option with its value, so that options() (and the checkpoints that store them)
@@ -97,6 +98,14 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
     spec = format_encoding_spec(encoding->config());
     if (encoding->kind() == EncodingKind::Additive) {
       additive_encodings_->push_back(encoding.ptr());
+      continue;
+    }
+    if (encoding->kind() == EncodingKind::Rotary) {
+      TORCH_CHECK(rotary_encodings_->is_empty(), "a model takes one rotary encoding, got two (",
+                  spec, " after another): combine a rotary one with additive or conditional "
+                  "encodings instead, e.g. --pe learned1d --pe ", encoding->type());
+      for (int64_t b = 0; b < options_.depth; ++b)
+        rotary_encodings_->push_back(b == 0 ? encoding.ptr() : make_encoding(spec, context).ptr());
       continue;
     }
     TORCH_CHECK(!options_.conditional_after_blocks.empty(), "conditional encoding '", spec,
@@ -143,11 +152,21 @@ torch::Tensor VisionTransformerImpl::apply_conditional(const torch::Tensor& toke
   return x;
 }
 
+torch::Tensor VisionTransformerImpl::run_block(size_t block, const torch::Tensor& tokens,
+                                               const TokenGrid& grid) {
+  QueryKeyRotation rotate;
+  if (!rotary_encodings_->is_empty()) {
+    auto* rotary = rotary_encodings_[block]->as<PositionalEncodingImpl>();
+    rotate = [rotary, &grid](const torch::Tensor& x) { return rotary->forward(x, grid); };
+  }
+  return blocks_[block]->as<TransformerBlockImpl>()->forward(tokens, {}, rotate);
+}
+
 torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
   auto [tokens, grid] = embed(images);
   tokens = apply_conditional(tokens, grid, -1);
   for (size_t b = 0; b < blocks_->size(); ++b) {
-    tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens);
+    tokens = run_block(b, tokens, grid);
     tokens = apply_conditional(tokens, grid, static_cast<int64_t>(b));
   }
   return norm_->forward(tokens);
@@ -181,7 +200,7 @@ std::vector<torch::Tensor> VisionTransformerImpl::last_attention() {
 }
 
 bool VisionTransformerOptions::has_conditional_encoding() const {
-  const EncodingContext context{dim, trained_grid()};
+  const EncodingContext context{dim, trained_grid(), heads};
   for (const auto& spec : encodings) {
     if (make_encoding(spec, context)->kind() == EncodingKind::Conditional)
       return true;
@@ -220,14 +239,18 @@ torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& imag
     return signal;
   }
   TORCH_CHECK(!conditional_slots_.empty(),
-              "this model has no positional encoding (--pe none): there is no signal to probe");
+              rotary_encodings_->is_empty()
+                  ? "this model has no positional encoding (--pe none): there is no signal to "
+                    "probe"
+                  : "this model's only positional encoding is rotary: it turns queries and keys "
+                    "inside attention and gives the tokens no embedding to probe");
   // run the blocks up to the first conditional encoding, without stochastic depth, and take the
   // difference it makes
   const bool was_training = is_training();
   eval();
   const auto first = std::min_element(conditional_slots_.begin(), conditional_slots_.end());
   for (int64_t b = 0; b <= *first; ++b)
-    tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens);
+    tokens = run_block(static_cast<size_t>(b), tokens, grid);
   auto* encoding =
       conditional_encodings_[first - conditional_slots_.begin()]->as<PositionalEncodingImpl>();
   const auto added = encoding->forward(tokens, grid) - tokens;  // (B, N, dim)
@@ -249,7 +272,8 @@ VisionTransformerImpl::WeightDecayGroups VisionTransformerImpl::weight_decay_gro
     // norms and biases are 1-D; the class token and every encoding parameter are named
     const bool exempt = item.value().dim() <= 1 || name == "cls_token" ||
                         name.rfind("additive_encodings.", 0) == 0 ||
-                        name.rfind("conditional_encodings.", 0) == 0;
+                        name.rfind("conditional_encodings.", 0) == 0 ||
+                        name.rfind("rotary_encodings.", 0) == 0;
     (exempt ? groups.not_decayed : groups.decayed).push_back(item.value());
   }
   return groups;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -10,13 +11,19 @@
 
 namespace posenc {
 
+// What a rotary encoding does to the queries and to the keys of a block's attention, before
+// they split into heads: (B, N, C) -> (B, N, C). Empty: nothing.
+using QueryKeyRotation = std::function<torch::Tensor(const torch::Tensor&)>;
+
 // Multi-head self-attention (ViT): one qkv projection, scaled dot-product per head, output proj.
 class MultiHeadSelfAttentionImpl : public torch::nn::Module {
  public:
   MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads);
   // tokens (B, N, C) -> (B, N, C). key_mask (B, N) bool, optional: false marks padding tokens
-  // of a batch of sets of different sizes, which no token attends to.
-  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {});
+  // of a batch of sets of different sizes, which no token attends to. `rotate` turns the
+  // queries and keys (a rotary encoding).
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
+                        const QueryKeyRotation& rotate = {});
   // attention probabilities of the last forward with record_attention(true): (B, heads, N, N)
   const torch::Tensor& last_attention() const { return last_attention_; }
   void record_attention(bool on) { record_attention_ = on; }
@@ -51,8 +58,9 @@ TORCH_MODULE(FeedForward);
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path);
-  // tokens (B, N, C) -> (B, N, C); key_mask (B, N) bool as in MultiHeadSelfAttention
-  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {});
+  // tokens (B, N, C) -> (B, N, C); key_mask and rotate as in MultiHeadSelfAttention
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
+                        const QueryKeyRotation& rotate = {});
   MultiHeadSelfAttention& attention() { return attn_; }
 
  private:

@@ -37,7 +37,9 @@ struct VisionTransformerOptions {
   // fc_norm=False). The final norm comes before the pooling in all three.
   std::string head = "token";
   // Encodings by registry spec (e.g. "peg", "lff:F=64"); additive ones are added after the patch
-  // embedding, conditional ones (PEG) applied after each block in `conditional_after_blocks`.
+  // embedding, conditional ones (PEG) applied after each block in `conditional_after_blocks`,
+  // a rotary one (at most one: rope_axial) turns the queries and keys of every block's attention
+  // (one module per block).
   std::vector<std::string> encodings = {"peg"};
   // Block indices after which conditional encodings run; -1 means before the first block.
   // CPVT: {0}; its stronger variant: {0, 1, 2, 3, 4, 5}.
@@ -110,6 +112,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);
   torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenGrid& grid,
                                   int64_t after_block);
+  // block `block` on tokens (B, N, dim) of `grid`, its rotary encoding (if any) in attention
+  torch::Tensor run_block(size_t block, const torch::Tensor& tokens, const TokenGrid& grid);
 
   VisionTransformerOptions options_;
   PatchEmbedding patch_embed_{nullptr};
@@ -118,6 +122,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   // one conditional encoding module per (encoding, position) pair, in conditional_slots_ order
   torch::nn::ModuleList conditional_encodings_{nullptr};
   std::vector<int64_t> conditional_slots_;  // the block index each conditional module follows
+  // a rotary encoding's module for each block, in block order; empty without one
+  torch::nn::ModuleList rotary_encodings_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Linear head_{nullptr};

@@ -1,0 +1,212 @@
+// What makes an encoding rotary, checked for every registered rotary encoding: logits that
+// depend only on the difference of positions, rotations that keep norms, prefix tokens left
+// alone; then rope_axial's own angles and its place in a VisionTransformer. (The invariant suite,
+// encoding_invariants_test.cpp, covers shapes, dtypes, gradients in double and configs.)
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "posenc/encoding_registry.h"
+#include "posenc/models/vision_transformer.h"
+#include "support/test_encodings.h"
+
+namespace posenc {
+namespace {
+
+using testing::expect_error_containing;
+
+constexpr int64_t kRotaryChannels = 32;
+constexpr int64_t kRotaryHeads = 2;  // head_dim 16
+
+std::vector<std::string> rotary_specs() {
+  std::vector<std::string> specs;
+  for (const auto& definition : registered_encodings()) {
+    auto encoding = make_encoding(nlohmann::json{{"type", definition.name}}, {8, {2, 2, 0}});
+    if (encoding->kind() == EncodingKind::Rotary) {
+      specs.push_back(definition.name);
+      specs.push_back(definition.name + ":pairs=half");
+    }
+  }
+  return specs;
+}
+
+class EveryRotaryEncoding : public ::testing::TestWithParam<std::string> {
+ protected:
+  PositionalEncoding make_rotary() const {
+    torch::manual_seed(3);
+    auto encoding = make_encoding(GetParam(), {kRotaryChannels, {4, 4, 1}, kRotaryHeads});
+    encoding->to(torch::kFloat64);
+    return encoding;
+  }
+};
+
+// per-head logits (B, heads, N, N) of rotated queries and keys (B, N, C)
+torch::Tensor rotated_logits(const torch::Tensor& q, const torch::Tensor& k) {
+  const auto split = [](const torch::Tensor& x) {
+    return x.reshape({x.size(0), x.size(1), kRotaryHeads, -1}).transpose(1, 2);
+  };
+  return torch::matmul(split(q), split(k).transpose(-2, -1));
+}
+
+TEST_P(EveryRotaryEncoding, LogitsDependOnlyOnTheDifferenceOfContinuousPositions) {
+  auto encoding = make_rotary();
+  if (!encoding->accepts_positions())
+    GTEST_SKIP() << "grids only";
+  const auto options = torch::TensorOptions(torch::kFloat64);
+  const auto q = torch::randn({2, 6, kRotaryChannels}, options);
+  const auto k = torch::randn({2, 6, kRotaryChannels}, options);
+  const auto positions = torch::rand({2, 6, 1, 2}, options) * 5.0;
+  const auto shifted = positions + torch::tensor({-3.5, 11.25}, options);  // every token alike
+  const auto at = [&](const torch::Tensor& p) {
+    const auto layout = TokenLayout::at_positions(p);
+    return rotated_logits(encoding->forward(q, layout), encoding->forward(k, layout));
+  };
+  EXPECT_TRUE(torch::allclose(at(positions), at(shifted), 1e-9, 1e-9));
+  EXPECT_FALSE(torch::allclose(at(positions), rotated_logits(q, k), 1e-3, 1e-3))
+      << "nothing rotated";
+}
+
+TEST_P(EveryRotaryEncoding, LogitsOnAGridDependOnlyOnTheOffsetBetweenTokens) {
+  // the tokens of a 3x4 grid, and the same contents placed at rows 1-3, columns 2-5 of a 5x6
+  // grid (every position shifted by (1, 2)): the logits among them are the same
+  auto encoding = make_rotary();
+  const auto options = torch::TensorOptions(torch::kFloat64);
+  const auto q = torch::randn({1, 1 + 12, kRotaryChannels}, options);
+  const auto k = torch::randn({1, 1 + 12, kRotaryChannels}, options);
+  const auto place = [&](const torch::Tensor& small) {
+    auto large = torch::randn({1, 1 + 30, kRotaryChannels}, options);
+    large.narrow(1, 0, 1).copy_(small.narrow(1, 0, 1));
+    for (int64_t row = 0; row < 3; ++row)
+      large.narrow(1, 1 + (row + 1) * 6 + 2, 4).copy_(small.narrow(1, 1 + row * 4, 4));
+    return large;
+  };
+  const TokenGrid small_grid{3, 4, 1}, large_grid{5, 6, 1};
+  const auto small =
+      rotated_logits(encoding->forward(q, small_grid), encoding->forward(k, small_grid));
+  const auto large_logits = rotated_logits(encoding->forward(place(q), large_grid),
+                                           encoding->forward(place(k), large_grid));
+  // among the positioned tokens: the unrotated class token sees each token's own position
+  std::vector<int64_t> placed;
+  for (int64_t row = 0; row < 3; ++row)
+    for (int64_t column = 0; column < 4; ++column)
+      placed.push_back(1 + (row + 1) * 6 + column + 2);
+  const auto index = torch::tensor(placed);
+  const auto picked = large_logits.index_select(2, index).index_select(3, index);
+  EXPECT_TRUE(torch::allclose(picked, small.narrow(2, 1, 12).narrow(3, 1, 12), 1e-9, 1e-9));
+}
+
+TEST_P(EveryRotaryEncoding, KeepsEveryHeadsNormAndLeavesPrefixTokensAlone) {
+  auto encoding = make_rotary();
+  const TokenGrid grid{3, 5, 1};
+  const auto tokens = torch::randn({2, 16, kRotaryChannels}, torch::kFloat64);
+  const auto rotated = encoding->forward(tokens, grid);
+  const auto per_head_norm = [](const torch::Tensor& x) {
+    return x.reshape({x.size(0), x.size(1), kRotaryHeads, -1}).norm(2, -1);
+  };
+  EXPECT_TRUE(torch::allclose(per_head_norm(rotated), per_head_norm(tokens), 1e-12, 1e-12));
+  EXPECT_TRUE(torch::equal(rotated.narrow(1, 0, 1), tokens.narrow(1, 0, 1)));
+  EXPECT_FALSE(torch::allclose(rotated.narrow(1, 2, 14), tokens.narrow(1, 2, 14), 1e-3, 1e-3));
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, EveryRotaryEncoding, ::testing::ValuesIn(rotary_specs()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c)))
+                               c = '_';
+                           return name;
+                         });
+
+// The angles of RoPE-Axial (naver-ai/rope-vit's compute_axial_cis with theta = 100): head_dim 8
+// has 4 pairs, frequencies 100^0 = 1 and 100^(-1/2) = 0.1; pairs 0-1 follow the column, 2-3 the
+// row. The token at row 2, column 3 of a 4x5 grid:
+TEST(RopeAxial, TurnsHalfThePairsByTheColumnAndHalfByTheRow) {
+  auto encoding = make_encoding("rope_axial", {8, {4, 5, 0}, 1});
+  auto* rotary = dynamic_cast<RotaryEncodingImpl*>(encoding.get());
+  ASSERT_NE(rotary, nullptr);
+  const auto options = torch::TensorOptions(torch::kFloat64);
+  const auto angles = rotary->angles(TokenGrid{4, 5, 0}, options);  // (1, 20, 1, 4)
+  ASSERT_EQ(angles.sizes(), (std::vector<int64_t>{1, 20, 1, 4}));
+  const auto token = angles[0][2 * 5 + 3][0];
+  EXPECT_TRUE(torch::allclose(token, torch::tensor({3.0, 0.3, 2.0, 0.2}, options)));
+  // interleaved: channels (0, 1) are pair 0, turned by 3 rad
+  auto x = torch::zeros({1, 20, 8}, options);
+  x[0][13][0] = 1.0;
+  const auto turned = encoding->forward(x, TokenGrid{4, 5, 0});
+  EXPECT_NEAR(turned[0][13][0].item<double>(), std::cos(3.0), 1e-12);
+  EXPECT_NEAR(turned[0][13][1].item<double>(), std::sin(3.0), 1e-12);
+  // rotate-half: channel 0 pairs with channel 4; ij: the row comes first
+  auto half = make_encoding("rope_axial:pairs=half,indexing=ij", {8, {4, 5, 0}, 1});
+  const auto turned_half = half->forward(x, TokenGrid{4, 5, 0});
+  EXPECT_NEAR(turned_half[0][13][0].item<double>(), std::cos(2.0), 1e-12);
+  EXPECT_NEAR(turned_half[0][13][4].item<double>(), std::sin(2.0), 1e-12);
+  // normalised: the centre of column 3 of 5 is at 0.4, 2 pi x 0.4 rad
+  auto normalized = make_encoding("rope_axial:coords=normalized", {8, {4, 5, 0}, 1});
+  const auto spread = dynamic_cast<RotaryEncodingImpl*>(normalized.get())
+                          ->angles(TokenGrid{4, 5, 0}, options)[0][13][0];
+  EXPECT_NEAR(spread[0].item<double>(), 2.0 * M_PI * 0.4, 1e-12);
+}
+
+TEST(RopeAxial, SaysWhatTheHeadsAndPositionsMustBe) {
+  expect_error_containing([] { make_encoding("rope_axial", {24, {2, 2, 0}, 4}); },
+                          {"divisible by 4", "C = 24, heads = 4", "head_dim 6"});
+  expect_error_containing([] { make_encoding("rope_axial", {16, {2, 2, 0}, 3}); },
+                          {"heads must divide", "C = 16, heads = 3"});
+  expect_error_containing([] { make_encoding("rope_axial:temperature=1", {16, {2, 2, 0}, 1}); },
+                          {"temperature", "> 1"});
+  auto encoding = make_encoding("rope_axial", {16, {2, 2, 0}, 1});
+  expect_error_containing(
+      [&] {
+        encoding->forward(torch::randn({1, 3, 16}),
+                          TokenLayout::at_positions(torch::rand({1, 3, 2, 2})));
+      },
+      {"G=1, M=2", "[1, 3, 2, 2]"});
+  auto normalized = make_encoding("rope_axial:coords=normalized", {16, {2, 2, 0}, 1});
+  expect_error_containing(
+      [&] {
+        normalized->forward(torch::randn({1, 3, 16}),
+                            TokenLayout::at_positions(torch::rand({1, 3, 1, 2})));
+      },
+      {"coords=normalized", "coords=patch"});
+}
+
+VisionTransformerOptions rope_vit_options(std::vector<std::string> encodings) {
+  auto options = VisionTransformerOptions::preset("nano");  // dim 64, 2 heads: head_dim 32
+  options.depth = 2;
+  options.drop_path = 0.0;
+  options.encodings = std::move(encodings);
+  options.conditional_after_blocks = {};
+  return options;
+}
+
+// A ViT with RoPE runs at any grid, turns queries and keys in every block (not the class token),
+// combines with an added table (RoPE-ViT's "+APE") and refuses a second rotary encoding.
+TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
+  torch::manual_seed(1);
+  VisionTransformer rope(rope_vit_options({"rope_axial"}));
+  rope->eval();
+  torch::manual_seed(1);
+  VisionTransformer plain(rope_vit_options({"none"}));
+  plain->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& [name, parameter] : rope->named_parameters().pairs())
+    parameter.copy_(plain->named_parameters()[name]);
+  const auto images = torch::randn({2, 1, 28, 20});
+  EXPECT_EQ(rope->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
+  EXPECT_FALSE(torch::allclose(rope->forward(images), plain->forward(images), 1e-4, 1e-4));
+  EXPECT_EQ(rope->forward(torch::randn({1, 1, 4, 4})).sizes(), (std::vector<int64_t>{1, 10}));
+
+  VisionTransformer with_table(rope_vit_options({"learned1d", "rope_axial"}));
+  EXPECT_EQ(with_table->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
+  expect_error_containing([] { VisionTransformer(rope_vit_options({"rope_axial", "rope_axial"})); },
+                          {"one rotary encoding", "--pe learned1d --pe rope_axial"});
+  auto odd = rope_vit_options({"rope_axial"});
+  odd.heads = 16;  // head_dim 4: one pair per axis
+  EXPECT_EQ(VisionTransformer(odd)->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
+  odd.heads = 32;  // head_dim 2
+  expect_error_containing([&] { VisionTransformer model(odd); }, {"divisible by 4", "head_dim 2"});
+}
+
+}  // namespace
+}  // namespace posenc

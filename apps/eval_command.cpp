@@ -89,20 +89,26 @@ void run_set_eval(const EvalArguments& arguments, const CLI::App& command) {
     const auto data = fit_to_model(given, model, label);
     const auto result = evaluate_token_sets(trained.model, data, arguments.batch_size);
     const auto probe = first_positions(data, arguments.probe_positions);
-    const double before = embedding_distance_correlation(initial, probe);
-    const double after = embedding_distance_correlation(trained.model, probe);
+    // a rotary encoding alone adds no embedding whose similarities could be measured
+    const bool measurable = !trained.model->positions_only_in_attention();
+    const double before = measurable ? embedding_distance_correlation(initial, probe) : 0.0;
+    const double after = measurable ? embedding_distance_correlation(trained.model, probe) : 0.0;
     rows.push_back({{"positions", label},
                     {"accuracy", result.accuracy},
                     {"loss", result.loss},
                     {"tokens", result.tokens},
                     {"similarity_distance_correlation",
-                     {{"initial", before}, {"trained", after}}}});
+                     measurable ? nlohmann::json{{"initial", before}, {"trained", after}}
+                                : nlohmann::json(nullptr)}});
     if (!arguments.json) {
       std::cout << std::setw(16) << label << std::setw(9) << result.tokens << std::setw(11)
                 << c10::str(std::fixed, std::setprecision(2), 100.0 * result.accuracy, "%")
-                << std::setw(9) << c10::str(std::fixed, std::setprecision(4), result.loss)
-                << std::fixed << std::setprecision(3) << before << " -> " << after
-                << std::endl;  // each row as soon as it is known, also into a pipe
+                << std::setw(9) << c10::str(std::fixed, std::setprecision(4), result.loss);
+      if (measurable)
+        std::cout << std::fixed << std::setprecision(3) << before << " -> " << after;
+      else
+        std::cout << "n/a (rotary: positions act in attention, no embedding)";
+      std::cout << std::endl;  // each row as soon as it is known, also into a pipe
     } else {
       std::cerr << "evaluated " << label << "\n";
     }

@@ -2,6 +2,7 @@
 // tasks, the JSONL reader and its errors, the SetTransformer, its training and the
 // similarity-distance probe.
 #include <fstream>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -212,7 +213,8 @@ TEST(SetTransformer, PaddingTokensChangeNothingForTheRealOnes) {
 
 TEST(SetTransformer, PermutingTheTokensPermutesTheOutputs) {
   torch::manual_seed(0);
-  for (const std::string encoding : {"lff", "sincos2d:scale=10", "learned_quantized", "none"}) {
+  for (const std::string encoding :
+       {"lff", "sincos2d:scale=10", "learned_quantized", "none", "rope_lff", "rope_mixed"}) {
     SetTransformer model(small_set_model(encoding));
     model->eval();
     const auto content = torch::randn({2, 5, 3});
@@ -223,6 +225,46 @@ TEST(SetTransformer, PermutingTheTokensPermutesTheOutputs) {
         model->forward(content.index_select(1, order), positions.index_select(1, order));
     EXPECT_TRUE(torch::allclose(permuted, logits.index_select(1, order), 1e-5, 1e-5)) << encoding;
   }
+}
+
+// A rotary encoding makes attention see only differences of positions: moving a whole set (every
+// point, or both corners of every box) by one vector changes no output, where an added encoding
+// changes them. (Issue 23's E9 tests what this buys on a shifted range.)
+TEST(SetTransformer, WithOnlyARotaryEncodingMovingTheWholeSetChangesNoOutput) {
+  const std::vector<std::tuple<std::string, int64_t, int64_t>> cases = {
+      {"rope_lff", 1, 2}, {"rope_lff", 2, 2}, {"rope_lff", 1, 3}, {"rope_axial", 1, 2},
+      {"rope_mixed", 1, 2}, {"lff", 1, 2}};
+  for (const auto& [encoding, groups, values] : cases) {
+    torch::manual_seed(0);
+    SetTransformer model(small_set_model(encoding, groups, values));
+    model->eval();
+    const auto content = torch::randn({2, 5, 3});
+    const auto positions = torch::rand({2, 5, groups, values}) * 4;
+    const auto moved = positions + torch::randn({values}) * 3;  // the same vector everywhere
+    const bool unchanged =
+        torch::allclose(model->forward(content, positions), model->forward(content, moved),
+                        1e-4, 1e-4);
+    EXPECT_EQ(unchanged, encoding != "lff") << encoding << " G=" << groups << " M=" << values;
+    EXPECT_EQ(model->positions_only_in_attention(), encoding != "lff") << encoding;
+    // yet positions matter: spreading the set apart changes the outputs
+    EXPECT_FALSE(torch::allclose(model->forward(content, positions),
+                                 model->forward(content, positions * 2), 1e-4, 1e-4))
+        << encoding << " G=" << groups << " M=" << values;
+  }
+  auto both = small_set_model("lff");
+  both.encodings.push_back("rope_lff");
+  EXPECT_FALSE(SetTransformer(both)->positions_only_in_attention()) << "lff is measurable";
+  expect_error_containing(
+      [] {
+        auto options = small_set_model("rope_lff");
+        options.encodings.push_back("rope_mixed");
+        SetTransformer model(options);
+      },
+      {"one rotary encoding", "--pe lff --pe rope_mixed"});
+  SetTransformer boxes(small_set_model("rope_axial", 2, 2));
+  expect_error_containing(
+      [&] { boxes->forward(torch::zeros({1, 3, 3}), torch::zeros({1, 3, 2, 2})); },
+      {"rope_axial", "G=1, M=2", "[1, 3, 2, 2]"});
 }
 
 TEST(SetTransformer, PositionsOfTheWrongShapeOrAGridEncodingAreClearErrors) {

@@ -2,6 +2,7 @@
 // depend only on the difference of positions, rotations that keep norms, prefix tokens left
 // alone; then rope_axial's own angles and its place in a VisionTransformer. (The invariant suite,
 // encoding_invariants_test.cpp, covers shapes, dtypes, gradients in double and configs.)
+#include <algorithm>
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -171,6 +172,88 @@ TEST(RopeAxial, SaysWhatTheHeadsAndPositionsMustBe) {
       {"coords=normalized", "coords=patch"});
 }
 
+// Heo et al.'s (naver's init_random_2d_freqs) start with temperature 10: in each head, pair k of
+// the first quarter and pair k of the second have magnitude 10^(-4k / head_dim) and point in
+// perpendicular directions, one random angle per head.
+TEST(RopeMixed, StartsFromNaversMagnitudesInARandomDirectionPerHeadAndLearnsThem) {
+  torch::manual_seed(5);
+  auto encoding = make_encoding("rope_mixed", {32, {4, 4, 1}, 4});  // head_dim 8: 4 pairs
+  const auto freqs = encoding->named_parameters()["freqs"].to(torch::kFloat64);  // (2, 4, 4)
+  ASSERT_EQ(freqs.sizes(), (std::vector<int64_t>{2, 4, 4}));
+  const auto magnitude = (freqs[0].square() + freqs[1].square()).sqrt();  // (heads, pairs)
+  const auto expected = torch::tensor({1.0, std::pow(10.0, -0.5), 1.0, std::pow(10.0, -0.5)},
+                                      torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(magnitude, expected.expand({4, 4}), 1e-6, 1e-6));
+  const auto dot = freqs[0].narrow(1, 0, 2) * freqs[0].narrow(1, 2, 2) +
+                   freqs[1].narrow(1, 0, 2) * freqs[1].narrow(1, 2, 2);
+  EXPECT_TRUE(torch::allclose(dot, torch::zeros_like(dot), 1e-6, 1e-6)) << "perpendicular";
+  const auto direction = torch::atan2(freqs[1].select(1, 0), freqs[0].select(1, 0));  // (heads)
+  EXPECT_GT((direction - direction[0]).abs().max().item<double>(), 1e-3) << "one per head";
+  // the angle of pair k at (x, y) is x fx + y fy
+  auto* rotary = dynamic_cast<RotaryEncodingImpl*>(encoding.get());
+  const auto angles = rotary->angles(TokenGrid{4, 4, 1}, torch::kFloat64);  // (1, 16, 4, 4)
+  const auto at_row1_col3 = angles[0][1 * 4 + 3];
+  EXPECT_TRUE(torch::allclose(at_row1_col3, 3 * freqs[0] + 1 * freqs[1], 1e-6, 1e-6));
+  // without rotate: every head axial, the first quarter along x
+  auto axial = make_encoding("rope_mixed:rotate=false", {32, {4, 4, 1}, 4});
+  const auto straight = axial->named_parameters()["freqs"];
+  EXPECT_TRUE(torch::allclose(straight[1].narrow(1, 0, 2), torch::zeros({4, 2}), 0, 1e-7));
+  // trainable: the logits' gradient reaches the frequencies
+  const auto tokens = torch::randn({1, 17, 32});
+  encoding->forward(tokens, TokenGrid{4, 4, 1}).square().sum().backward();
+  EXPECT_GT(encoding->named_parameters()["freqs"].grad().abs().sum().item<double>(), 0.0);
+}
+
+// rope_lff's angles are x_g W_r[h]^T, group g turning its own share of each head's pairs; with
+// G = 2, M = 2 (a box's two corners) moving both corners by one vector keeps every logit.
+TEST(RopeLff, TurnsEachGroupsShareOfThePairsByItsPositionTimesWr) {
+  torch::manual_seed(2);
+  auto encoding = make_encoding("rope_lff:G=2,M=2,gamma=0.5", {16, {1, 1, 0}, 2});  // 4 pairs
+  encoding->to(torch::kFloat64);
+  const auto wr = encoding->named_parameters()["Wr"];  // (heads 2, pairs/G 2, M 2)
+  ASSERT_EQ(wr.sizes(), (std::vector<int64_t>{2, 2, 2}));
+  EXPECT_NEAR(wr.std().item<double>(), 2.0, 1.5) << "N(0, gamma^-2): std 1/gamma";
+  const auto positions = torch::randn({1, 3, 2, 2}, torch::kFloat64);
+  auto* rotary = dynamic_cast<RotaryEncodingImpl*>(encoding.get());
+  const auto angles =
+      rotary->angles(TokenLayout::at_positions(positions), torch::kFloat64);  // (1, 3, 2, 4)
+  ASSERT_EQ(angles.sizes(), (std::vector<int64_t>{1, 3, 2, 4}));
+  // token 1, head 1, pair 3 = group 1's second pair: corner 1 . W_r[1][1]
+  EXPECT_NEAR(angles[0][1][1][3].item<double>(),
+              (positions[0][1][1] * wr[1][1]).sum().item<double>(), 1e-12);
+  EXPECT_NEAR(angles[0][1][1][0].item<double>(),
+              (positions[0][1][0] * wr[1][0]).sum().item<double>(), 1e-12);
+  const auto q = torch::randn({1, 3, 16}, torch::kFloat64);
+  const auto k = torch::randn({1, 3, 16}, torch::kFloat64);
+  const auto logits = [&](const torch::Tensor& p) {
+    const auto layout = TokenLayout::at_positions(p);
+    return rotated_logits(encoding->forward(q, layout), encoding->forward(k, layout));
+  };
+  const auto moved = positions + torch::tensor({2.5, -7.0}, torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(logits(positions), logits(moved), 1e-9, 1e-9));
+  // learn_fourier=false freezes W_r
+  auto frozen = make_encoding("rope_lff:learn_fourier=false", {16, {1, 1, 0}, 2});
+  EXPECT_FALSE(frozen->named_parameters()["Wr"].requires_grad());
+}
+
+TEST(RopeLff, SaysWhatItsPositionsAndHeadsMustBe) {
+  expect_error_containing([] { make_encoding("rope_lff:G=3", {16, {2, 2, 0}, 2}); },
+                          {"G groups", "head_dim / 2 must be divisible by G", "(4 pairs), G = 3"});
+  expect_error_containing([] { make_encoding("rope_lff:gamma=0", {16, {2, 2, 0}, 2}); },
+                          {"gamma", "positive"});
+  auto boxes = make_encoding("rope_lff:G=2,M=2", {16, {2, 2, 0}, 2});
+  expect_error_containing([&] { boxes->forward(torch::randn({1, 5, 16}), TokenGrid{2, 2, 1}); },
+                          {"G = 2, M = 2", "cannot encode a 2-D token grid", "G = 1, M = 2"});
+  expect_error_containing(
+      [&] {
+        boxes->forward(torch::randn({1, 3, 16}),
+                       TokenLayout::at_positions(torch::rand({1, 3, 1, 2})));
+      },
+      {"G=2, M=2", "[1, 3, 1, 2]"});
+  expect_error_containing([] { make_encoding("rope_mixed", {24, {2, 2, 0}, 4}); },
+                          {"rope_mixed", "divisible by 4", "head_dim 6"});
+}
+
 VisionTransformerOptions rope_vit_options(std::vector<std::string> encodings) {
   auto options = VisionTransformerOptions::preset("nano");  // dim 64, 2 heads: head_dim 32
   options.depth = 2;
@@ -196,6 +279,8 @@ TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
   EXPECT_EQ(rope->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
   EXPECT_FALSE(torch::allclose(rope->forward(images), plain->forward(images), 1e-4, 1e-4));
   EXPECT_EQ(rope->forward(torch::randn({1, 1, 4, 4})).sizes(), (std::vector<int64_t>{1, 10}));
+  expect_error_containing([&] { rope->positional_signal(images); },
+                          {"only positional encoding is rotary", "no embedding to probe"});
 
   VisionTransformer with_table(rope_vit_options({"learned1d", "rope_axial"}));
   EXPECT_EQ(with_table->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
@@ -206,6 +291,26 @@ TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
   EXPECT_EQ(VisionTransformer(odd)->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
   odd.heads = 32;  // head_dim 2
   expect_error_containing([&] { VisionTransformer model(odd); }, {"divisible by 4", "head_dim 2"});
+}
+
+// rope_mixed's frequencies are per block (each block's module starts in its own directions) and,
+// as every encoding parameter, free of weight decay.
+TEST(RopeMixed, HasItsOwnFrequenciesInEveryBlockFreeOfWeightDecay) {
+  torch::manual_seed(4);
+  VisionTransformer model(rope_vit_options({"rope_mixed"}));
+  const auto parameters = model->named_parameters();
+  const auto first = parameters["rotary_encodings.0.freqs"];
+  const auto second = parameters["rotary_encodings.1.freqs"];
+  EXPECT_EQ(first.sizes(), (std::vector<int64_t>{2, 2, 16}));  // (fx fy, heads, head_dim / 2)
+  EXPECT_FALSE(torch::allclose(first, second));
+  const auto groups = model->weight_decay_groups();
+  const auto holds = [](const std::vector<torch::Tensor>& group, const torch::Tensor& t) {
+    return std::any_of(group.begin(), group.end(),
+                       [&](const torch::Tensor& x) { return x.is_same(t); });
+  };
+  EXPECT_TRUE(holds(groups.not_decayed, first));
+  EXPECT_FALSE(holds(groups.decayed, second));
+  EXPECT_EQ(model->forward(torch::randn({2, 1, 20, 36})).sizes(), (std::vector<int64_t>{2, 10}));
 }
 
 }  // namespace

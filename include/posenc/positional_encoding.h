@@ -147,6 +147,12 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   virtual torch::Tensor compute_angles(const TokenLayout& layout,
                                        const torch::TensorOptions& options) = 0;
 
+  // The x (column) and y (row) coordinates of a grid's tokens, row-major, each (1, H*W): integer
+  // patch indices (naver's RoPE-ViT), or with `normalized` the patch centres mapped to [-1, 1]
+  // across the grid, (i + 0.5) * 2 / n - 1 (DINOv3), so that every grid spans the same range.
+  static std::pair<torch::Tensor, torch::Tensor> grid_coordinates(
+      const TokenGrid& grid, bool normalized, const torch::TensorOptions& options);
+
  private:
   torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
 

@@ -38,6 +38,18 @@ torch::Tensor RotaryEncodingImpl::angles(const TokenLayout& layout,
   return theta;
 }
 
+std::pair<torch::Tensor, torch::Tensor> RotaryEncodingImpl::grid_coordinates(
+    const TokenGrid& grid, bool normalized, const torch::TensorOptions& options) {
+  auto rows = torch::arange(grid.height, options);
+  auto columns = torch::arange(grid.width, options);
+  if (normalized) {
+    rows = (rows + 0.5) * (2.0 / static_cast<double>(grid.height)) - 1.0;
+    columns = (columns + 0.5) * (2.0 / static_cast<double>(grid.width)) - 1.0;
+  }
+  const auto mesh = torch::meshgrid({rows, columns}, "ij");  // row-major, as the tokens
+  return {mesh[1].reshape({1, -1}), mesh[0].reshape({1, -1})};
+}
+
 torch::Tensor RotaryEncodingImpl::transform(const torch::Tensor& tokens,
                                             const TokenLayout& layout) {
   const int64_t batch = tokens.size(0), prefix = layout.prefix_tokens();

@@ -37,15 +37,7 @@ class RopeAxialEncodingImpl : public RotaryEncodingImpl {
                                const torch::TensorOptions& options) override {
     torch::Tensor first, second;  // (1 or B, P): the coordinates of the two halves
     if (layout.is_grid()) {
-      const auto& grid = layout.grid();
-      auto rows = torch::arange(grid.height, options);
-      auto columns = torch::arange(grid.width, options);
-      if (normalized_) {
-        rows = (rows + 0.5) * (2.0 / static_cast<double>(grid.height)) - 1.0;
-        columns = (columns + 0.5) * (2.0 / static_cast<double>(grid.width)) - 1.0;
-      }
-      const auto mesh = torch::meshgrid({rows, columns}, "ij");  // row-major, as the tokens
-      const auto y = mesh[0].reshape({1, -1}), x = mesh[1].reshape({1, -1});
+      const auto [x, y] = grid_coordinates(layout.grid(), normalized_, options);
       first = row_first_ ? y : x;
       second = row_first_ ? x : y;
     } else {

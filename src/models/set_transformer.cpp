@@ -77,20 +77,28 @@ SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
   content_embed_ =
       register_module("content_embed", torch::nn::Linear(options_.content_dim, options_.dim));
   // the trained grid is meaningless for encodings of continuous positions
-  const EncodingContext context{options_.dim, {1, 1, 0}};
+  const EncodingContext context{options_.dim, {1, 1, 0}, options_.heads};
   encodings_ = register_module("encodings", torch::nn::ModuleList());
+  rotary_encodings_ = register_module("rotary_encodings", torch::nn::ModuleList());
   for (auto& spec : options_.encodings) {
     spec = spec_for_positions(spec, options_.position_groups, options_.position_values);
     auto encoding = make_encoding(spec, context);
     spec = format_encoding_spec(encoding->config());  // every option, as VisionTransformer
-    TORCH_CHECK(encoding->kind() == EncodingKind::Additive && encoding->accepts_positions(),
+    TORCH_CHECK(encoding->kind() != EncodingKind::Conditional && encoding->accepts_positions(),
                 "encoding '", spec, "' cannot encode continuous positions (",
                 encoding->kind() == EncodingKind::Conditional
                     ? "it convolves over a token grid, and sets have no grid"
-                : encoding->kind() == EncodingKind::Rotary
-                    ? "it is rotary, which the set Transformer does not apply in attention yet"
                     : "it is a table over a token grid",
-                "); use lff, lff:variant=mlp, sincos2d, learned_quantized or none");
+                "); use lff, lff:variant=mlp, sincos2d, learned_quantized, none, or a rotary "
+                "one: rope_lff, rope_axial, rope_mixed");
+    if (encoding->kind() == EncodingKind::Rotary) {
+      TORCH_CHECK(rotary_encodings_->is_empty(), "a model takes one rotary encoding, got two (",
+                  spec, " after another): combine a rotary one with additive encodings "
+                  "instead, e.g. --pe lff --pe ", encoding->type());
+      for (int64_t b = 0; b < options_.depth; ++b)
+        rotary_encodings_->push_back(b == 0 ? encoding.ptr() : make_encoding(spec, context).ptr());
+      continue;
+    }
     encodings_->push_back(encoding.ptr());
   }
   blocks_ = register_module("blocks",
@@ -137,8 +145,14 @@ torch::Tensor SetTransformerImpl::forward(const torch::Tensor& content,
   const auto layout = TokenLayout::at_positions(positions);
   for (const auto& encoding : *encodings_)
     tokens = encoding->as<PositionalEncodingImpl>()->forward(tokens, layout);
-  for (const auto& block : *blocks_)
-    tokens = block->as<TransformerBlockImpl>()->forward(tokens, mask);
+  for (size_t b = 0; b < blocks_->size(); ++b) {
+    QueryKeyRotation rotate;
+    if (!rotary_encodings_->is_empty()) {
+      auto* rotary = rotary_encodings_[b]->as<PositionalEncodingImpl>();
+      rotate = [rotary, &layout](const torch::Tensor& x) { return rotary->forward(x, layout); };
+    }
+    tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens, mask, rotate);
+  }
   return head_->forward(norm_->forward(tokens));  // (B, K, classes)
 }
 
@@ -152,11 +166,20 @@ torch::Tensor SetTransformerImpl::positional_embedding(const torch::Tensor& posi
   return embedding;
 }
 
+bool SetTransformerImpl::positions_only_in_attention() const {
+  if (rotary_encodings_->is_empty())
+    return false;
+  return std::all_of(encodings_->begin(), encodings_->end(), [](const auto& encoding) {
+    return encoding->template as<PositionalEncodingImpl>()->type() == "none";
+  });
+}
+
 std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>>
 SetTransformerImpl::weight_decay_groups() const {
   std::vector<torch::Tensor> decayed, not_decayed;
   for (const auto& item : named_parameters()) {
-    const bool exempt = item.value().dim() <= 1 || item.key().rfind("encodings.", 0) == 0;
+    const bool exempt = item.value().dim() <= 1 || item.key().rfind("encodings.", 0) == 0 ||
+                        item.key().rfind("rotary_encodings.", 0) == 0;
     (exempt ? not_decayed : decayed).push_back(item.value());
   }
   return {decayed, not_decayed};

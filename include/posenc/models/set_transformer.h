@@ -26,9 +26,12 @@ struct SetTransformerOptions {
   int64_t heads = 4;
   double mlp_ratio = 2.0;
   double drop_path = 0.0;
-  // Additive encodings that read continuous positions (B, N, G, M), by registry spec: lff (any G,
-  // M; its G and M are set from position_groups/values unless given), sincos2d (one share per
-  // coordinate), learned_quantized, lff:variant=mlp (MLP on raw coordinates), none.
+  // Encodings that read continuous positions (B, N, G, M), by registry spec: additive ones, added
+  // to the tokens: lff (any G, M; its G and M are set from position_groups/values unless given),
+  // sincos2d (one share per coordinate), learned_quantized, lff:variant=mlp (MLP on raw
+  // coordinates), none; and at most one rotary one, turning every block's queries and keys (one
+  // module per block): rope_lff (any G, M, set from the model's as lff's), rope_axial and
+  // rope_mixed (G = 1, M = 2).
   std::vector<std::string> encodings = {"lff"};
 
   // Throws with a message naming the field for any invalid value.
@@ -51,10 +54,14 @@ class SetTransformerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& content, const torch::Tensor& positions,
                         const torch::Tensor& mask = {});
 
-  // The sum of the additive encodings' embeddings at `positions` (B, K, G, M): (B, K, dim).
+  // The sum of the additive encodings' embeddings at `positions` (B, K, G, M): (B, K, dim)
+  // (zeros when the only encoding is rotary).
   torch::Tensor positional_embedding(const torch::Tensor& positions);
 
   const SetTransformerOptions& options() const { return options_; }
+  // whether positions reach the tokens only inside attention (a rotary encoding and no added
+  // one besides `none`): positional_embedding() is then zeros and measures nothing
+  bool positions_only_in_attention() const;
   // AdamW groups as the ViT's: no weight decay on norms, biases and encoding parameters.
   std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> weight_decay_groups() const;
 
@@ -64,7 +71,9 @@ class SetTransformerImpl : public torch::nn::Module {
 
   SetTransformerOptions options_;
   torch::nn::Linear content_embed_{nullptr};
-  torch::nn::ModuleList encodings_{nullptr};
+  torch::nn::ModuleList encodings_{nullptr};  // the additive ones
+  // a rotary encoding's module for each block, in block order; empty without one
+  torch::nn::ModuleList rotary_encodings_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Linear head_{nullptr};

@@ -64,7 +64,9 @@ void run_demo() {
     auto larger = make_encoding(config, {kDim, {14, 14, 1}});
     auto* additive = dynamic_cast<AdditiveEncodingImpl*>(encoding.get());
     std::string correlation = "n/a (depends on token content)";
-    if (definition.name == "none") {
+    if (encoding->kind() == EncodingKind::Rotary || encoding->kind() == EncodingKind::Bias) {
+      correlation = "n/a (acts in attention)";
+    } else if (definition.name == "none") {
       correlation = "n/a (no embedding)";
     } else if (additive != nullptr) {
       correlation = c10::str(std::fixed, std::setprecision(3),

@@ -280,7 +280,7 @@ TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
   EXPECT_FALSE(torch::allclose(rope->forward(images), plain->forward(images), 1e-4, 1e-4));
   EXPECT_EQ(rope->forward(torch::randn({1, 1, 4, 4})).sizes(), (std::vector<int64_t>{1, 10}));
   expect_error_containing([&] { rope->positional_signal(images); },
-                          {"only positional encoding is rotary", "no embedding to probe"});
+                          {"only positional encodings act inside attention", "no embedding to probe"});
 
   VisionTransformer with_table(rope_vit_options({"learned1d", "rope_axial"}));
   EXPECT_EQ(with_table->forward(images).sizes(), (std::vector<int64_t>{2, 10}));

@@ -30,9 +30,10 @@ enum class EncodingKind {
   Additive,     // tokens + PE(positions): sinusoidal, learned tables, Learnable Fourier Features
   Conditional,  // tokens transformed from their neighbourhood: PEG
   Rotary,       // inside attention: queries and keys rotated by their positions (RoPE)
+  Bias,         // inside attention: a (heads, N, N) term added to the logits (Swin, BEiT)
 };
 
-// "additive", "conditional", "rotary"
+// "additive", "conditional", "rotary", "bias"
 const char* describe(EncodingKind kind);
 
 // The one interface every positional encoding implements. A model applies an encoding to its
@@ -55,6 +56,8 @@ class PositionalEncodingImpl : public torch::nn::Module {
   const nlohmann::json& config() const { return config_; }
   const EncodingContext& context() const { return context_; }
   int64_t dim() const { return context_.dim; }
+  int64_t heads() const { return context_.heads; }
+  int64_t head_dim() const { return context_.dim / context_.heads; }
 
  protected:
   PositionalEncodingImpl(const EncodingOptions& options, const EncodingContext& context);
@@ -131,8 +134,6 @@ class AdditiveEncodingImpl : public PositionalEncodingImpl {
 class RotaryEncodingImpl : public PositionalEncodingImpl {
  public:
   EncodingKind kind() const final { return EncodingKind::Rotary; }
-  int64_t heads() const { return context().heads; }
-  int64_t head_dim() const { return dim() / heads(); }
 
   // The rotation angles of the positioned tokens: (1, P, heads, head_dim / 2) on a grid,
   // (B, P, heads, head_dim / 2) at explicit positions. Pair i of a head is the channels
@@ -161,6 +162,31 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
 
 // The option every rotary encoding declares: "pairs", interleaved or half.
 OptionSpec rotary_pairs_option(const std::string& default_layout);
+
+// An encoding applied inside attention as a term added to every head's logits, by the offset
+// between two grid tokens (Swin's and BEiT's relative position bias): a model asks it for
+// attention_bias(grid) in each block. Grids only. Applied alone through forward(), it is the
+// attention that the bias alone gives (every content logit equal): each head's C / heads channels
+// of token i become sum_j softmax_j(bias[h, i, j]) tokens[j], so the interface's shape, dtype and
+// gradient contracts hold for it as for every other encoding.
+class AttentionBiasEncodingImpl : public PositionalEncodingImpl {
+ public:
+  EncodingKind kind() const final { return EncodingKind::Bias; }
+
+  // The logit term of `grid`'s N = prefix + H * W tokens: (heads, N, N), [h, i, j] added to the
+  // logit of query i and key j.
+  torch::Tensor attention_bias(const TokenGrid& grid, const torch::TensorOptions& options);
+  // One module for every block (BEiT's shared relative position bias) instead of one each.
+  virtual bool shared_across_blocks() const { return false; }
+
+ protected:
+  using PositionalEncodingImpl::PositionalEncodingImpl;
+
+  virtual torch::Tensor compute_bias(const TokenGrid& grid, const torch::TensorOptions& options) = 0;
+
+ private:
+  torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
+};
 
 TORCH_MODULE(PositionalEncoding);
 

@@ -20,6 +20,8 @@ const char* describe(EncodingKind kind) {
       return "conditional";
     case EncodingKind::Rotary:
       return "rotary";
+    case EncodingKind::Bias:
+      return "bias";
   }
   return "unknown";
 }

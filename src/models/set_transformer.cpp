@@ -88,6 +88,8 @@ SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
                 "encoding '", spec, "' cannot encode continuous positions (",
                 encoding->kind() == EncodingKind::Conditional
                     ? "it convolves over a token grid, and sets have no grid"
+                : encoding->kind() == EncodingKind::Bias
+                    ? "it biases attention by offsets on a token grid, and sets have no grid"
                     : "it is a table over a token grid",
                 "); use lff, lff:variant=mlp, sincos2d, learned_quantized, none, or a rotary "
                 "one: rope_lff, rope_axial, rope_mixed");

@@ -34,7 +34,8 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t head
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
                                                   const torch::Tensor& key_mask,
-                                                  const QueryKeyRotation& rotate) {
+                                                  const QueryKeyRotation& rotate,
+                                                  const torch::Tensor& logit_bias) {
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
   // (B, N, 3C) -> q, k, v (B, N, C), views
   const auto qkv =
@@ -52,6 +53,13 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
   k = split_heads(k);
   v = split_heads(v);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale_;  // (B, h, N, N)
+  if (logit_bias.defined()) {
+    TORCH_CHECK(logit_bias.dim() == 3 && logit_bias.size(0) == heads_ &&
+                    logit_bias.size(1) == count && logit_bias.size(2) == count,
+                "attention logit_bias must be (heads, N, N) = (", heads_, ", ", count, ", ",
+                count, "), got ", logit_bias.sizes());
+    scores.add_(logit_bias);  // in place: no second (B, heads, N, N)
+  }
   if (key_mask.defined()) {
     TORCH_CHECK(key_mask.dim() == 2 && key_mask.size(0) == batch && key_mask.size(1) == count &&
                     key_mask.scalar_type() == torch::kBool,
@@ -113,8 +121,10 @@ torch::Tensor TransformerBlockImpl::drop_path(const torch::Tensor& branch) const
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& tokens,
                                             const torch::Tensor& key_mask,
-                                            const QueryKeyRotation& rotate) {
-  auto x = tokens + drop_path(attn_->forward(norm1_->forward(tokens), key_mask, rotate));
+                                            const QueryKeyRotation& rotate,
+                                            const torch::Tensor& logit_bias) {
+  auto x = tokens +
+           drop_path(attn_->forward(norm1_->forward(tokens), key_mask, rotate, logit_bias));
   return x + drop_path(mlp_->forward(norm2_->forward(x)));
 }
 

@@ -91,6 +91,7 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   additive_encodings_ = register_module("additive_encodings", torch::nn::ModuleList());
   conditional_encodings_ = register_module("conditional_encodings", torch::nn::ModuleList());
   rotary_encodings_ = register_module("rotary_encodings", torch::nn::ModuleList());
+  bias_encodings_ = register_module("bias_encodings", torch::nn::ModuleList());
   for (auto& spec : options_.encodings) {
     auto encoding = make_encoding(spec, context);
     // every option with its value, so that options() (and the checkpoints that store them)
@@ -106,6 +107,16 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
                   "encodings instead, e.g. --pe learned1d --pe ", encoding->type());
       for (int64_t b = 0; b < options_.depth; ++b)
         rotary_encodings_->push_back(b == 0 ? encoding.ptr() : make_encoding(spec, context).ptr());
+      continue;
+    }
+    if (encoding->kind() == EncodingKind::Bias) {
+      TORCH_CHECK(bias_encodings_->is_empty(), "a model takes one attention-bias encoding, got "
+                  "two (", spec, " after another): combine it with additive, conditional or "
+                  "rotary encodings instead, e.g. --pe rope_axial --pe ", encoding->type());
+      bias_shared_ = encoding->as<AttentionBiasEncodingImpl>()->shared_across_blocks();
+      const int64_t modules = bias_shared_ ? 1 : options_.depth;
+      for (int64_t b = 0; b < modules; ++b)
+        bias_encodings_->push_back(b == 0 ? encoding.ptr() : make_encoding(spec, context).ptr());
       continue;
     }
     TORCH_CHECK(!options_.conditional_after_blocks.empty(), "conditional encoding '", spec,
@@ -159,7 +170,13 @@ torch::Tensor VisionTransformerImpl::run_block(size_t block, const torch::Tensor
     auto* rotary = rotary_encodings_[block]->as<PositionalEncodingImpl>();
     rotate = [rotary, &grid](const torch::Tensor& x) { return rotary->forward(x, grid); };
   }
-  return blocks_[block]->as<TransformerBlockImpl>()->forward(tokens, {}, rotate);
+  torch::Tensor logit_bias;  // (heads, N, N)
+  if (!bias_encodings_->is_empty()) {
+    logit_bias = bias_encodings_[bias_shared_ ? 0 : block]
+                     ->as<AttentionBiasEncodingImpl>()
+                     ->attention_bias(grid, tokens.options());
+  }
+  return blocks_[block]->as<TransformerBlockImpl>()->forward(tokens, {}, rotate, logit_bias);
 }
 
 torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
@@ -239,11 +256,11 @@ torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& imag
     return signal;
   }
   TORCH_CHECK(!conditional_slots_.empty(),
-              rotary_encodings_->is_empty()
+              rotary_encodings_->is_empty() && bias_encodings_->is_empty()
                   ? "this model has no positional encoding (--pe none): there is no signal to "
                     "probe"
-                  : "this model's only positional encoding is rotary: it turns queries and keys "
-                    "inside attention and gives the tokens no embedding to probe");
+                  : "this model's only positional encodings act inside attention (rotary or "
+                    "bias): they give the tokens no embedding to probe");
   // run the blocks up to the first conditional encoding, without stochastic depth, and take the
   // difference it makes
   const bool was_training = is_training();
@@ -273,7 +290,8 @@ VisionTransformerImpl::WeightDecayGroups VisionTransformerImpl::weight_decay_gro
     const bool exempt = item.value().dim() <= 1 || name == "cls_token" ||
                         name.rfind("additive_encodings.", 0) == 0 ||
                         name.rfind("conditional_encodings.", 0) == 0 ||
-                        name.rfind("rotary_encodings.", 0) == 0;
+                        name.rfind("rotary_encodings.", 0) == 0 ||
+                        name.rfind("bias_encodings.", 0) == 0;
     (exempt ? groups.not_decayed : groups.decayed).push_back(item.value());
   }
   return groups;

@@ -21,9 +21,11 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads);
   // tokens (B, N, C) -> (B, N, C). key_mask (B, N) bool, optional: false marks padding tokens
   // of a batch of sets of different sizes, which no token attends to. `rotate` turns the
-  // queries and keys (a rotary encoding).
+  // queries and keys (a rotary encoding). logit_bias (heads, N, N), optional: added to every
+  // sample's logits (an attention-bias encoding).
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
-                        const QueryKeyRotation& rotate = {});
+                        const QueryKeyRotation& rotate = {},
+                        const torch::Tensor& logit_bias = {});
   // attention probabilities of the last forward with record_attention(true): (B, heads, N, N)
   const torch::Tensor& last_attention() const { return last_attention_; }
   void record_attention(bool on) { record_attention_ = on; }
@@ -58,9 +60,10 @@ TORCH_MODULE(FeedForward);
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path);
-  // tokens (B, N, C) -> (B, N, C); key_mask and rotate as in MultiHeadSelfAttention
+  // tokens (B, N, C) -> (B, N, C); key_mask, rotate and logit_bias as in MultiHeadSelfAttention
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
-                        const QueryKeyRotation& rotate = {});
+                        const QueryKeyRotation& rotate = {},
+                        const torch::Tensor& logit_bias = {});
   MultiHeadSelfAttention& attention() { return attn_; }
 
  private:

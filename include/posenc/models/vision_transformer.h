@@ -38,8 +38,9 @@ struct VisionTransformerOptions {
   std::string head = "token";
   // Encodings by registry spec (e.g. "peg", "lff:F=64"); additive ones are added after the patch
   // embedding, conditional ones (PEG) applied after each block in `conditional_after_blocks`,
-  // a rotary one (at most one: rope_axial) turns the queries and keys of every block's attention
-  // (one module per block).
+  // a rotary one (at most one: rope_axial, rope_mixed, rope_lff) turns the queries and keys of
+  // every block's attention, an attention-bias one (at most one: relpos_bias, relpos_mlp) adds
+  // to every block's logits (one module per block, or one shared).
   std::vector<std::string> encodings = {"peg"};
   // Block indices after which conditional encodings run; -1 means before the first block.
   // CPVT: {0}; its stronger variant: {0, 1, 2, 3, 4, 5}.
@@ -112,7 +113,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);
   torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenGrid& grid,
                                   int64_t after_block);
-  // block `block` on tokens (B, N, dim) of `grid`, its rotary encoding (if any) in attention
+  // block `block` on tokens (B, N, dim) of `grid`, its rotary and bias encodings (if any) in
+  // attention
   torch::Tensor run_block(size_t block, const torch::Tensor& tokens, const TokenGrid& grid);
 
   VisionTransformerOptions options_;
@@ -124,6 +126,9 @@ class VisionTransformerImpl : public torch::nn::Module {
   std::vector<int64_t> conditional_slots_;  // the block index each conditional module follows
   // a rotary encoding's module for each block, in block order; empty without one
   torch::nn::ModuleList rotary_encodings_{nullptr};
+  // an attention-bias encoding's module for each block, or one for all (shared); empty without
+  bool bias_shared_ = false;
+  torch::nn::ModuleList bias_encodings_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Linear head_{nullptr};

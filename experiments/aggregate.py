@@ -125,6 +125,26 @@ CLAIMS = [
      "layout-2k-lff-g2", "layout-2k-learned", "better"),
     ("LFF RQ4 (2k)", "layout, 2,000 screens: grouped LFF beats the MLP on raw coordinates",
      "final", "layout-2k-lff-g2", "layout-2k-mlp", "better"),
+    ("E9 (rotary)", "a shifted range (1:2) costs rope_lff nothing (as none, which reads no "
+     "position)", "shift-cost", "nn-rope-lff", "nn-none", "equal"),
+    ("E9 (rotary)", "... nor rope_lff with gamma 0.2", "shift-cost", "nn-rope-lff-gamma0.2",
+     "nn-none", "equal"),
+    ("E9 (rotary)", "... nor rope_axial", "shift-cost", "nn-rope-axial", "nn-none", "equal"),
+    ("E9 (rotary)", "... nor rope_mixed", "shift-cost", "nn-rope-mixed", "nn-none", "equal"),
+    ("E9 (rotary)", "... nor rope_lff on layouts (two corners, G=2)", "shift-cost",
+     "layout-rope-lff-g2", "layout-none", "equal"),
+    ("E9 (rotary)", "control: the shifted range does cost the added lff", "shift-cost",
+     "nn-lff", "nn-none", "better"),
+    ("E9 (rotary)", "rope_lff keeps more accuracy than added lff at the shifted range",
+     "range-shifted", "nn-rope-lff", "nn-lff", "better"),
+    ("E9 (rotary)", "... with gamma 0.2", "range-shifted", "nn-rope-lff-gamma0.2",
+     "nn-lff-gamma0.2", "better"),
+    ("E9 (rotary)", "... on layouts (G=2)", "range-shifted", "layout-rope-lff-g2",
+     "layout-lff-g2", "better"),
+    ("E9 (rotary)", "rope_lff keeps more accuracy than added lff at the larger range (0:2)",
+     "range-larger", "nn-rope-lff", "nn-lff", "better"),
+    ("E9 (rotary)", "in the training range, rope_lff is not worse than added lff",
+     "final", "nn-lff", "nn-rope-lff", "not-better"),
 ]
 
 # Research questions these image-classification grids cannot answer, and why.
@@ -149,7 +169,11 @@ METRICS = {
     "range-larger": ("0:2", "per-token test accuracy (%) with positions in the larger range 0:2"),
     "range-shifted": ("1:2", "per-token test accuracy (%) with positions in the shifted range "
                       "1:2"),
+    "shift-cost": ("0:1 − 1:2", "per-token accuracy (%) in the training range minus that in the "
+                   "shifted range 1:2, per seed"),
 }
+# "equal" claims: reproduced when the means differ by at most this (accuracy, 0.5 points)
+EQUAL_TOLERANCE = 0.005
 # the training range of the token-set tasks, and the ranges of the set metrics
 TRAINING_RANGE = "0:1"
 RANGE_METRICS = {"range-larger": "0:2", "range-shifted": "1:2"}
@@ -199,7 +223,13 @@ class Results:
                 if metric == "epoch1":
                     values.append(record["epochs"][0]["test_accuracy"])
                 elif metric == "set-correlation":
-                    values.append(-by_range[TRAINING_RANGE]["correlation_trained"])
+                    if by_range[TRAINING_RANGE]["correlation_trained"] is not None:
+                        values.append(-by_range[TRAINING_RANGE]["correlation_trained"])
+                elif metric == "shift-cost":
+                    shifted = RANGE_METRICS["range-shifted"]
+                    if shifted in by_range:
+                        values.append(by_range[TRAINING_RANGE]["accuracy"] -
+                                      by_range[shifted]["accuracy"])
                 elif RANGE_METRICS.get(metric, TRAINING_RANGE) in by_range:  # the recipe's ranges
                     values.append(by_range[RANGE_METRICS.get(metric, TRAINING_RANGE)]["accuracy"])
                 continue
@@ -223,6 +253,9 @@ def verdict(a, b, kind):
     difference = mean_a - mean_b
     error = math.sqrt(std_a ** 2 / len(a) + std_b ** 2 / len(b))
     significant = abs(difference) > 2 * error
+    if kind == "equal":
+        return ("reproduced" if abs(difference) <= EQUAL_TOLERANCE else
+                f"not reproduced (differs by more than {100 * EQUAL_TOLERANCE:g} points)")
     if kind == "not-better":
         return "not reproduced" if significant and difference > 0 else "reproduced"
     if not significant:
@@ -353,7 +386,11 @@ def set_experiment_section(experiment, results, figures, relative):
         row = [name, f"`{args[name]}`", str(len(runs))] + epoch_cells(runs, epochs)
         row += [percent(at_range(runs, r, "accuracy")) for r in ranges]
         for key in ("correlation_initial", "correlation_trained"):
-            mean, std = mean_std(at_range(runs, TRAINING_RANGE, key))
+            values = at_range(runs, TRAINING_RANGE, key)
+            if values and all(v is None for v in values):
+                row.append("n/a (rotary)")  # no embedding to correlate
+                continue
+            mean, std = mean_std([v for v in values if v is not None])
             row.append("–" if math.isnan(mean) else
                        f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}")
         lines.append("| " + " | ".join(row) + " |")
@@ -423,7 +460,8 @@ def claims_section(results):
              "difference in the claimed direction exceeds twice its standard error (Welch) over "
              "the seeds; not reproduced: the same in the opposite direction; inconclusive: "
              "within that noise. For \"no gain\" claims, reproduced means the larger kernel is "
-             "not significantly better. Metrics: " +
+             "not significantly better; for \"costs nothing\" claims, that the means differ by "
+             f"at most {100 * EQUAL_TOLERANCE:g} points. Metrics: " +
              "; ".join(f"{short}: {meaning}" for short, meaning in METRICS.values()) + ".", "",
              "| paper | claim | metric | A | B | A − B | verdict |", "|---|---|---|---|---|---|---|"]
     for paper, claim, metric, a, b, kind in CLAIMS:

@@ -247,10 +247,11 @@ class Runner:
         }
         if "task" in experiment:
             record["task"] = experiment["task"]
+            # a model whose only encoding is rotary has no embedding to correlate: null
             record["ranges"] = [
                 {"range": r["positions"], "accuracy": r["accuracy"], "loss": r["loss"],
-                 "correlation_initial": r["similarity_distance_correlation"]["initial"],
-                 "correlation_trained": r["similarity_distance_correlation"]["trained"]}
+                 "correlation_initial": (r["similarity_distance_correlation"] or {}).get("initial"),
+                 "correlation_trained": (r["similarity_distance_correlation"] or {}).get("trained")}
                 for r in evaluation["results"]]
             final = [r for r in record["ranges"] if r["range"] == recipe["coordinate_ranges"][0]]
         else:

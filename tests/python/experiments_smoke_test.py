@@ -21,7 +21,7 @@ import run as experiments_run  # noqa: E402
 
 POSENC = None
 IMAGE_CONFIGURATIONS = ["learned1d", "lff", "peg"]
-SET_CONFIGURATIONS = ["layout-lff-g2", "nn-lff"]  # E7, E6
+SET_CONFIGURATIONS = ["layout-lff-g2", "nn-lff", "nn-rope-lff"]  # E7, E6, E9 (rotary)
 CONFIGURATIONS = IMAGE_CONFIGURATIONS + SET_CONFIGURATIONS
 
 
@@ -70,7 +70,10 @@ class ExperimentPipeline(unittest.TestCase):
                 for result in record["ranges"]:
                     self.assertTrue(0.0 <= result["accuracy"] <= 1.0)
                     for key in ("correlation_initial", "correlation_trained"):
-                        self.assertTrue(-1.0 <= result[key] <= 1.0)
+                        if record["name"].startswith("nn-rope"):  # no embedding: null
+                            self.assertIsNone(result[key])
+                        else:
+                            self.assertTrue(-1.0 <= result[key] <= 1.0)
                 continue
             self.assertEqual(record["recipe_args"], recipe["train_args"])
             self.assertIn(" ".join(record["args"]), record["command"])
@@ -105,11 +108,14 @@ class ExperimentPipeline(unittest.TestCase):
         for name in IMAGE_CONFIGURATIONS:
             self.assertRegex(text, rf"\| {name} \| `--pe {name}` \| 1 \|")
         for name in SET_CONFIGURATIONS:
-            self.assertRegex(text, rf"\| {name} \| `--pe lff:gamma=0.05[^`]*` \| 1 \|")
+            self.assertRegex(text, rf"\| {name} \| `--pe (rope_)?lff:gamma=0.05[^`]*` \| 1 \|")
+        # a rotary-only model has no embedding to correlate: said, not a number
+        self.assertRegex(text, r"\| nn-rope-lff \| [^\n]*\| n/a \(rotary\) \| n/a \(rotary\) \|")
         self.assertEqual(text.count("inconclusive (fewer than 2 seeds)") +
                          text.count("not run yet"), len(experiments_run_claims()))
         for plot in ("E1_accuracy_per_epoch.png", "E1_accuracy_per_resolution.png",
-                     "E6_accuracy_per_range.png", "E7_accuracy_per_epoch.png"):
+                     "E6_accuracy_per_range.png", "E7_accuracy_per_epoch.png",
+                     "E9_accuracy_per_range.png"):
             self.assertTrue((self.figures / "smoke" / plot).exists(), plot)
 
     def test_changed_configurations_and_unknown_names_are_refused(self):
@@ -121,9 +127,9 @@ class ExperimentPipeline(unittest.TestCase):
             results.recorded("peg", 0, ["--pe", "peg:k=5"], ["--epochs", "2"])
         with self.assertRaisesRegex(experiments_run.ExperimentError, "new recipe"):
             results.recorded("peg", 0, ["--pe", "peg"], ["--epochs", "3"])
-        unknown = run_script("run.py", "E9", *self.locations)
+        unknown = run_script("run.py", "E99", *self.locations)
         self.assertEqual(unknown.returncode, 1)
-        self.assertIn("unknown experiment 'E9'", unknown.stderr)
+        self.assertIn("unknown experiment 'E99'", unknown.stderr)
         typo = run_script("run.py", "E1", "--only", "pegg", *self.locations)
         self.assertEqual(typo.returncode, 1)
         self.assertIn("--only: pegg", typo.stderr)

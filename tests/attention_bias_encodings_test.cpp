@@ -109,13 +109,7 @@ TEST_P(EveryBiasEncoding, GradientsOfTheBiasMatchCentralDifferencesInDouble) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryBiasEncoding, ::testing::ValuesIn(bias_specs()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name)
-                             if (!std::isalnum(static_cast<unsigned char>(c)))
-                               c = '_';
-                           return name;
-                         });
+                         [](const auto& info) { return testing::spec_test_name(info.param); });
 
 // timm's relative_position_index on a 2x3 grid: query (0, 0) and key (1, 2) are offset
 // (-1, -2), row 0 of the (3 x 5)-row table; the reverse pair (1, 2), row 14, the last. With a
@@ -211,23 +205,14 @@ TEST(RelposMlp, IsSwinV2sLogSpacedMlpOfTheOffsetWithNoBiasForTheClassToken) {
                           {"relpos_mlp hidden", "got 0"});
 }
 
-VisionTransformerOptions bias_vit_options(std::vector<std::string> encodings) {
-  auto options = VisionTransformerOptions::preset("nano");  // dim 64, 2 heads
-  options.depth = 2;
-  options.drop_path = 0.0;
-  options.encodings = std::move(encodings);
-  options.conditional_after_blocks = {};
-  return options;
-}
-
 // A ViT adds the bias to every block's logits (one module each, or one shared), at any grid,
 // beside rotary and additive encodings, with no weight decay on it; a second bias encoding and a
 // bias on point sets are refused.
 TEST(RelposBias, BiasesTheAttentionOfEveryBlockOfAVisionTransformer) {
   torch::manual_seed(1);
-  VisionTransformer biased(bias_vit_options({"relpos_bias"}));
+  VisionTransformer biased(testing::two_block_vit_options({"relpos_bias"}));
   biased->eval();
-  VisionTransformer plain(bias_vit_options({"none"}));
+  VisionTransformer plain(testing::two_block_vit_options({"none"}));
   plain->eval();
   {
     torch::NoGradGuard no_grad;
@@ -242,10 +227,11 @@ TEST(RelposBias, BiasesTheAttentionOfEveryBlockOfAVisionTransformer) {
   const auto groups = biased->weight_decay_groups();
   EXPECT_TRUE(std::any_of(groups.not_decayed.begin(), groups.not_decayed.end(),
                           [&](const torch::Tensor& t) { return t.is_same(table); }));
-  VisionTransformer shared(bias_vit_options({"relpos_bias:shared=true"}));
+  VisionTransformer shared(testing::two_block_vit_options({"relpos_bias:shared=true"}));
   EXPECT_FALSE(shared->named_parameters().contains("bias_encodings.1.relative_position_bias_table"));
   EXPECT_EQ(shared->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
-  VisionTransformer all(bias_vit_options({"learned1d", "rope_mixed", "relpos_mlp"}));
+  VisionTransformer all(
+      testing::two_block_vit_options({"learned1d", "rope_mixed", "relpos_mlp"}));
   EXPECT_EQ(all->forward(torch::randn({1, 1, 36, 36})).sizes(), (std::vector<int64_t>{1, 10}));
   {
     torch::NoGradGuard no_grad;  // a gradient reaches every bias module
@@ -257,7 +243,7 @@ TEST(RelposBias, BiasesTheAttentionOfEveryBlockOfAVisionTransformer) {
     if (item.key().rfind("bias_encodings.", 0) == 0)
       EXPECT_TRUE(item.value().grad().defined()) << item.key();
   expect_error_containing(
-      [] { VisionTransformer(bias_vit_options({"relpos_bias", "relpos_mlp"})); },
+      [] { VisionTransformer(testing::two_block_vit_options({"relpos_bias", "relpos_mlp"})); },
       {"one attention-bias encoding", "--pe rope_axial --pe relpos_mlp"});
   SetTransformerOptions set_options;
   set_options.encodings = {"relpos_bias"};

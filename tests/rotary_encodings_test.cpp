@@ -111,13 +111,7 @@ TEST_P(EveryRotaryEncoding, KeepsEveryHeadsNormAndLeavesPrefixTokensAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryRotaryEncoding, ::testing::ValuesIn(rotary_specs()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name)
-                             if (!std::isalnum(static_cast<unsigned char>(c)))
-                               c = '_';
-                           return name;
-                         });
+                         [](const auto& info) { return testing::spec_test_name(info.param); });
 
 // The angles of RoPE-Axial (naver-ai/rope-vit's compute_axial_cis with theta = 100): head_dim 8
 // has 4 pairs, frequencies 100^0 = 1 and 100^(-1/2) = 0.1; pairs 0-1 follow the column, 2-3 the
@@ -254,23 +248,14 @@ TEST(RopeLff, SaysWhatItsPositionsAndHeadsMustBe) {
                           {"rope_mixed", "divisible by 4", "head_dim 6"});
 }
 
-VisionTransformerOptions rope_vit_options(std::vector<std::string> encodings) {
-  auto options = VisionTransformerOptions::preset("nano");  // dim 64, 2 heads: head_dim 32
-  options.depth = 2;
-  options.drop_path = 0.0;
-  options.encodings = std::move(encodings);
-  options.conditional_after_blocks = {};
-  return options;
-}
-
 // A ViT with RoPE runs at any grid, turns queries and keys in every block (not the class token),
 // combines with an added table (RoPE-ViT's "+APE") and refuses a second rotary encoding.
 TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
   torch::manual_seed(1);
-  VisionTransformer rope(rope_vit_options({"rope_axial"}));
+  VisionTransformer rope(testing::two_block_vit_options({"rope_axial"}));
   rope->eval();
   torch::manual_seed(1);
-  VisionTransformer plain(rope_vit_options({"none"}));
+  VisionTransformer plain(testing::two_block_vit_options({"none"}));
   plain->eval();
   torch::NoGradGuard no_grad;
   for (auto& [name, parameter] : rope->named_parameters().pairs())
@@ -282,11 +267,11 @@ TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
   expect_error_containing([&] { rope->positional_signal(images); },
                           {"only positional encodings act inside attention", "no embedding to probe"});
 
-  VisionTransformer with_table(rope_vit_options({"learned1d", "rope_axial"}));
+  VisionTransformer with_table(testing::two_block_vit_options({"learned1d", "rope_axial"}));
   EXPECT_EQ(with_table->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
-  expect_error_containing([] { VisionTransformer(rope_vit_options({"rope_axial", "rope_axial"})); },
+  expect_error_containing([] { VisionTransformer(testing::two_block_vit_options({"rope_axial", "rope_axial"})); },
                           {"one rotary encoding", "--pe learned1d --pe rope_axial"});
-  auto odd = rope_vit_options({"rope_axial"});
+  auto odd = testing::two_block_vit_options({"rope_axial"});
   odd.heads = 16;  // head_dim 4: one pair per axis
   EXPECT_EQ(VisionTransformer(odd)->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
   odd.heads = 32;  // head_dim 2
@@ -297,7 +282,7 @@ TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
 // as every encoding parameter, free of weight decay.
 TEST(RopeMixed, HasItsOwnFrequenciesInEveryBlockFreeOfWeightDecay) {
   torch::manual_seed(4);
-  VisionTransformer model(rope_vit_options({"rope_mixed"}));
+  VisionTransformer model(testing::two_block_vit_options({"rope_mixed"}));
   const auto parameters = model->named_parameters();
   const auto first = parameters["rotary_encodings.0.freqs"];
   const auto second = parameters["rotary_encodings.1.freqs"];

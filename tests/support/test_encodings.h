@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "posenc/encoding_registry.h"
+#include "posenc/models/vision_transformer.h"
 
 namespace posenc::testing {
 
@@ -35,5 +36,13 @@ std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters(
 // Random tokens (B, N, C) for a layout.
 torch::Tensor random_tokens(int64_t batch, const TokenGrid& grid, int64_t channels,
                             torch::ScalarType dtype = torch::kFloat32);
+
+// An encoding spec as a GoogleTest parameter name: every character but letters and digits
+// becomes '_' ("rope_axial:pairs=half" -> "rope_axial_pairs_half").
+std::string spec_test_name(const std::string& spec);
+
+// A 2-block nano ViT (dim 64, 2 heads) without stochastic depth or PEG positions, with these
+// encodings: the model the attention-encoding tests place their encodings in.
+VisionTransformerOptions two_block_vit_options(std::vector<std::string> encodings);
 
 }  // namespace posenc::testing

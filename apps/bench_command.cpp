@@ -1,5 +1,6 @@
 // `posenc bench`: times posenc's fused CPU kernels against the composite LibTorch reference on the
-// shapes of the kernel issue (PEG at B=64, 14x14, C=192; LFF at 12,544 positions), with the PEG's
+// shapes of the kernel issues (PEG at B=64, 14x14, C=192; LFF at 12,544 positions; the rotation of
+// q at B=64, 197 tokens, 6 heads of 64 channels), with the PEG's and the rotation's
 // achieved GB/s against this machine's measured copy bandwidth, and each case's multiply-adds
 // (PEG's convolution, the LFF MLP's products) against this machine's measured matrix-product rate.
 // bench/compare_kernels_with_pytorch.py runs it with --json and adds the PyTorch eager figures.
@@ -24,6 +25,7 @@ struct BenchArguments {
   bool json = false;
   std::string peg_shape = "64,14,14,192,3,0";
   std::string lff_shape = "64,196,1,2,128,64,192";
+  std::string rope_shape = "64,197,1,6,64";
 };
 
 std::string describe_shape(const nlohmann::json& shape) {
@@ -40,6 +42,7 @@ void run_bench(const BenchArguments& arguments) {
   std::cerr << library_warning(detect_libraries());
   const auto peg_shape = bench::parse_peg_shape(arguments.peg_shape);
   const auto lff_shape = bench::parse_lff_shape(arguments.lff_shape);
+  const auto rope_shape = bench::parse_rope_shape(arguments.rope_shape);
   const int64_t peg_tensor_bytes = peg_shape.batch *
                                    (peg_shape.prefix + peg_shape.height * peg_shape.width) *
                                    peg_shape.channels * 4;
@@ -56,6 +59,8 @@ void run_bench(const BenchArguments& arguments) {
   auto cases = bench::peg_cases(peg_shape);
   for (auto& lff_case : bench::lff_cases(lff_shape))
     cases.push_back(std::move(lff_case));
+  for (auto& rope_case : bench::rope_cases(rope_shape))
+    cases.push_back(std::move(rope_case));
 
   nlohmann::json results = nlohmann::json::array();
   for (const auto& kernel_case : cases) {
@@ -145,7 +150,7 @@ void run_bench(const BenchArguments& arguments) {
 void add_bench_command(CLI::App& app) {
   auto arguments = std::make_shared<BenchArguments>();
   auto* command = app.add_subcommand(
-      "bench", "Time the fused PEG and LFF kernels against the LibTorch reference path");
+      "bench", "Time the fused PEG, LFF and rotary kernels against the LibTorch reference path");
   add_threads_option(*command, arguments->threads,
                      "intra-op threads (default: OMP_NUM_THREADS or every core)");
   command->add_option("--repeats", arguments->repeats, "timed runs per case (the median counts)")
@@ -154,6 +159,9 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--peg-shape", arguments->peg_shape, "PEG shape B,H,W,C,k,prefix")
       ->capture_default_str();
   command->add_option("--lff-shape", arguments->lff_shape, "LFF shape B,N,G,M,F,H,D")
+      ->capture_default_str();
+  command->add_option("--rope-shape", arguments->rope_shape,
+                      "rotary shape B,N,prefix,heads,head_dim (q of B images of N tokens)")
       ->capture_default_str();
   command->add_flag("--json", arguments->json, "print one JSON object instead of a table");
   command->callback([arguments] { run_bench(*arguments); });

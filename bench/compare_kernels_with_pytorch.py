@@ -35,8 +35,17 @@ tensor, and torch.cat copies the output once more.
 --peg-nchw adds, per PEG shape without a class token, PyTorch on an NCHW-contiguous (B, C, H, W)
 input beside the same posenc figures: not how the public code runs, but the layout of a tensor
 that went through .contiguous(), where PyTorch takes its slower NCHW depthwise path.
+RoPE: the rotation of q in timm's RoPE ViTs (timm/models/eva.py), timm's own RotaryEmbeddingCat
+table and apply_rot_embed_cat on the (B, heads, N, head_dim) view of the qkv product, the class
+token kept out and concatenated back, as AttentionRope and EvaAttention do: interleaved pairs
+(rope_*, the vit_*_rope_* models) and rotate-half pairs (rope_half_*, EVA-02, DINOv3). posenc's
+rope cases turn the q view of the same (B, N, 3C) product by fixed angles. The rope cases need timm, which
+imports only in the reference environment (scripts/timm-venv.sh, PyTorch 2.14.1): run there, the
+whole comparison uses that PyTorch; elsewhere the rope cases are left out with a note.
 Run with the project's environment (PyTorch 2.13, CPU; scripts/install-deps.sh makes it):
   .venv/bin/python bench/compare_kernels_with_pytorch.py --threads 2
+or, with the rope cases, with the reference environment:
+  $(scripts/timm-venv.sh) bench/compare_kernels_with_pytorch.py --threads 2
 """
 import argparse
 import collections
@@ -62,6 +71,9 @@ PEG_CASES = ("peg_forward", "peg_forward_backward")
 PEG_NCHW_CASES = {"peg_forward_nchw_input": "peg_forward",
                   "peg_forward_backward_nchw_input": "peg_forward_backward"}
 LFF_CASES = ("lff_forward", "lff_forward_backward")
+ROPE_KEYS = ("B", "N", "prefix", "heads", "head_dim")
+ROPE_CASES = {False: ("rope_forward", "rope_forward_backward"),
+              True: ("rope_half_forward", "rope_half_forward_backward")}
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune")
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
 TRIM_THRESHOLD = 2 ** 31 - 1
@@ -133,6 +145,27 @@ class LearnableFourierFeatures(nn.Module):
         features = 1 / math.sqrt(self.fourier_dim) * torch.cat(
             [torch.cos(projected), torch.sin(projected)], dim=-1)
         return self.mlp(features).reshape(batch, tokens, self.out_dim)
+
+
+class TimmRopeQuery(nn.Module):
+    """The rotation of q in timm's RoPE ViTs (timm/models/eva.py, EvaAttention): q is the
+    (B, heads, N, head_dim) view of the qkv product, its prefix tokens are kept and the rest
+    turned by timm.layers.apply_rot_embed_cat (interleaved pairs, or rotate-half with `half`),
+    then concatenated back."""
+
+    def __init__(self, apply_rot_embed_cat, rope, heads, prefix, half):
+        super().__init__()
+        self.apply_rot_embed_cat, self.heads, self.prefix = apply_rot_embed_cat, heads, prefix
+        self.half = half
+        self.register_buffer("rope", rope)
+
+    def forward(self, qkv):
+        batch, tokens, _ = qkv.shape
+        q = qkv.reshape(batch, tokens, 3, self.heads, -1).permute(2, 0, 3, 1, 4)[0]
+        npt = self.prefix
+        return torch.cat([q[:, :, :npt, :],
+                          self.apply_rot_embed_cat(q[:, :, npt:, :], self.rope, half=self.half)],
+                         dim=2)
 
 
 def median_ms(step, warmup, repeats, before=None, grad=True):
@@ -271,6 +304,38 @@ def lff_group(shape, extent):
                                      lambda: module.zero_grad(set_to_none=True), True)})
 
 
+def rope_group(shape, half):
+    """timm's own rotation (RotaryEmbeddingCat's table of a grid, apply_rot_embed_cat), or None
+    with the reason when timm does not import in this environment. Interleaved pairs as timm's
+    vit_*_rope_* models (naver's temperature 100, xy indexing), rotate-half with `half`."""
+    try:
+        from timm.layers import RotaryEmbeddingCat, apply_rot_embed_cat
+    except ImportError as error:
+        return None, (f"timm does not import here ({first_line(error)}): the rope cases need the "
+                      "reference environment, `$(scripts/timm-venv.sh) "
+                      "bench/compare_kernels_with_pytorch.py`")
+    torch.manual_seed(0)
+    b, n, prefix, heads, head_dim = (shape[key] for key in ROPE_KEYS)
+    positioned = n - prefix
+    side = math.isqrt(positioned)
+    grid = [side, side] if side * side == positioned else [1, positioned]
+    # as timm's RoPE ViTs: the table of the patch grid, patch-index coordinates
+    rope = RotaryEmbeddingCat(head_dim, in_pixels=False, feat_shape=grid, temperature=100.0,
+                              grid_indexing="xy", rotate_half=half).get_embed()
+    module = TimmRopeQuery(apply_rot_embed_cat, rope, heads, prefix, half)
+    qkv = torch.randn(b, n, 3 * heads * head_dim)
+    qkv_grad = qkv.clone().requires_grad_(True)
+    grad_out = torch.randn(b, heads, n, head_dim)
+
+    def clear():
+        qkv_grad.grad = None
+
+    forward, forward_backward = ROPE_CASES[half]
+    return CaseGroup(shape, module, {
+        forward: Step(lambda run: run(qkv), None, False),
+        forward_backward: Step(lambda run: run(qkv_grad).backward(grad_out), clear, True)}), None
+
+
 def parse_shape(text, keys):
     try:
         values = [int(part) for part in text.split(",")]
@@ -286,7 +351,8 @@ def run_posenc(binary, args, peg_shape):
     command = [str(binary), "bench", "--json", "--threads", str(args.threads),
                "--repeats", str(args.repeats),
                "--peg-shape", ",".join(str(peg_shape[key]) for key in PEG_KEYS),
-               "--lff-shape", ",".join(str(args.lff_shape[key]) for key in LFF_KEYS)]
+               "--lff-shape", ",".join(str(args.lff_shape[key]) for key in LFF_KEYS),
+               "--rope-shape", ",".join(str(args.rope_shape[key]) for key in ROPE_KEYS)]
     if not binary.is_file():
         return None, f"posenc binary not found: {binary}", command
     env = dict(os.environ)
@@ -353,7 +419,7 @@ def merge(names, group, pytorch_ms, posenc):
             if their_shape is not None and {k: their_shape.get(k) for k in shape} != shape:
                 row["posenc_shape"] = their_shape
                 row["shape_mismatch"] = True
-            if name.startswith("peg"):
+            if name.startswith(("peg", "rope")):
                 gbs = case.get("gbs")
                 if gbs is None and case.get("bytes") and fused:
                     gbs = case["bytes"] / (fused * 1e-3) / 1e9
@@ -508,6 +574,9 @@ def main():
     parser.add_argument("--lff-shape", type=lambda text: parse_shape(text, LFF_KEYS),
                         default=parse_shape("64,196,1,2,128,64,192", LFF_KEYS),
                         metavar="B,N,G,M,F,H,D", help="default 64,196,1,2,128,64,192")
+    parser.add_argument("--rope-shape", type=lambda text: parse_shape(text, ROPE_KEYS),
+                        default=parse_shape("64,197,1,6,64", ROPE_KEYS),
+                        metavar="B,N,prefix,heads,head_dim", help="default 64,197,1,6,64")
     parser.add_argument("--lff-extent", type=float, default=14.0,
                         help="LFF positions are uniform in [0, extent) (default 14)")
     parser.add_argument("--peg-nchw", action="store_true",
@@ -536,6 +605,9 @@ def main():
         parser.error("PEG kernel size k must be odd (padding k//2 keeps H x W)")
     if lff["F"] % 2 or lff["D"] % lff["G"]:
         parser.error("LFF needs an even F and D divisible by G")
+    rope_shape = args.rope_shape
+    if rope_shape["prefix"] > rope_shape["N"] or rope_shape["head_dim"] % 2:
+        parser.error("the rope shape needs prefix <= N and an even head_dim")
 
     malloc_tuned = not args.no_malloc_tuning and tune_malloc()
     # before anything is compiled: inductor's kernels take the thread count at compile time
@@ -552,6 +624,12 @@ def main():
         if args.peg_nchw and peg["prefix"] == 0:
             groups.append((PEG_NCHW_CASES, peg_nchw_group(peg), index))
     groups.append((LFF_CASES, lff_group(lff, args.lff_extent), 0))
+    for half in (False, True):
+        rope, rope_note = rope_group(rope_shape, half)
+        if rope is None:
+            print(f"note: {rope_note}", file=sys.stderr)
+            break
+        groups.append((ROPE_CASES[half], rope, 0))
     compile_info = {}
     if not args.no_compile:
         configure_dynamo()

@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
       register_case(kernel_case);
     for (const auto& kernel_case : posenc::bench::lff_cases(lff))
       register_case(kernel_case);
+    const auto rope =
+        posenc::bench::parse_rope_shape(take_flag(argc, argv, "--rope-shape", "64,197,1,6,64"));
+    for (const auto& kernel_case : posenc::bench::rope_cases(rope))
+      register_case(kernel_case);
   } catch (const c10::Error& error) {
     std::cerr << "posenc_kernel_benchmarks: " << error.what_without_backtrace() << "\n";
     return 1;

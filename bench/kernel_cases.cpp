@@ -81,6 +81,20 @@ LffShape parse_lff_shape(const std::string& text) {
   return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
 }
 
+RopeShape parse_rope_shape(const std::string& text) {
+  auto v = parse_shape(text, 5, "B,N,prefix,heads,head_dim");
+  TORCH_CHECK(v[2] <= v[1], "rope shape '", text, "': prefix ", v[2], " exceeds N = ", v[1]);
+  TORCH_CHECK(v[3] >= 1 && v[4] >= 2 && v[4] % 2 == 0, "rope shape '", text,
+              "': heads must be at least 1 and head_dim even (pairs of channels turn together)");
+  RopeShape shape;
+  shape.batch = v[0];
+  shape.tokens = v[1];
+  shape.prefix = v[2];
+  shape.heads = v[3];
+  shape.head_dim = v[4];
+  return shape;
+}
+
 
 std::vector<torch::Tensor> KernelProblem::output_and_gradients(bool fused_path,
                                                                torch::ScalarType dtype) const {
@@ -211,6 +225,42 @@ KernelProblem linear_problem(const LinearShape& s) {
   return problem;
 }
 
+KernelProblem rope_problem(const RopeShape& s) {
+  torch::manual_seed(13);
+  const int64_t channels = s.heads * s.head_dim, positioned = s.tokens - s.prefix;
+  KernelProblem problem;
+  problem.kernel = "rotate_pairs";
+  problem.shape = "B=" + std::to_string(s.batch) + " N=" + std::to_string(s.tokens) +
+                  " prefix=" + std::to_string(s.prefix) + " heads=" + std::to_string(s.heads) +
+                  " head_dim=" + std::to_string(s.head_dim) + " " + to_string(s.pairs) +
+                  (s.per_image_angles ? " per-image angles" : "") +
+                  (s.angles_trainable ? "" : " fixed angles") + (s.qkv_view ? " qkv view" : "");
+  problem.input_names = {s.qkv_view ? "qkv" : "tokens", "angles"};
+  problem.inputs = {
+      torch::randn({s.batch, s.tokens, (s.qkv_view ? 3 : 1) * channels}),
+      torch::rand({s.per_image_angles ? s.batch : 1, positioned, s.heads, s.head_dim / 2}) * 8.0 -
+          4.0};
+  problem.trainable = {true, s.angles_trainable};
+  problem.grad_output = torch::randn({s.batch, s.tokens, channels});
+  auto run = [s, channels](auto op) {
+    return [=](const std::vector<torch::Tensor>& in) {
+      // the q of (B, N, 3C): token stride 3C
+      const auto tokens = s.qkv_view ? in[0].narrow(2, 0, channels) : in[0];
+      return op(tokens, in[1], s.prefix, s.pairs);
+    };
+  };
+  problem.fused = run(rotate_pairs_fused);
+  problem.reference = run(rotate_pairs_reference);
+  // the angle gradients sum over the images
+  problem.output_tolerance = {1e-5, 1e-5};
+  problem.gradient_tolerance = {1e-4, 1e-4};
+  const int64_t tensor_bytes = s.batch * s.tokens * channels * 4;
+  problem.forward_bytes = 2 * tensor_bytes;   // read tokens, write output
+  // read grad_output (and tokens, for the angles' gradient), write grad_tokens
+  problem.backward_bytes = (s.angles_trainable ? 3 : 2) * tensor_bytes;
+  return problem;
+}
+
 std::vector<KernelProblem> kernel_test_problems() {
   std::vector<KernelProblem> problems;
   using P = PegPadding;
@@ -258,6 +308,22 @@ std::vector<KernelProblem> kernel_test_problems() {
            {{0, 6}, 5, true},              // no rows
        })
     problems.push_back(linear_problem(shape));
+  // Pair counts that fill whole vectors and leave partial ones at 8 and 16 lanes, head_dim 2, one
+  // and no positioned token, prefix 0 to 2, shared and per-image angles, fixed and learnt.
+  using R = RotaryPairs;
+  for (const RopeShape& shape : std::vector<RopeShape>{
+           {2, 5, 1, 3, 18, R::Half, false, true, true},           // 9 pairs: partial vectors
+           {3, 7, 0, 2, 34, R::Interleaved, false, true, false},   // C = 68: 4 lanes left over
+           {2, 197, 1, 6, 64, R::Half, false, true, true},         // the benchmark's token
+           {2, 50, 1, 6, 64, R::Interleaved, false, true, true},   //   and head sizes
+           {2, 12, 2, 1, 2, R::Interleaved, true, true, false},    // head_dim 2, per image
+           {4, 9, 0, 4, 16, R::Half, true, false, false},          // per image, angles as data
+           {1, 2, 1, 2, 8, R::Interleaved, false, true, true},     // one positioned token
+           {2, 30, 1, 3, 32, R::Interleaved, false, false, true},  // rope_axial: fixed angles
+           {3, 17, 0, 5, 6, R::Half, true, true, true},            // 3 pairs, fewer than a vector
+           {2, 1, 1, 2, 8, R::Half, false, true, false},           // no positioned token
+       })
+    problems.push_back(rope_problem(shape));
   return problems;
 }
 
@@ -340,6 +406,26 @@ std::vector<KernelCase> lff_cases(const LffShape& s) {
                        "tokens + PE in inference; fused = PE cached per grid, reference = PE "
                        "recomputed every call"});
     }
+  }
+  return cases;
+}
+
+std::vector<KernelCase> rope_cases(const RopeShape& s) {
+  std::vector<KernelCase> cases;
+  // interleaved pairs as timm's vit_*_rope_* (naver's RoPE-ViT), rotate-half as EVA-02 and DINOv3
+  for (RotaryPairs pairs : {RotaryPairs::Interleaved, RotaryPairs::Half}) {
+    RopeShape shape = s;
+    shape.pairs = pairs;
+    const nlohmann::json json_shape = {{"B", s.batch},         {"N", s.tokens},
+                                       {"prefix", s.prefix},   {"heads", s.heads},
+                                       {"head_dim", s.head_dim}, {"pairs", to_string(pairs)}};
+    const std::string name = pairs == RotaryPairs::Interleaved ? "rope" : "rope_half";
+    for (auto& timed : timed_cases(
+             rope_problem(shape), name, json_shape,
+             "q (the q view of a (B, N, 3C) qkv product) turned by fixed angles, one table for "
+             "every image, cos and sin of the angles computed in the call; bytes: forward reads "
+             "q, writes output; backward reads grad_output, writes grad_q"))
+      cases.push_back(std::move(timed));
   }
   return cases;
 }

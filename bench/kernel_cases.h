@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "posenc/kernels/peg_conv.h"
+#include "posenc/kernels/rotary_rotation.h"
 
 namespace posenc::bench {
 
@@ -42,6 +43,17 @@ struct LinearShape {
   std::vector<int64_t> input;  // (..., K)
   int64_t outputs = 1;         // N
   bool bias = true;
+};
+
+// Queries or keys (B, N, C = heads * head_dim) of which N - prefix are turned by rotary angles
+// (T, N - prefix, heads, head_dim / 2): T = 1 on a grid, T = B at per-image positions.
+struct RopeShape {
+  int64_t batch = 64, tokens = 197, prefix = 1, heads = 6, head_dim = 64;
+  RotaryPairs pairs = RotaryPairs::Half;
+  bool per_image_angles = false;
+  bool angles_trainable = false;  // rope_mixed and rope_lff learn them; rope_axial does not
+  // the tokens as the q view of a fused (B, N, 3C) qkv product, as attention hands them over
+  bool qkv_view = true;
 };
 
 // |fused - reference| <= atol + rtol |reference|
@@ -75,14 +87,17 @@ KernelProblem peg_problem(const PegShape& shape);
 KernelProblem fourier_features_problem(const FourierFeaturesShape& shape);
 KernelProblem fourier_mlp_problem(const FourierMlpShape& shape);
 KernelProblem linear_problem(const LinearShape& shape);
+KernelProblem rope_problem(const RopeShape& shape);
 
 // The shapes every kernel is checked at: odd sizes, H != W, k = 1..9, prefix 0 and 1, every
 // padding, partial SIMD vectors at 8 and 16 lanes, several row tiles, no rows at all.
 std::vector<KernelProblem> kernel_test_problems();
 
-// Parses "B,H,W,C,k,prefix" and "B,N,G,M,F,H,D"; throws naming the expected form.
+// Parses "B,H,W,C,k,prefix", "B,N,G,M,F,H,D" and "B,N,prefix,heads,head_dim"; throws naming the
+// expected form.
 PegShape parse_peg_shape(const std::string& text);
 LffShape parse_lff_shape(const std::string& text);
+RopeShape parse_rope_shape(const std::string& text);
 
 struct KernelCase {
   std::string name;
@@ -110,6 +125,11 @@ std::vector<KernelCase> peg_cases(const PegShape& shape);
 // with positions as data, as LFF trains; lff_grid_inference_b1 and _bB: the LFF encoding's cached
 // embedding on a ViT's 14 x 14 grid in inference, batch 1 and shape.batch.
 std::vector<KernelCase> lff_cases(const LffShape& shape);
+
+// rope_forward, rope_forward_backward: rope_problem at `shape` with interleaved pairs (timm's
+// vit_*_rope_* models), rope_half_*: with rotate-half pairs (EVA-02, DINOv3); fixed angles, one
+// table for every image, the prefix tokens not turned, q a view of the qkv product.
+std::vector<KernelCase> rope_cases(const RopeShape& shape);
 
 // Median seconds of `repeats` runs of `run` after `warmup` runs.
 double median_seconds(const std::function<void()>& run, int repeats, int warmup = 3);

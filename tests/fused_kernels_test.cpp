@@ -21,6 +21,7 @@
 #include "posenc/kernels/kernel_settings.h"
 #include "posenc/kernels/linear.h"
 #include "posenc/kernels/peg_conv.h"
+#include "posenc/kernels/rotary_rotation.h"
 #include "support/child_process.h"
 #include "support/counting_allocator.h"
 #include "support/temporary_folder.h"
@@ -525,6 +526,69 @@ TEST(FusedLinear, RejectsMismatchedShapes) {
 
 // --- Settings ---------------------------------------------------------------------------------
 
+// --- Rotary rotation ------------------------------------------------------------------------
+
+TEST(FusedRotaryRotation, IsWhatRotatePairsRunsForFloatOnTheCpu) {
+  auto tokens = torch::randn({2, 5, 8}).requires_grad_(true);
+  auto angles = torch::randn({1, 4, 2, 2});
+  auto fused = rotate_pairs(tokens, angles, 1, RotaryPairs::Half);
+  EXPECT_NE(fused.grad_fn()->name().find("RotatePairsFunction"), std::string::npos)
+      << fused.grad_fn()->name();
+  {
+    ScopedKernelPath reference_path(false);
+    auto reference = rotate_pairs(tokens, angles, 1, RotaryPairs::Half);
+    EXPECT_EQ(reference.grad_fn()->name().find("RotatePairsFunction"), std::string::npos);
+  }
+  auto in_double =
+      rotate_pairs(tokens.to(torch::kDouble), angles.to(torch::kDouble), 1, RotaryPairs::Half);
+  EXPECT_EQ(in_double.grad_fn()->name().find("RotatePairsFunction"), std::string::npos)
+      << "double must take the reference path";
+}
+
+// A table row sums its angle gradient over the images in one task, in image order: the same
+// bits on any thread count.
+TEST(FusedRotaryRotation, AngleGradientsDoNotDependOnTheThreadCount) {
+  bench::RopeShape shape;
+  shape.batch = 8;
+  shape.tokens = 50;
+  shape.angles_trainable = true;
+  const auto problem = bench::rope_problem(shape);
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = problem.output_and_gradients(/*fused_path=*/true, torch::kFloat);
+  at::set_num_threads(2);
+  const auto two = problem.output_and_gradients(/*fused_path=*/true, torch::kFloat);
+  at::set_num_threads(threads_before);
+  EXPECT_TRUE(torch::equal(one[2], two[2]));
+  EXPECT_TRUE(torch::equal(one[1], two[1]));
+}
+
+TEST(FusedRotaryRotation, RejectsMismatchedShapes) {
+  auto tokens = torch::randn({2, 5, 8});
+  expect_error_containing(
+      [&] { rotate_pairs_fused(tokens, torch::randn({1, 3, 2, 2}), 1, RotaryPairs::Half); },
+      {"angles hold 3 positions", "4 positioned tokens"});
+  expect_error_containing(
+      [&] { rotate_pairs_fused(tokens, torch::randn({1, 4, 2, 3}), 1, RotaryPairs::Half); },
+      {"turn 12 channels", "C = 8"});
+  expect_error_containing(
+      [&] { rotate_pairs_fused(tokens, torch::randn({3, 4, 2, 2}), 1, RotaryPairs::Half); },
+      {"1 image (shared by all) or B = 2"});
+  expect_error_containing(
+      [&] { rotate_pairs_fused(tokens, torch::randn({1, 4, 2, 2}), 6, RotaryPairs::Half); },
+      {"prefix must be in [0, N = 5]"});
+  expect_error_containing(
+      [&] { rotate_pairs_fused(tokens[0], torch::randn({1, 4, 2, 2}), 1, RotaryPairs::Half); },
+      {"tokens must be (B, N, C)"});
+  expect_error_containing(
+      [&] {
+        rotate_pairs_fused(tokens.to(torch::kDouble), torch::randn({1, 4, 2, 2}), 1,
+                           RotaryPairs::Half);
+      },
+      {"float32", "use rotate_pairs"});
+  expect_error_containing([] { parse_rotary_pairs("complex"); }, {"complex", "interleaved"});
+}
+
 TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
   EXPECT_EQ(parse_simd_level("avx2"), SimdLevel::Avx2);
   expect_error_containing([] { parse_simd_level("sse9"); }, {"sse9", "scalar, avx2 or avx512"});
@@ -542,11 +606,13 @@ TEST(KernelSettings, SimdLevelsParseAndScopesRestore) {
 TEST(KernelSettings, EncodingsGiveTheSameResultOnBothPaths) {
   const TokenGrid grid{6, 5, 1};
   for (const std::string spec :
-       {"peg:k=5", "peg:padding=replicate", "lff:F=32,H=16", "lff:G=2,M=3,F=20"}) {
+       {"peg:k=5", "peg:padding=replicate", "lff:F=32,H=16", "lff:G=2,M=3,F=20", "rope_axial",
+        "rope_mixed:pairs=half", "rope_lff:G=2,M=3"}) {
     torch::manual_seed(9);
-    auto encoding = make_encoding(spec, {16, grid});
+    // rotary encodings turn each of the 2 heads' 8 channels
+    auto encoding = make_encoding(spec, {16, grid, 2});
     auto tokens = testing::random_tokens(2, grid, 16);
-    auto layout = encoding->accepts_positions() && spec.find("G=2") != std::string::npos
+    auto layout = encoding->accepts_positions() && spec.find("G=2,M=3") != std::string::npos
                       ? TokenLayout::at_positions(torch::rand({2, 30, 2, 3}) * 5.0, 1)
                       : TokenLayout(grid);
     auto fused = encoding->forward(tokens, layout);
@@ -566,7 +632,8 @@ TEST(BenchCommand, ReportsBandwidthForPegAndMultiplyAddRateForPegAndLff) {
   const std::string log = folder.path("bench.log");
   // LFF: B=2, N=5, G=2, M=3, F=8, H=4, D=6 -> 20 rows of (8 -> 4) and (4 -> 3)
   testing::ChildProcess process({POSENC_CLI_PATH, "bench", "--json", "--threads", "1", "--repeats",
-                                 "1", "--peg-shape", "2,3,4,8,3,1", "--lff-shape", "2,5,2,3,8,4,6"},
+                                 "1", "--peg-shape", "2,3,4,8,3,1", "--lff-shape", "2,5,2,3,8,4,6",
+                                 "--rope-shape", "2,5,1,2,4"},
                                 log);
   const auto status = process.wait_for(300);
   ASSERT_TRUE(status.has_value()) << "posenc bench still running";
@@ -588,7 +655,16 @@ TEST(BenchCommand, ReportsBandwidthForPegAndMultiplyAddRateForPegAndLff) {
     EXPECT_TRUE(std::isfinite(fused_ms) && fused_ms > 0.0) << name;
     const bool per_token_lff = name == "lff_forward" || name == "lff_forward_backward";
     const bool peg = name.rfind("peg", 0) == 0;
-    EXPECT_EQ(result.contains("gbs"), peg) << name;
+    const bool rope = name.rfind("rope", 0) == 0;
+    EXPECT_EQ(result.contains("gbs"), peg || rope) << name;
+    if (rope) {
+      // q of B=2, N=5, C=2*4 read and the output written; the backward reads grad_output and
+      // writes grad_q (fixed angles)
+      const int64_t tensor_bytes = 2 * 5 * 8 * 4;
+      EXPECT_EQ(result.at("bytes").get<int64_t>(),
+                (name.find("backward") == std::string::npos ? 2 : 4) * tensor_bytes)
+          << name;
+    }
     ASSERT_EQ(result.contains("flops"), per_token_lff || peg) << name;
     if (!per_token_lff && !peg)
       continue;
@@ -600,8 +676,10 @@ TEST(BenchCommand, ReportsBandwidthForPegAndMultiplyAddRateForPegAndLff) {
     EXPECT_NEAR(gflops * fused_ms * 1e6, static_cast<double>(flops), 1e-6 * flops) << name;
     EXPECT_NEAR(bound_ms * matmul_gflops * 1e6, static_cast<double>(flops), 1e-6 * flops) << name;
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"peg_forward", "peg_forward_backward", "lff_forward",
-                                             "lff_forward_backward"}));
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "peg_forward", "peg_forward_backward", "lff_forward", "lff_forward_backward",
+                       "rope_forward", "rope_forward_backward", "rope_half_forward",
+                       "rope_half_forward_backward"}));
 }
 #endif  // POSENC_CLI_PATH
 

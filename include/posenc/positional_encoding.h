@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "posenc/encoding_options.h"
+#include "posenc/kernels/rotary_rotation.h"
 #include "posenc/token_layout.h"
 
 namespace posenc {
@@ -68,6 +70,9 @@ class PositionalEncodingImpl : public torch::nn::Module {
 
   // Throws unless positions have G groups of M values each: for encodings with fixed G, M.
   void check_position_shape(const TokenLayout& layout, int64_t groups, int64_t values) const;
+
+  // The checks of forward(): tokens against the layout and against the encoding.
+  void check_tokens(const torch::Tensor& tokens, const TokenLayout& layout) const;
 
  private:
   void check_parameters_match(const torch::Tensor& tokens) const;
@@ -141,6 +146,12 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   // with rotate-half pairs (EVA-02, timm, DINOv3).
   torch::Tensor angles(const TokenLayout& layout, const torch::TensorOptions& options);
 
+  // One attention block's rotation at `layout`: the angles computed once (one graph for both
+  // uses), then each call checks its tokens as forward() does and turns them, the queries and
+  // then the keys. `options`: the dtype and device of the tokens it will turn.
+  std::function<torch::Tensor(const torch::Tensor&)> rotation(const TokenLayout& layout,
+                                                              const torch::TensorOptions& options);
+
  protected:
   // Reads the "pairs" option (rotary_pairs_option()); throws unless head_dim is even.
   RotaryEncodingImpl(const EncodingOptions& options, const EncodingContext& context);
@@ -155,9 +166,10 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
       const TokenGrid& grid, bool normalized, const torch::TensorOptions& options);
 
  private:
+  // rotate_pairs (kernels/rotary_rotation.h) of the positioned tokens by angles()
   torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
 
-  bool interleaved_;
+  RotaryPairs pairs_;
 };
 
 // The option every rotary encoding declares: "pairs", interleaved or half.

@@ -37,6 +37,12 @@ PositionalEncodingImpl::PositionalEncodingImpl(const EncodingOptions& options,
 
 torch::Tensor PositionalEncodingImpl::forward(const torch::Tensor& tokens,
                                               const TokenLayout& layout) {
+  check_tokens(tokens, layout);
+  return transform(tokens, layout);
+}
+
+void PositionalEncodingImpl::check_tokens(const torch::Tensor& tokens,
+                                          const TokenLayout& layout) const {
   const std::string who = "encoding '" + type_ + "'";
   layout.check_tokens(tokens, who);
   TORCH_CHECK(tokens.size(2) == dim(), who, ": tokens have ", tokens.size(2),
@@ -47,7 +53,6 @@ torch::Tensor PositionalEncodingImpl::forward(const torch::Tensor& tokens,
               " works on token grids only and cannot read explicit positions; `posenc info` "
               "lists the encodings that accept positions");
   check_parameters_match(tokens);
-  return transform(tokens, layout);
 }
 
 void PositionalEncodingImpl::check_parameters_match(const torch::Tensor& tokens) const {

@@ -19,7 +19,7 @@ OptionSpec rotary_pairs_option(const std::string& default_layout) {
 RotaryEncodingImpl::RotaryEncodingImpl(const EncodingOptions& options,
                                        const EncodingContext& context)
     : PositionalEncodingImpl(options, context),
-      interleaved_(options.choice("pairs") == "interleaved") {
+      pairs_(parse_rotary_pairs(options.choice("pairs"))) {
   TORCH_CHECK(head_dim() % 2 == 0, "rotary encoding '", type(), "' rotates pairs of channels: ",
               "each head's C / heads channels must be even, got C = ", dim(), ", heads = ",
               heads());
@@ -50,30 +50,19 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEncodingImpl::grid_coordinates(
   return {mesh[1].reshape({1, -1}), mesh[0].reshape({1, -1})};
 }
 
+std::function<torch::Tensor(const torch::Tensor&)> RotaryEncodingImpl::rotation(
+    const TokenLayout& layout, const torch::TensorOptions& options) {
+  auto theta = angles(layout, options);  // (1 or B, P, heads, pairs)
+  return [this, layout, theta](const torch::Tensor& tokens) {
+    check_tokens(tokens, layout);
+    return rotate_pairs(tokens, theta, layout.prefix_tokens(), pairs_);
+  };
+}
+
 torch::Tensor RotaryEncodingImpl::transform(const torch::Tensor& tokens,
                                             const TokenLayout& layout) {
-  const int64_t batch = tokens.size(0), prefix = layout.prefix_tokens();
-  const int64_t positioned = layout.positioned_tokens(), pairs = head_dim() / 2;
-  const auto theta = angles(layout, tokens.options());  // (1 or B, P, heads, pairs)
-  const auto cos = theta.cos(), sin = theta.sin();
-  // (B, P, C) -> (B, P, heads, head_dim): each head's pairs (a_i, b_i)
-  const auto x = tokens.narrow(1, prefix, positioned).reshape({batch, positioned, heads(), -1});
-  torch::Tensor a, b;
-  if (interleaved_) {
-    const auto split = x.unflatten(-1, {pairs, 2});
-    a = split.select(-1, 0);
-    b = split.select(-1, 1);
-  } else {
-    a = x.narrow(-1, 0, pairs);
-    b = x.narrow(-1, pairs, pairs);
-  }
-  // (a, b) turned by theta: (a cos - b sin, a sin + b cos)
-  const auto turned_a = a * cos - b * sin;
-  const auto turned_b = a * sin + b * cos;
-  auto rotated = interleaved_ ? torch::stack({turned_a, turned_b}, -1).flatten(-2)
-                              : torch::cat({turned_a, turned_b}, -1);
-  rotated = rotated.reshape({batch, positioned, dim()});
-  return prefix > 0 ? torch::cat({tokens.narrow(1, 0, prefix), rotated}, 1) : rotated;
+  // (B, N, C), angles (1 or B, P, heads, pairs) -> (B, N, C)
+  return rotate_pairs(tokens, angles(layout, tokens.options()), layout.prefix_tokens(), pairs_);
 }
 
 }  // namespace posenc

@@ -46,6 +46,8 @@ struct Vec {
   static Register select_negative(Register x, Register if_negative, Register otherwise) {
     return _mm256_blendv_ps(otherwise, if_negative, _mm256_cmp_ps(x, zero(), _CMP_LT_OQ));
   }
+  // lanes (0, 1, 2, 3, ...) -> (1, 0, 3, 2, ...): each pair of lanes swapped
+  static Register swap_pairs(Register v) { return _mm256_permute_ps(v, 0xB1); }
   static Register exp(Register x) { return Sleef_expf8_u10avx2(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
     const Sleef___m256_2 both = Sleef_sincosf8_u35avx2(x);
@@ -60,6 +62,7 @@ struct Vec {
 #include "kernels/fourier_features_body.h"
 #include "kernels/mlp_rows_body.h"
 #include "kernels/peg_conv_body.h"
+#include "kernels/rotary_rotation_body.h"
 
 namespace posenc::kernels {
 
@@ -67,7 +70,8 @@ const SimdKernels& avx2_kernels() {
   static const SimdKernels kernels{avx2::peg_forward_rows,       avx2::peg_backward_rows,
                                    avx2::fourier_forward_rows,   avx2::fourier_backward_rows,
                                    avx2::bias_gelu_forward_rows, avx2::gelu_backward_rows,
-                                   avx2::add_column_sums};
+                                   avx2::add_column_sums,
+                                   avx2::rotary_forward_rows,    avx2::rotary_backward_rows};
   return kernels;
 }
 

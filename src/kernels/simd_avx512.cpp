@@ -55,6 +55,8 @@ struct Vec {
   static Register select_negative(Register x, Register if_negative, Register otherwise) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_LT_OQ), otherwise, if_negative);
   }
+  // lanes (0, 1, 2, 3, ...) -> (1, 0, 3, 2, ...): each pair of lanes swapped
+  static Register swap_pairs(Register v) { return _mm512_permute_ps(v, 0xB1); }
   static Register exp(Register x) { return Sleef_expf16_u10avx512f(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
     const Sleef___m512_2 both = Sleef_sincosf16_u35avx512f(x);
@@ -69,6 +71,7 @@ struct Vec {
 #include "kernels/fourier_features_body.h"
 #include "kernels/mlp_rows_body.h"
 #include "kernels/peg_conv_body.h"
+#include "kernels/rotary_rotation_body.h"
 
 namespace posenc::kernels {
 
@@ -76,7 +79,8 @@ const SimdKernels& avx512_kernels() {
   static const SimdKernels kernels{avx512::peg_forward_rows,       avx512::peg_backward_rows,
                                    avx512::fourier_forward_rows,   avx512::fourier_backward_rows,
                                    avx512::bias_gelu_forward_rows, avx512::gelu_backward_rows,
-                                   avx512::add_column_sums};
+                                   avx512::add_column_sums,
+                                   avx512::rotary_forward_rows,    avx512::rotary_backward_rows};
   return kernels;
 }
 

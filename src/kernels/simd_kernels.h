@@ -89,6 +89,33 @@ using GeluBackwardRows = void (*)(const float* pre, float* grad, float* hidden, 
 // sums (width) += column sums of values (rows, width)
 using AddColumnSums = void (*)(const float* values, float* sums, int64_t rows, int64_t width);
 
+// Rotary rotation (rotate_pairs): B images of P positioned tokens of C = heads * head_dim
+// channels, each pair of a head turned by its angle. The cos and sin tables have one row per
+// (table image, position), T * P rows (T = 1: one table for every image; T = B: one per image):
+//   interleaved pairs (2i, 2i+1): rows of C, cos repeated for both channels of a pair and sin signed
+//     (-sin for 2i, +sin for 2i+1), so out[c] = x[c] cos[c] + x[c ^ 1] sin[c];
+//   half pairs (i, i + head_dim/2): rows of heads * pairs, one entry per pair, as the angles.
+struct RotaryProblem {
+  int64_t batch = 0, positioned = 0, heads = 0, head_dim = 0, table_batch = 1;
+  bool interleaved = false;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+};
+
+// Work is split in table rows j = t * P + p: each covers position p of image t, or of every image
+// when T = 1, so a row's table entries are read once for all the images it covers. Token tensors
+// point at the first positioned token of image 0.
+// output = input turned by the angles, or by minus the angles when `inverse` (the input gradient:
+// the transpose of a rotation is its inverse), for rows [begin, end).
+using RotaryForwardRows = void (*)(const RotaryProblem& problem, ConstTokenTensor input,
+                                   TokenTensor output, bool inverse, int64_t begin, int64_t end);
+// For rows [begin, end): grad_input (the inverse rotation of grad_output), and the gradients of
+// the cos and sin tables in their own layout, summed over the images each row covers, into
+// grad_cos and grad_sin (T * P rows, owned by the calling chunk for its rows).
+using RotaryBackwardRows = void (*)(const RotaryProblem& problem, ConstTokenTensor grad_output,
+                                    ConstTokenTensor input, TokenTensor grad_input,
+                                    float* grad_cos, float* grad_sin, int64_t begin, int64_t end);
+
 struct SimdKernels {
   PegForwardRows peg_forward;
   PegBackwardRows peg_backward;
@@ -97,6 +124,8 @@ struct SimdKernels {
   BiasGeluForwardRows bias_gelu_forward;
   GeluBackwardRows gelu_backward;
   AddColumnSums add_column_sums;
+  RotaryForwardRows rotary_forward;
+  RotaryBackwardRows rotary_backward;
 };
 
 // Defined in the per-ISA translation units; the AVX ones exist only on x86-64.

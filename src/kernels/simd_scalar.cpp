@@ -31,6 +31,8 @@ struct Vec {
   static Register select_negative(Register x, Register if_negative, Register otherwise) {
     return x < 0.0F ? if_negative : otherwise;
   }
+  // never called: interleaved pairs take a loop of their own at one lane
+  static Register swap_pairs(Register v) { return v; }
   static Register exp(Register x) { return std::exp(x); }
   static void sincos(Register x, Register& sine, Register& cosine) {
     sine = std::sin(x);
@@ -44,6 +46,7 @@ struct Vec {
 #include "kernels/fourier_features_body.h"
 #include "kernels/mlp_rows_body.h"
 #include "kernels/peg_conv_body.h"
+#include "kernels/rotary_rotation_body.h"
 
 namespace posenc::kernels {
 
@@ -52,7 +55,8 @@ const SimdKernels& scalar_kernels() {
       scalar::peg_forward_rows,       scalar::peg_backward_rows,
       scalar::fourier_forward_rows,   scalar::fourier_backward_rows,
       scalar::bias_gelu_forward_rows, scalar::gelu_backward_rows,
-      scalar::add_column_sums};
+      scalar::add_column_sums,        scalar::rotary_forward_rows,
+      scalar::rotary_backward_rows};
   return kernels;
 }
 

@@ -150,8 +150,8 @@ torch::Tensor SetTransformerImpl::forward(const torch::Tensor& content,
   for (size_t b = 0; b < blocks_->size(); ++b) {
     QueryKeyRotation rotate;
     if (!rotary_encodings_->is_empty()) {
-      auto* rotary = rotary_encodings_[b]->as<PositionalEncodingImpl>();
-      rotate = [rotary, &layout](const torch::Tensor& x) { return rotary->forward(x, layout); };
+      // the angles once per block, for its queries and keys
+      rotate = rotary_encodings_[b]->as<RotaryEncodingImpl>()->rotation(layout, tokens.options());
     }
     tokens = blocks_[b]->as<TransformerBlockImpl>()->forward(tokens, mask, rotate);
   }

@@ -167,8 +167,8 @@ torch::Tensor VisionTransformerImpl::run_block(size_t block, const torch::Tensor
                                                const TokenGrid& grid) {
   QueryKeyRotation rotate;
   if (!rotary_encodings_->is_empty()) {
-    auto* rotary = rotary_encodings_[block]->as<PositionalEncodingImpl>();
-    rotate = [rotary, &grid](const torch::Tensor& x) { return rotary->forward(x, grid); };
+    // the angles once per block, for its queries and keys
+    rotate = rotary_encodings_[block]->as<RotaryEncodingImpl>()->rotation(grid, tokens.options());
   }
   torch::Tensor logit_bias;  // (heads, N, N)
   if (!bias_encodings_->is_empty()) {

@@ -3,6 +3,7 @@
 //   out = torch.ops.posenc.peg_conv(tokens, weight, bias, height, width, prefix_tokens, "zeros")
 //   features = torch.ops.posenc.fourier_features(positions, wr)
 //   encoding = torch.ops.posenc.fourier_mlp(positions, wr, w1, b1, w2, b2)
+//   q = torch.ops.posenc.rotate_pairs(q, angles, prefix_tokens, "interleaved")
 // Each is registered as a composite kernel that calls posenc's autograd function, so PyTorch's
 // autograd differentiates it through posenc's own backward (the fused kernel on CPU in float32,
 // the LibTorch reference otherwise).
@@ -12,6 +13,7 @@
 #include "posenc/kernels/fourier_features.h"
 #include "posenc/kernels/fourier_mlp.h"
 #include "posenc/kernels/peg_conv.h"
+#include "posenc/kernels/rotary_rotation.h"
 
 namespace posenc {
 namespace {
@@ -38,6 +40,13 @@ at::Tensor fourier_mlp_op(const at::Tensor& positions, const at::Tensor& wr, con
   return fourier_mlp(positions, wr, w1, b1, w2, b2);
 }
 
+// The rotation of rotary encodings: tokens (B, N, C), angles (1 or B, N - prefix_tokens, heads,
+// C / heads / 2) in radians -> (B, N, C); pairs "interleaved" (2i, 2i+1) or "half" (i, i + d/2)
+at::Tensor rotate_pairs_op(const at::Tensor& tokens, const at::Tensor& angles,
+                           int64_t prefix_tokens, c10::string_view pairs) {
+  return rotate_pairs(tokens, angles, prefix_tokens, parse_rotary_pairs(std::string(pairs)));
+}
+
 }  // namespace
 }  // namespace posenc
 
@@ -51,4 +60,8 @@ TORCH_LIBRARY(posenc, m) {
       "fourier_mlp(Tensor positions, Tensor wr, Tensor w1, Tensor b1, Tensor w2, Tensor b2) -> "
       "Tensor",
       &posenc::fourier_mlp_op);
+  m.def(
+      "rotate_pairs(Tensor tokens, Tensor angles, int prefix_tokens=0, "
+      "str pairs=\"interleaved\") -> Tensor",
+      &posenc::rotate_pairs_op);
 }

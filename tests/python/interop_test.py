@@ -321,6 +321,24 @@ class RegisteredOps(unittest.TestCase):
         return F.linear(hidden, w2, b2)
 
     @staticmethod
+    def rotation_reference(tokens, angles, prefix, pairs):
+        """RoPE as naver's RoPE-ViT writes it (apply_rotary_emb): each pair of a head as one
+        complex number, multiplied by torch.polar(1, angle); rotate-half pairs are (i, i + d/2)."""
+        batch, count, channels = tokens.shape
+        heads, half = angles.shape[2], angles.shape[3]
+        x = tokens[:, prefix:].reshape(batch, count - prefix, heads, 2 * half)
+        if pairs == "half":
+            x = torch.stack([x[..., :half], x[..., half:]], -1)
+        else:
+            x = x.reshape(batch, count - prefix, heads, half, 2)
+        turned = torch.view_as_real(torch.view_as_complex(x.contiguous())
+                                    * torch.polar(torch.ones_like(angles), angles))
+        if pairs == "half":
+            turned = torch.cat([turned[..., 0], turned[..., 1]], -1)
+        turned = turned.reshape(batch, count - prefix, channels)
+        return torch.cat([tokens[:, :prefix], turned], 1)
+
+    @staticmethod
     def fourier_mlp_inputs(positions, frequencies, hidden, outputs, **options):
         """positions (..., M) and the encoder's parameters wr, w1, b1, w2, b2."""
         values = positions.shape[-1]
@@ -341,6 +359,10 @@ class RegisteredOps(unittest.TestCase):
                                                  (positions, wr)))
         encoder_inputs = self.fourier_mlp_inputs(torch.randn(5, 2, **options), 3, 4, 6, **options)
         self.assertTrue(torch.autograd.gradcheck(torch.ops.posenc.fourier_mlp, encoder_inputs))
+        for pairs in ("interleaved", "half"):
+            tokens, angles = torch.randn(2, 1 + 6, 8, **options), torch.randn(1, 6, 2, 2, **options)
+            self.assertTrue(torch.autograd.gradcheck(
+                lambda t, a: torch.ops.posenc.rotate_pairs(t, a, 1, pairs), (tokens, angles)))
 
     def test_fused_float32_values_and_gradients_match_eager_pytorch(self):
         def compare(op, reference, inputs):
@@ -365,6 +387,11 @@ class RegisteredOps(unittest.TestCase):
         # more than one tile of the fused encoder (256 positions), the last one partial; 3-D input
         compare(torch.ops.posenc.fourier_mlp, self.fourier_mlp_reference,
                 self.fourier_mlp_inputs(torch.randn(3, 200, 2) * 3, 64, 64, 48))
+        # a ViT-S block's q (6 heads of 64) with a class token; per-image angles (point sets)
+        for pairs, angle_images in (("interleaved", 1), ("half", 1), ("interleaved", 3)):
+            compare(lambda t, a: torch.ops.posenc.rotate_pairs(t, a, 1, pairs),
+                    lambda t, a: self.rotation_reference(t, a, 1, pairs),
+                    [torch.randn(3, 1 + 49, 384), torch.rand(angle_images, 49, 6, 32) * 8 - 4])
 
     def test_bad_arguments_raise_instead_of_crashing(self):
         with self.assertRaisesRegex(RuntimeError, "padding"):
@@ -377,6 +404,11 @@ class RegisteredOps(unittest.TestCase):
             torch.ops.posenc.fourier_mlp(positions, wr, w1.t(), b1, w2, b2)
         with self.assertRaisesRegex(RuntimeError, "positions must be"):
             torch.ops.posenc.fourier_mlp(torch.randn(4, 3), wr, w1, b1, w2, b2)
+        with self.assertRaisesRegex(RuntimeError, "rotary pair layout 'complex'"):
+            torch.ops.posenc.rotate_pairs(torch.randn(1, 5, 8), torch.randn(1, 4, 2, 2), 1,
+                                          "complex")
+        with self.assertRaisesRegex(RuntimeError, "angles hold 5 positions"):
+            torch.ops.posenc.rotate_pairs(torch.randn(1, 5, 8), torch.randn(1, 5, 2, 2), 1)
 
 
 class OpsLibraryGuard(unittest.TestCase):

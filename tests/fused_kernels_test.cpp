@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -561,6 +562,44 @@ TEST(FusedRotaryRotation, AngleGradientsDoNotDependOnTheThreadCount) {
   at::set_num_threads(threads_before);
   EXPECT_TRUE(torch::equal(one[2], two[2]));
   EXPECT_TRUE(torch::equal(one[1], two[1]));
+}
+
+// One call turns a block's queries and keys (one table, one node): the same values and gradients
+// as the reference on each, also when only one of the two reaches the loss.
+TEST(FusedRotaryRotation, QueriesAndKeysTogetherMatchTheReferenceOnEach) {
+  torch::manual_seed(17);
+  const int64_t channels = 2 * 12;
+  const auto qkv = torch::randn({3, 1 + 10, 3 * channels});
+  const auto angles = torch::rand({1, 10, 2, 6}) * 8.0 - 4.0;
+  const auto grad_q = torch::randn({3, 11, channels}), grad_k = torch::randn({3, 11, channels});
+  for (RotaryPairs pairs : {RotaryPairs::Interleaved, RotaryPairs::Half}) {
+    for (bool keys_in_loss : {true, false}) {
+      SCOPED_TRACE(to_string(pairs) + (keys_in_loss ? "" : ", keys not in the loss"));
+      auto run = [&](bool fused, torch::ScalarType dtype) {
+        auto x = qkv.to(dtype).clone().requires_grad_(true);
+        auto theta = angles.to(dtype).clone().requires_grad_(true);
+        const auto q = x.narrow(2, 0, channels), k = x.narrow(2, channels, channels);
+        torch::Tensor q_out, k_out;
+        if (fused) {
+          std::tie(q_out, k_out) = rotate_queries_and_keys(q, k, theta, 1, pairs);
+        } else {
+          q_out = rotate_pairs_reference(q, theta, 1, pairs);
+          k_out = rotate_pairs_reference(k, theta, 1, pairs);
+        }
+        auto loss = (q_out * grad_q.to(dtype)).sum();
+        if (keys_in_loss)
+          loss = loss + (k_out * grad_k.to(dtype)).sum();
+        loss.backward();
+        return std::vector<torch::Tensor>{q_out.detach(), k_out.detach(), x.grad(),
+                                          theta.grad()};
+      };
+      const auto fused = run(true, torch::kFloat), reference = run(false, torch::kDouble);
+      expect_close(fused[0], reference[0], "queries");
+      expect_close(fused[1], reference[1], "keys");
+      expect_close(fused[2], reference[2], "grad qkv", 1e-4, 1e-4);
+      expect_close(fused[3], reference[3], "grad angles", 1e-4, 1e-4);
+    }
+  }
 }
 
 TEST(FusedRotaryRotation, RejectsMismatchedShapes) {

@@ -143,6 +143,33 @@ TEST(RopeAxial, TurnsHalfThePairsByTheColumnAndHalfByTheRow) {
   EXPECT_NEAR(spread[0].item<double>(), 2.0 * M_PI * 0.4, 1e-12);
 }
 
+// rope_axial has no parameters: a grid's angles are computed once and reused, by every block and
+// step, until another grid, dtype or device is asked for.
+TEST(RopeAxial, KeepsTheAnglesOfTheLastGridDtypeAndDevice) {
+  auto encoding = make_encoding("rope_axial", {8, {4, 5, 0}, 1});
+  auto* rotary = dynamic_cast<RotaryEncodingImpl*>(encoding.get());
+  ASSERT_NE(rotary, nullptr);
+  const auto as_float = torch::TensorOptions(torch::kFloat32);
+  const auto first = rotary->angles(TokenGrid{4, 5, 1}, as_float);
+  EXPECT_EQ(rotary->angles(TokenGrid{4, 5, 0}, as_float).data_ptr(), first.data_ptr())
+      << "the same grid (prefix tokens are never turned) must reuse the angles";
+  const auto other_grid = rotary->angles(TokenGrid{5, 4, 0}, as_float);
+  EXPECT_EQ(other_grid.size(1), 20);
+  EXPECT_FALSE(torch::equal(other_grid, first)) << "a 5 x 4 grid has other coordinates";
+  const auto in_double = rotary->angles(TokenGrid{5, 4, 0}, torch::kFloat64);
+  EXPECT_EQ(in_double.scalar_type(), torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(in_double.to(torch::kFloat32), other_grid));
+  // computed inside InferenceMode, the angles are not kept: a training step right after a
+  // prediction must be able to save them for its backward
+  {
+    c10::InferenceMode inference;
+    rotary->angles(TokenGrid{3, 3, 0}, as_float);
+  }
+  auto tokens = torch::randn({2, 9, 8}, torch::requires_grad());
+  encoding->forward(tokens, TokenGrid{3, 3, 0}).sum().backward();
+  EXPECT_TRUE(tokens.grad().defined());
+}
+
 TEST(RopeAxial, SaysWhatTheHeadsAndPositionsMustBe) {
   expect_error_containing([] { make_encoding("rope_axial", {24, {2, 2, 0}, 4}); },
                           {"divisible by 4", "C = 24, heads = 4", "head_dim 6"});

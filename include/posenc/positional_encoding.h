@@ -130,6 +130,11 @@ class AdditiveEncodingImpl : public PositionalEncodingImpl {
   int64_t cached_embedding_version_ = 0;
 };
 
+// What a rotary encoding does to the queries and the keys of one block's attention, before they
+// split into heads: (B, N, C) each -> (B, N, C) each. Empty: nothing.
+using QueryKeyRotation = std::function<std::pair<torch::Tensor, torch::Tensor>(
+    const torch::Tensor& queries, const torch::Tensor& keys)>;
+
 // An encoding applied inside attention: a model passes it the queries and the keys (B, N, C) of
 // each block, and it rotates each head's C / heads channels pair by pair by angles that grow
 // linearly with the token's position, so that the logit q_i . k_j depends on the positions of
@@ -146,11 +151,10 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   // with rotate-half pairs (EVA-02, timm, DINOv3).
   torch::Tensor angles(const TokenLayout& layout, const torch::TensorOptions& options);
 
-  // One attention block's rotation at `layout`: the angles computed once (one graph for both
-  // uses), then each call checks its tokens as forward() does and turns them, the queries and
-  // then the keys. `options`: the dtype and device of the tokens it will turn.
-  std::function<torch::Tensor(const torch::Tensor&)> rotation(const TokenLayout& layout,
-                                                              const torch::TensorOptions& options);
+  // One attention block's rotation at `layout`: checks the queries and keys as forward() does
+  // and turns both by the same angles (rotate_queries_and_keys). `options`: the dtype and device
+  // of the tokens it will turn.
+  QueryKeyRotation rotation(const TokenLayout& layout, const torch::TensorOptions& options);
 
  protected:
   // Reads the "pairs" option (rotary_pairs_option()); throws unless head_dim is even.
@@ -162,14 +166,30 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   // The x (column) and y (row) coordinates of a grid's tokens, row-major, each (1, H*W): integer
   // patch indices (naver's RoPE-ViT), or with `normalized` the patch centres mapped to [-1, 1]
   // across the grid, (i + 0.5) * 2 / n - 1 (DINOv3), so that every grid spans the same range.
-  static std::pair<torch::Tensor, torch::Tensor> grid_coordinates(
-      const TokenGrid& grid, bool normalized, const torch::TensorOptions& options);
+  // Kept for the last grid, dtype and device asked for (shared: do not modify them in place).
+  std::pair<torch::Tensor, torch::Tensor> grid_coordinates(const TokenGrid& grid, bool normalized,
+                                                           const torch::TensorOptions& options);
 
  private:
   // rotate_pairs (kernels/rotary_rotation.h) of the positioned tokens by angles()
   torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) final;
 
+  // What the cached coordinates or angles of a grid were computed for.
+  struct GridKey {
+    int64_t height = 0, width = 0;
+    bool normalized = false;
+    caffe2::TypeMeta dtype;
+    torch::Device device = torch::kCPU;
+    bool operator==(const GridKey& other) const;
+  };
+
   RotaryPairs pairs_;
+  std::optional<GridKey> coordinates_key_;
+  std::pair<torch::Tensor, torch::Tensor> cached_coordinates_;
+  // An encoding without parameters (rope_axial) turns a grid by the same angles every call, in
+  // every block: they are computed once per grid, dtype and device.
+  std::optional<GridKey> angles_key_;
+  torch::Tensor cached_angles_;
 };
 
 // The option every rotary encoding declares: "pairs", interleaved or half.

@@ -35,6 +35,13 @@ void check_arguments(const torch::Tensor& tokens, const torch::Tensor& angles, i
               channels);
 }
 
+void check_fused_applies(const torch::Tensor& tokens, const torch::Tensor& angles) {
+  TORCH_CHECK(rotate_pairs_fused_applies(tokens, angles),
+              "rotate_pairs_fused runs float32 CPU tensors; got tokens ", tokens.scalar_type(),
+              " on ", tokens.device(), ", angles ", angles.scalar_type(), " on ", angles.device(),
+              "; use rotate_pairs, which falls back to the reference");
+}
+
 // The kernel's cos and sin tables (simd_kernels.h, RotaryProblem) of angles (T, P, heads, pairs):
 // per pair for half pairs; per channel, sin signed, for interleaved ones: (T, P, C).
 std::pair<torch::Tensor, torch::Tensor> kernel_tables(const torch::Tensor& angles,
@@ -79,85 +86,136 @@ int64_t row_grain(const kernels::RotaryProblem& problem) {
                                                                 problem.head_dim));
 }
 
-class RotatePairsFunction : public torch::autograd::Function<RotatePairsFunction> {
- public:
-  // tokens (B, N, C), angles (T, P, heads, pairs) -> (B, N, C)
-  static torch::Tensor forward(torch::autograd::AutogradContext* context, torch::Tensor tokens,
-                               const torch::Tensor& angles, int64_t prefix, bool interleaved) {
-    tokens = with_contiguous_channels(tokens);
+// The work of both autograd functions below: one or more tensors (the queries and keys of a
+// block) turned by the same angles, the cos and sin tables made once.
+struct Rotation {
+  // each of `tokens` (B, N, C), angles (T, P, heads, pairs) -> one (B, N, C) per tensor
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* context,
+                                                torch::autograd::variable_list tokens,
+                                                const torch::Tensor& angles, int64_t prefix,
+                                                bool interleaved) {
     const auto [cos, sin] = kernel_tables(angles, interleaved);
-    const auto problem = rotary_problem(tokens, angles, prefix, interleaved, cos, sin);
-    auto output = torch::empty(tokens.sizes(), tokens.options());
-    if (prefix > 0)
-      output.narrow(1, 0, prefix).copy_(tokens.narrow(1, 0, prefix));
-    const auto input_view = positioned_view(tokens, prefix);
-    const auto output_view = positioned_output(output, prefix);
     const auto& kernels = kernels::active_kernels();
-    at::parallel_for(0, problem.table_batch * problem.positioned, row_grain(problem),
-                     [&](int64_t begin, int64_t end) {
-                       kernels.rotary_forward(problem, input_view, output_view,
-                                              /*inverse=*/false, begin, end);
-                     });
-    context->save_for_backward({tokens, angles, cos, sin});
+    torch::autograd::variable_list outputs;
+    for (auto& input : tokens) {
+      input = with_contiguous_channels(input);
+      const auto problem = rotary_problem(input, angles, prefix, interleaved, cos, sin);
+      auto output = torch::empty(input.sizes(), input.options());
+      if (prefix > 0)
+        output.narrow(1, 0, prefix).copy_(input.narrow(1, 0, prefix));
+      const auto input_view = positioned_view(input, prefix);
+      const auto output_view = positioned_output(output, prefix);
+      at::parallel_for(0, problem.table_batch * problem.positioned, row_grain(problem),
+                       [&](int64_t begin, int64_t end) {
+                         kernels.rotary_forward(problem, input_view, output_view,
+                                                /*inverse=*/false, begin, end);
+                       });
+      outputs.push_back(std::move(output));
+    }
+    auto saved = tokens;
+    saved.insert(saved.end(), {angles, cos, sin});
+    context->save_for_backward(saved);
     context->saved_data["prefix"] = prefix;
     context->saved_data["interleaved"] = interleaved;
-    return output;
+    return outputs;
   }
 
+  // -> the gradients of the tokens..., the angles, and none for prefix and the pair layout
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = context->get_saved_variables();
-    const auto& tokens = saved[0];
-    const auto& angles = saved[1];
-    const auto& cos = saved[2];
-    const auto& sin = saved[3];
+    const size_t count = saved.size() - 3;
+    const auto& angles = saved[count];
+    const auto& cos = saved[count + 1];
+    const auto& sin = saved[count + 2];
     const int64_t prefix = context->saved_data["prefix"].toInt();
     const bool interleaved = context->saved_data["interleaved"].toBool();
-    const auto problem = rotary_problem(tokens, angles, prefix, interleaved, cos, sin);
-    const auto grad_output = with_contiguous_channels(grad_outputs[0].to(tokens.scalar_type()));
-    auto grad_tokens = torch::empty(tokens.sizes(), tokens.options());
-    if (prefix > 0)
-      grad_tokens.narrow(1, 0, prefix).copy_(grad_output.narrow(1, 0, prefix));
-    const auto grad_view = positioned_view(grad_output, prefix);
-    const auto grad_tokens_view = positioned_output(grad_tokens, prefix);
+    const bool want_angles = context->needs_input_grad(count);
     const auto& kernels = kernels::active_kernels();
-    const int64_t rows = problem.table_batch * problem.positioned;
-    if (!context->needs_input_grad(1)) {
-      at::parallel_for(0, rows, row_grain(problem), [&](int64_t begin, int64_t end) {
-        kernels.rotary_forward(problem, grad_view, grad_tokens_view, /*inverse=*/true, begin, end);
-      });
-      return {grad_tokens, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    torch::autograd::variable_list gradients(count + 3);  // tokens..., angles, prefix, pairs
+    torch::Tensor grad_cos, grad_sin;  // the tables' gradients, summed over the tensors
+    for (size_t i = 0; i < count; ++i) {
+      const auto& tokens = saved[i];
+      if (!grad_outputs[i].defined())
+        continue;  // an output that took no part in the loss
+      const auto problem = rotary_problem(tokens, angles, prefix, interleaved, cos, sin);
+      const auto grad_output = with_contiguous_channels(grad_outputs[i].to(tokens.scalar_type()));
+      auto grad_tokens = torch::empty(tokens.sizes(), tokens.options());
+      if (prefix > 0)
+        grad_tokens.narrow(1, 0, prefix).copy_(grad_output.narrow(1, 0, prefix));
+      const auto grad_view = positioned_view(grad_output, prefix);
+      const auto grad_tokens_view = positioned_output(grad_tokens, prefix);
+      const int64_t rows = problem.table_batch * problem.positioned;
+      if (!want_angles) {
+        at::parallel_for(0, rows, row_grain(problem), [&](int64_t begin, int64_t end) {
+          kernels.rotary_forward(problem, grad_view, grad_tokens_view, /*inverse=*/true, begin,
+                                 end);
+        });
+      } else {
+        // Each table row is one task's: its sums over the images run in a fixed order, whatever
+        // the thread count.
+        auto tensor_grad_cos = torch::empty_like(cos), tensor_grad_sin = torch::empty_like(sin);
+        const auto input_view = positioned_view(tokens, prefix);
+        at::parallel_for(0, rows, row_grain(problem), [&](int64_t begin, int64_t end) {
+          kernels.rotary_backward(problem, grad_view, input_view, grad_tokens_view,
+                                  tensor_grad_cos.data_ptr<float>(),
+                                  tensor_grad_sin.data_ptr<float>(), begin, end);
+        });
+        grad_cos = grad_cos.defined() ? grad_cos + tensor_grad_cos : tensor_grad_cos;
+        grad_sin = grad_sin.defined() ? grad_sin + tensor_grad_sin : tensor_grad_sin;
+      }
+      gradients[i] = grad_tokens;
     }
-    // Each table row is one task's: its sums over the images run in a fixed order, whatever the
-    // thread count.
-    auto grad_cos = torch::empty_like(cos), grad_sin = torch::empty_like(sin);
-    const auto input_view = positioned_view(tokens, prefix);
-    at::parallel_for(0, rows, row_grain(problem), [&](int64_t begin, int64_t end) {
-      kernels.rotary_backward(problem, grad_view, input_view, grad_tokens_view,
-                              grad_cos.data_ptr<float>(), grad_sin.data_ptr<float>(), begin, end);
-    });
-    // table gradients -> per pair, then through cos and sin of the angles
-    const auto pair_shape = angles.sizes();
-    torch::Tensor grad_pair_cos, grad_pair_sin, pair_cos, pair_sin;
-    if (interleaved) {
-      // (T, P, C) -> (T, P, heads, pairs, 2): both channels of a pair read the same cos; the
-      // first channel's table holds -sin, the second's +sin
-      const auto split = [&](const torch::Tensor& t) {
-        return t.view({pair_shape[0], pair_shape[1], pair_shape[2], pair_shape[3], 2});
-      };
-      grad_pair_cos = split(grad_cos).sum(-1);
-      grad_pair_sin = split(grad_sin).select(-1, 1) - split(grad_sin).select(-1, 0);
-      pair_cos = split(cos).select(-1, 0);
-      pair_sin = split(sin).select(-1, 1);
-    } else {
-      grad_pair_cos = grad_cos;
-      grad_pair_sin = grad_sin;
-      pair_cos = cos;
-      pair_sin = sin;
-    }
-    // d cos(theta) = -sin(theta), d sin(theta) = cos(theta)
-    auto grad_angles = grad_pair_sin * pair_cos - grad_pair_cos * pair_sin;
-    return {grad_tokens, grad_angles, torch::Tensor(), torch::Tensor()};
+    if (want_angles && grad_cos.defined())
+      gradients[count] = angle_gradient(grad_cos, grad_sin, cos, sin, angles.sizes(), interleaved);
+    return gradients;
+  }
+
+ private:
+  // the tables' gradients -> per pair, then through cos and sin of the angles
+  static torch::Tensor angle_gradient(const torch::Tensor& grad_cos, const torch::Tensor& grad_sin,
+                                      const torch::Tensor& cos, const torch::Tensor& sin,
+                                      c10::IntArrayRef pair_shape, bool interleaved) {
+    if (!interleaved)  // one entry per pair already; d cos = -sin, d sin = cos
+      return grad_sin * cos - grad_cos * sin;
+    // (T, P, C) -> (T, P, heads, pairs, 2): both channels of a pair read the same cos; the first
+    // channel's table holds -sin, the second's +sin
+    const auto split = [&](const torch::Tensor& t) {
+      return t.view({pair_shape[0], pair_shape[1], pair_shape[2], pair_shape[3], 2});
+    };
+    const auto grad_pair_cos = split(grad_cos).sum(-1);
+    const auto grad_pair_sin = split(grad_sin).select(-1, 1) - split(grad_sin).select(-1, 0);
+    return grad_pair_sin * split(cos).select(-1, 0) - grad_pair_cos * split(sin).select(-1, 1);
+  }
+};
+
+// (Autograd functions take tensors one by one: a tensor list argument would not be tracked.)
+class RotatePairsFunction : public torch::autograd::Function<RotatePairsFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* context,
+                               const torch::Tensor& tokens, const torch::Tensor& angles,
+                               int64_t prefix, bool interleaved) {
+    return Rotation::forward(context, {tokens}, angles, prefix, interleaved)[0];
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grad_outputs) {
+    return Rotation::backward(context, std::move(grad_outputs));
+  }
+};
+
+class RotateQueriesAndKeysFunction
+    : public torch::autograd::Function<RotateQueriesAndKeysFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* context,
+                                                const torch::Tensor& queries,
+                                                const torch::Tensor& keys,
+                                                const torch::Tensor& angles, int64_t prefix,
+                                                bool interleaved) {
+    return Rotation::forward(context, {queries, keys}, angles, prefix, interleaved);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grad_outputs) {
+    return Rotation::backward(context, std::move(grad_outputs));
   }
 };
 
@@ -189,12 +247,25 @@ torch::Tensor rotate_pairs(const torch::Tensor& tokens, const torch::Tensor& ang
 torch::Tensor rotate_pairs_fused(const torch::Tensor& tokens, const torch::Tensor& angles,
                                  int64_t prefix, RotaryPairs pairs) {
   check_arguments(tokens, angles, prefix);
-  TORCH_CHECK(rotate_pairs_fused_applies(tokens, angles),
-              "rotate_pairs_fused runs float32 CPU tensors; got tokens ", tokens.scalar_type(),
-              " on ", tokens.device(), ", angles ", angles.scalar_type(), " on ", angles.device(),
-              "; use rotate_pairs, which falls back to the reference");
+  check_fused_applies(tokens, angles);
   return RotatePairsFunction::apply(tokens, angles.contiguous(), prefix,
                                     pairs == RotaryPairs::Interleaved);
+}
+
+std::pair<torch::Tensor, torch::Tensor> rotate_queries_and_keys(const torch::Tensor& queries,
+                                                                const torch::Tensor& keys,
+                                                                const torch::Tensor& angles,
+                                                                int64_t prefix, RotaryPairs pairs) {
+  check_arguments(queries, angles, prefix);
+  check_arguments(keys, angles, prefix);
+  if (!fused_kernels_enabled() || !rotate_pairs_fused_applies(queries, angles) ||
+      !rotate_pairs_fused_applies(keys, angles))
+    return {rotate_pairs_reference(queries, angles, prefix, pairs),
+            rotate_pairs_reference(keys, angles, prefix, pairs)};
+  const auto turned = RotateQueriesAndKeysFunction::apply(queries, keys, angles.contiguous(),
+                                                          prefix,
+                                                          pairs == RotaryPairs::Interleaved);
+  return {turned[0], turned[1]};
 }
 
 torch::Tensor rotate_pairs_reference(const torch::Tensor& tokens, const torch::Tensor& angles,

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -41,10 +42,8 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
   const auto qkv =
       posenc::linear(tokens, qkv_->weight, qkv_->bias).reshape({batch, count, 3, dim});
   auto q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
-  if (rotate) {
-    q = rotate(q);
-    k = rotate(k);
-  }
+  if (rotate)
+    std::tie(q, k) = rotate(q, k);
   // (B, N, C) -> (B, heads, N, C/heads)
   const auto split_heads = [&](const torch::Tensor& x) {
     return x.reshape({batch, count, heads_, dim / heads_}).transpose(1, 2);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include <torch/types.h>
 
@@ -37,6 +38,13 @@ torch::Tensor rotate_pairs_fused(const torch::Tensor& tokens, const torch::Tenso
                                  int64_t prefix, RotaryPairs pairs);
 torch::Tensor rotate_pairs_reference(const torch::Tensor& tokens, const torch::Tensor& angles,
                                      int64_t prefix, RotaryPairs pairs);
+
+// The queries and the keys of one attention block turned by the same angles: as rotate_pairs on
+// each, with the fused kernel's cos and sin tables made once for both and one autograd node.
+std::pair<torch::Tensor, torch::Tensor> rotate_queries_and_keys(const torch::Tensor& queries,
+                                                                const torch::Tensor& keys,
+                                                                const torch::Tensor& angles,
+                                                                int64_t prefix, RotaryPairs pairs);
 
 // Whether rotate_pairs_fused accepts these tensors (CPU, float32).
 bool rotate_pairs_fused_applies(const torch::Tensor& tokens, const torch::Tensor& angles);

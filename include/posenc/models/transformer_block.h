@@ -9,11 +9,9 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
-namespace posenc {
+#include "posenc/positional_encoding.h"
 
-// What a rotary encoding does to the queries and to the keys of a block's attention, before
-// they split into heads: (B, N, C) -> (B, N, C). Empty: nothing.
-using QueryKeyRotation = std::function<torch::Tensor(const torch::Tensor&)>;
+namespace posenc {
 
 // Multi-head self-attention (ViT): one qkv projection, scaled dot-product per head, output proj.
 class MultiHeadSelfAttentionImpl : public torch::nn::Module {

@@ -228,7 +228,8 @@ TEST(RelposBias, BiasesTheAttentionOfEveryBlockOfAVisionTransformer) {
   EXPECT_TRUE(std::any_of(groups.not_decayed.begin(), groups.not_decayed.end(),
                           [&](const torch::Tensor& t) { return t.is_same(table); }));
   VisionTransformer shared(testing::two_block_vit_options({"relpos_bias:shared=true"}));
-  EXPECT_FALSE(shared->named_parameters().contains("bias_encodings.1.relative_position_bias_table"));
+  EXPECT_FALSE(
+      shared->named_parameters().contains("bias_encodings.1.relative_position_bias_table"));
   EXPECT_EQ(shared->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
   VisionTransformer all(
       testing::two_block_vit_options({"learned1d", "rope_mixed", "relpos_mlp"}));

@@ -87,7 +87,8 @@ class RelativePositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
       return table.select(0, table.size(0) - from_end).view({heads(), 1, 1}).expand(
           {heads(), rows, columns});
     };
-    const auto prefix_rows = torch::cat({entry(1, prefix, prefix), entry(3, prefix, positioned)}, 2);
+    const auto prefix_rows =
+        torch::cat({entry(1, prefix, prefix), entry(3, prefix, positioned)}, 2);
     const auto grid_rows = torch::cat({entry(2, positioned, prefix), bias}, 2);
     return torch::cat({prefix_rows, grid_rows}, 1);
   }

@@ -2,7 +2,8 @@
 // cos and sin of x W_r^T as features, rope_lff turns each head's channel pairs by x W_r^T inside
 // attention, so that a logit depends on the positions of two tokens only through x_i - x_j, for
 // positions of any dimension M in any G groups (point sets, boxes), not only grids.
-//   pair block g of head h (head_dim / 2 / G pairs) turns by x_g W_r[h]^T,  W_r: (heads, pairs/G, M)
+//   pair block g of head h (head_dim / 2 / G pairs) turns by x_g W_r[h]^T,
+//   W_r: (heads, pairs / G, M)
 // As in LFF, W_r is shared by the G groups (each group owns an equal share of the pairs) and
 // initialised N(0, gamma^-2); unlike LFF there is one W_r per attention head (as RoPE-Mixed has
 // per-head frequencies) and no MLP: the angles must stay linear in x to keep the rotation

@@ -1,9 +1,9 @@
 // `rope_mixed`: 2-D rotary position embedding with learnable mixed frequencies (Heo et al.,
 // "Rotary Position Embedding for Vision Transformer", ECCV 2024: RoPE-Mixed; naver-ai/rope-vit's
-// init_random_2d_freqs and compute_mixed_cis). Pair k of head h turns by x * fx[h, k] + y * fy[h, k],
-// so each pair follows a learnt direction in the plane instead of one axis. Initialisation as
-// naver's: magnitudes m_k = temperature^(-4k / head_dim) (k < head_dim / 4) for the first quarter
-// of the pairs and again for the second, with a random angle phi_h per head:
+// init_random_2d_freqs and compute_mixed_cis). Pair k of head h turns by
+// x * fx[h, k] + y * fy[h, k], so each pair follows a learnt direction in the plane instead of one
+// axis. Initialisation as naver's: magnitudes m_k = temperature^(-4k / head_dim) (k < head_dim / 4)
+// for the first quarter of the pairs and again for the second, with a random angle phi_h per head:
 //   fx = [m cos(phi), m cos(phi + pi/2)],   fy = [m sin(phi), m sin(phi + pi/2)].
 // One module per block (the ViT makes one for each), so the frequencies are per block and head,
 // as naver's (2, depth, heads * head_dim / 2) parameter; excluded from weight decay by the models.
@@ -29,13 +29,17 @@ class RopeMixedEncodingImpl : public RotaryEncodingImpl {
                 "rope_mixed temperature (frequency base) must be > 1, got ", temperature);
     const int64_t quarter = head_dim() / 4;
     // (quarter): m_k = temperature^(-4k / head_dim)
-    const auto magnitudes = torch::pow(
-        temperature, torch::arange(quarter, torch::kFloat64) * (-4.0 / static_cast<double>(head_dim())));
-    const auto phi = options.boolean("rotate") ? torch::rand({heads(), 1}, torch::kFloat64) * (2 * M_PI)
-                                               : torch::zeros({heads(), 1}, torch::kFloat64);
+    const auto magnitudes =
+        torch::pow(temperature, torch::arange(quarter, torch::kFloat64) *
+                                    (-4.0 / static_cast<double>(head_dim())));
+    const auto phi = options.boolean("rotate")
+                         ? torch::rand({heads(), 1}, torch::kFloat64) * (2 * M_PI)
+                         : torch::zeros({heads(), 1}, torch::kFloat64);
     // (heads, head_dim / 2) each
-    const auto fx = torch::cat({magnitudes * torch::cos(phi), magnitudes * torch::cos(phi + M_PI / 2)}, 1);
-    const auto fy = torch::cat({magnitudes * torch::sin(phi), magnitudes * torch::sin(phi + M_PI / 2)}, 1);
+    const auto fx =
+        torch::cat({magnitudes * torch::cos(phi), magnitudes * torch::cos(phi + M_PI / 2)}, 1);
+    const auto fy =
+        torch::cat({magnitudes * torch::sin(phi), magnitudes * torch::sin(phi + M_PI / 2)}, 1);
     frequencies_ = register_parameter("freqs", torch::stack({fx, fy}).to(torch::kFloat32));
   }
   bool accepts_positions() const override { return true; }

@@ -170,6 +170,39 @@ TEST(RopeAxial, KeepsTheAnglesOfTheLastGridDtypeAndDevice) {
   EXPECT_TRUE(tokens.grad().defined());
 }
 
+// EVA-02's ref_feat_shape: a grid's patch coordinates times ref / size per axis, so the angles at
+// the reference grid are the plain ones and any other grid spans the same range.
+TEST(RopeAxial, StretchesAnyGridOntoItsReferenceGridAsEva02) {
+  const auto options = torch::TensorOptions(torch::kFloat64);
+  auto angles_of = [&](const std::string& spec, const TokenGrid& grid) {
+    auto encoding = make_encoding(spec, {8, {4, 8, 0}, 1});
+    return dynamic_cast<RotaryEncodingImpl*>(encoding.get())->angles(grid, options);
+  };
+  const std::string stretched = "rope_axial:ref_height=4,ref_width=8";
+  EXPECT_TRUE(torch::allclose(angles_of(stretched, {4, 8, 0}), angles_of("rope_axial", {4, 8, 0})));
+  EXPECT_TRUE(torch::allclose(angles_of(stretched, {8, 16, 1}),
+                              angles_of("rope_axial", {8, 16, 1}) * 0.5));
+  // 2 x 2: the column doubled (x, first half of the pairs), the row doubled too
+  const auto small = angles_of(stretched, {2, 2, 0})[0][3][0];  // row 1, column 1
+  const auto plain = angles_of("rope_axial", {2, 2, 0})[0][3][0];
+  EXPECT_NEAR(small[0].item<double>(), 4.0 * plain[0].item<double>(), 1e-12);
+  EXPECT_NEAR(small[2].item<double>(), 2.0 * plain[2].item<double>(), 1e-12);
+  expect_error_containing([] { make_encoding("rope_axial:ref_height=4", {8, {4, 4, 0}, 1}); },
+                          {"both grid sizes > 0, or both 0"});
+  expect_error_containing(
+      [] {
+        make_encoding("rope_axial:ref_height=4,ref_width=4,coords=normalized", {8, {4, 4, 0}, 1});
+      },
+      {"use one or the other"});
+  auto encoding = make_encoding(stretched, {8, {4, 8, 0}, 1});
+  expect_error_containing(
+      [&] {
+        encoding->forward(torch::randn({1, 3, 8}),
+                          TokenLayout::at_positions(torch::rand({1, 3, 1, 2}), 0));
+      },
+      {"explicit positions are used as given"});
+}
+
 TEST(RopeAxial, SaysWhatTheHeadsAndPositionsMustBe) {
   expect_error_containing([] { make_encoding("rope_axial", {24, {2, 2, 0}, 4}); },
                           {"divisible by 4", "C = 24, heads = 4", "head_dim 6"});
@@ -291,13 +324,15 @@ TEST(RopeAxial, TurnsTheAttentionOfEveryBlockOfAVisionTransformer) {
   EXPECT_EQ(rope->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
   EXPECT_FALSE(torch::allclose(rope->forward(images), plain->forward(images), 1e-4, 1e-4));
   EXPECT_EQ(rope->forward(torch::randn({1, 1, 4, 4})).sizes(), (std::vector<int64_t>{1, 10}));
-  expect_error_containing([&] { rope->positional_signal(images); },
-                          {"only positional encodings act inside attention", "no embedding to probe"});
+  expect_error_containing(
+      [&] { rope->positional_signal(images); },
+      {"only positional encodings act inside attention", "no embedding to probe"});
 
   VisionTransformer with_table(testing::two_block_vit_options({"learned1d", "rope_axial"}));
   EXPECT_EQ(with_table->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
-  expect_error_containing([] { VisionTransformer(testing::two_block_vit_options({"rope_axial", "rope_axial"})); },
-                          {"one rotary encoding", "--pe learned1d --pe rope_axial"});
+  expect_error_containing(
+      [] { VisionTransformer(testing::two_block_vit_options({"rope_axial", "rope_axial"})); },
+      {"one rotary encoding", "--pe learned1d --pe rope_axial"});
   auto odd = testing::two_block_vit_options({"rope_axial"});
   odd.heads = 16;  // head_dim 4: one pair per axis
   EXPECT_EQ(VisionTransformer(odd)->forward(images).sizes(), (std::vector<int64_t>{2, 10}));

@@ -22,7 +22,16 @@ class RopeAxialEncodingImpl : public RotaryEncodingImpl {
       : RotaryEncodingImpl(options, context),
         temperature_(options.number("temperature")),
         row_first_(options.choice("indexing") == "ij"),
-        normalized_(options.choice("coords") == "normalized") {
+        normalized_(options.choice("coords") == "normalized"),
+        reference_height_(options.integer("ref_height")),
+        reference_width_(options.integer("ref_width")) {
+    TORCH_CHECK(reference_height_ >= 0 && reference_width_ >= 0 &&
+                    (reference_height_ > 0) == (reference_width_ > 0),
+                "rope_axial ref_height and ref_width (EVA-02's ref_feat_shape) are both grid sizes "
+                "> 0, or both 0 for none; got ", reference_height_, " x ", reference_width_);
+    TORCH_CHECK(reference_height_ == 0 || !normalized_, "rope_axial coords=normalized already "
+                "maps every grid onto [-1, 1]; a reference grid (ref_height, ref_width) rescales "
+                "patch coordinates: use one or the other");
     TORCH_CHECK(head_dim() % 4 == 0, "rope_axial gives x and y half of each head's rotation "
                 "pairs: C / heads must be divisible by 4, got C = ", dim(), ", heads = ", heads(),
                 " (head_dim ", head_dim(), ")");
@@ -37,10 +46,19 @@ class RopeAxialEncodingImpl : public RotaryEncodingImpl {
                                const torch::TensorOptions& options) override {
     torch::Tensor first, second;  // (1 or B, P): the coordinates of the two halves
     if (layout.is_grid()) {
-      const auto [x, y] = grid_coordinates(layout.grid(), normalized_, options);
+      auto [x, y] = grid_coordinates(layout.grid(), normalized_, options);
+      if (reference_height_ > 0) {
+        // EVA-02: any grid's coordinates stretched onto the reference grid's, t * ref / size
+        x = x * (static_cast<double>(reference_width_) / static_cast<double>(layout.grid().width));
+        y = y * (static_cast<double>(reference_height_) /
+                 static_cast<double>(layout.grid().height));
+      }
       first = row_first_ ? y : x;
       second = row_first_ ? x : y;
     } else {
+      TORCH_CHECK(reference_height_ == 0, "rope_axial ref_height and ref_width rescale a token "
+                  "grid's coordinates; explicit positions are used as given: scale them, and "
+                  "leave the reference grid at 0");
       TORCH_CHECK(!normalized_, "rope_axial coords=normalized maps a token grid onto [-1, 1]; "
                   "explicit positions are used as given: scale them, and use coords=patch");
       check_position_shape(layout, 1, 2);
@@ -64,6 +82,7 @@ class RopeAxialEncodingImpl : public RotaryEncodingImpl {
   double temperature_;
   bool row_first_;
   bool normalized_;
+  int64_t reference_height_, reference_width_;  // 0: no reference grid
 };
 
 }  // namespace
@@ -88,7 +107,12 @@ EncodingDefinition rope_axial_definition() {
         "patch",
         "grid coordinates: patch = row and column indices in patch units (naver); normalized = "
         "patch centres in [-1, 1] across the grid, angles 2 pi x f_k (DINOv3)",
-        {"patch", "normalized"}}});
+        {"patch", "normalized"}},
+       {"ref_height", OptionType::Integer, 0,
+        "EVA-02's ref_feat_shape (with ref_width): patch coordinates of any H x W grid rescaled "
+        "by ref / size, so every grid spans the reference grid's range; 0 = none (naver, timm's "
+        "vit_*_rope_*)"},
+       {"ref_width", OptionType::Integer, 0, "the reference grid's width, with ref_height"}});
 }
 
 }  // namespace posenc

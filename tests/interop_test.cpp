@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "posenc/encoding_spec.h"
 #include "posenc/interop/pytorch_models.h"
 #include "posenc/interop/torch_save_files.h"
 #include "posenc/train/checkpoint.h"
@@ -55,6 +56,59 @@ TEST(PyTorchInterop, AnExportedModelImportsBackToTheSameOutputs) {
     const auto images = torch::randn({2, 3, 20, 20});
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::equal(imported.model->forward(images), model->forward(images))) << family;
+  }
+}
+
+// timm's eva.py RoPE ViTs (naver's RoPE-Axial and RoPE-Mixed, with or without a learned table):
+// exported under eva.py's names (layer scale as gamma_1, gamma_2; the blocks' RoPE-Mixed
+// frequencies as one rope.freqs), named for the timm factory that rebuilds them, and imported
+// back to the same outputs.
+TEST(PyTorchInterop, RopeVitsExportUnderTimmsEvaNamesAndImportBack) {
+  struct Case {
+    std::vector<std::string> encodings;
+    std::string architecture;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"rope_axial"}, "vit_base_patch16_rope_224"},
+           {{"rope_mixed"}, "vit_base_patch16_rope_mixed_224"},
+           {{"learned1d", "rope_mixed"}, "vit_base_patch16_rope_mixed_ape_224"},
+           {{"learned1d", "rope_axial"}, "vit_base_patch16_rope_ape_224"}}) {
+    SCOPED_TRACE(c.architecture);
+    auto options = small_model("rope_axial");
+    options.encodings = c.encodings;
+    options.layer_scale = 0.1;
+    torch::manual_seed(5);
+    VisionTransformer model(options);
+    model->eval();
+    const auto state = export_pytorch_model(*model);
+    EXPECT_EQ(exported_family(options), "timm-rope-vit");
+    EXPECT_EQ(exported_model_config(options).config.architecture, c.architecture);
+    EXPECT_EQ(state.count("blocks.1.gamma_2"), 1U);
+    EXPECT_EQ(state.count("blocks.1.ls2.gamma"), 0U);
+    const bool mixed = c.encodings.back() == "rope_mixed";
+    ASSERT_EQ(state.count("rope.freqs"), mixed ? 1U : 0U);
+    if (mixed) {  // (2, depth, heads, head_dim / 2)
+      EXPECT_EQ(state.at("rope.freqs").sizes(), (std::vector<int64_t>{2, 2, 2, 16}));
+      EXPECT_EQ(state.count("rotary_encodings.0.freqs"), 0U);
+    }
+    TemporaryFolder folder;
+    write_torch_state_dict(folder.path("model.pth"), state);
+    ImportOptions import;
+    import.family = "timm-rope-vit";
+    import.heads = options.heads;
+    import.image_height = import.image_width = 16;
+    auto imported = import_pytorch_model(read_torch_state_dict(folder.path("model.pth")), import);
+    std::vector<std::string> types;  // the import resolves every option
+    for (const auto& spec : imported.model->options().encodings)
+      types.push_back(parse_encoding_spec(spec).at("type").get<std::string>());
+    EXPECT_EQ(types, c.encodings);
+    EXPECT_GT(imported.model->options().layer_scale, 0.0);
+    // resolved specs at their defaults still name the timm factory
+    EXPECT_EQ(exported_model_config(imported.model->options()).config.architecture,
+              c.architecture);
+    const auto images = torch::randn({2, 3, 20, 24});
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(imported.model->forward(images), model->forward(images)));
   }
 }
 

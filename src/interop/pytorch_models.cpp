@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include "posenc/encoding_registry.h"
 #include "posenc/encoding_spec.h"
 #include "posenc/grid_table_resampling.h"
 
@@ -17,12 +18,27 @@ std::string describe_tensor(const torch::Tensor& tensor) {
   return c10::str(tensor.sizes(), " ", tensor.scalar_type());
 }
 
+// The family timm's eva.py RoPE ViTs import as: naver's RoPE-Axial and RoPE-Mixed models
+// (vit_*_patch16_rope_224, _rope_mixed_224, and their _ape_ variants with a learned table).
+constexpr const char* kTimmRopeFamily = "timm-rope-vit";
+// Their rope_mixed frequencies, one (2, depth, heads, head_dim / 2) tensor for all blocks;
+// posenc has one (2, heads, head_dim / 2) per block.
+constexpr const char* kTimmRopeFrequencies = "rope.freqs";
+const std::regex& block_frequencies_name() {
+  static const std::regex name(R"(rotary_encodings\.(\d+)\.freqs)");
+  return name;
+}
+
 // posenc's name of a tensor -> its name in the PyTorch family (the one table both directions
-// use). posenc already follows timm for the transformer; only the encodings are renamed.
-std::string pytorch_name(const std::string& posenc_name) {
+// use). posenc already follows timm's VisionTransformer for the transformer; only the encodings
+// are renamed, and eva.py's layer scale (gamma_1, gamma_2 for timm's ls1.gamma, ls2.gamma).
+std::string pytorch_name(const std::string& posenc_name, const std::string& family) {
   static const std::regex peg(R"(conditional_encodings\.(\d+)\.(weight|bias))");
   static const std::regex lff(R"(additive_encodings\.0\.(Wr\.weight|mlp\.[02]\.(weight|bias)))");
+  static const std::regex layer_scale(R"(blocks\.(\d+)\.ls([12])\.gamma)");
   std::smatch match;
+  if (family == kTimmRopeFamily && std::regex_match(posenc_name, match, layer_scale))
+    return "blocks." + match[1].str() + ".gamma_" + match[2].str();
   if (std::regex_match(posenc_name, match, peg))
     return "pos_block." + match[1].str() + ".proj.0." + match[2].str();
   if (std::regex_match(posenc_name, match, lff))
@@ -92,6 +108,30 @@ int64_t timm_heads_for_width(int64_t dim, std::vector<std::string>& notes) {
   notes.push_back(c10::str("heads = dim / 64 = ", dim / 64, " (timm's ViT/DeiT sizes; the "
                            "tensors cannot tell; --heads sets it)"));
   return dim / 64;
+}
+
+// eva.py's _ape_ models keep no table row for the class token (no_embed_class=True), posenc's
+// learned1d has one: a zero row is put in front, so that the class token gets nothing added, as
+// there. A table has no such row when its rows make the grid by themselves (the --table-grid
+// asked for, else a square) and with the prefix rows left out would not.
+torch::Tensor with_prefix_rows(const torch::Tensor& table, int64_t prefix,
+                               const ImportOptions& import, std::vector<std::string>* notes) {
+  if (import.family != kTimmRopeFamily || prefix == 0 || table.dim() != 3)
+    return table;
+  const auto square = [](int64_t n) {
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+    return n > 0 && side * side == n;
+  };
+  const int64_t rows = table.size(1);
+  const bool grid_only = import.table_height > 0
+                             ? rows == import.table_height * import.table_width
+                             : square(rows) && !square(rows - prefix);
+  if (!grid_only)
+    return table;
+  if (notes != nullptr)
+    notes->push_back(c10::str("pos_embed has no row for the class token (timm's "
+                              "no_embed_class=True): a zero row put in front for learned1d"));
+  return torch::cat({torch::zeros({1, prefix, table.size(2)}, table.options()), table}, 1);
 }
 
 // The grid of a timm-vit pos_embed (1, prefix + H*W, C): the one asked for, else a square one.
@@ -191,10 +231,17 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   int64_t image_height = size_given ? import.image_height : size_known ? timm.image_height : 224;
   int64_t image_width = size_given ? import.image_width : size_known ? timm.image_width : 224;
 
-  TORCH_CHECK(family == "timm-vit" || (import.table_height == 0 && import.table_width == 0),
-              "a table grid is for timm-vit's pos_embed; a ", family, " model has no table");
-  if (family == "timm-vit") {
-    const auto& table = required(state, "pos_embed", family, "the learned position table");
+  // layer scale: its starting value is not in the tensors, and the weights replace it
+  if (state.count(family == kTimmRopeFamily ? "blocks.0.gamma_1" : "blocks.0.ls1.gamma") > 0)
+    options.layer_scale = 1e-5;
+  const bool learned_table =
+      family == "timm-vit" || (family == kTimmRopeFamily && state.count("pos_embed") > 0);
+  TORCH_CHECK(learned_table || (import.table_height == 0 && import.table_width == 0),
+              "a table grid is for a learned pos_embed; this ", family, " model has none");
+  if (learned_table) {
+    const auto table = with_prefix_rows(
+        required(state, "pos_embed", family, "the learned position table"),
+        options.prefix_tokens(), import, &notes);
     TORCH_CHECK(table.dim() == 3 && table.size(0) == 1 && table.size(2) == options.dim,
                 "pos_embed must be (1, tokens, ", options.dim, "), got ", describe_tensor(table));
     // prefix tokens posenc's ViT does not have: named here, before their table rows would be
@@ -214,6 +261,28 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     }
     options.encodings = {"learned1d"};
     options.conditional_after_blocks = {};
+  }
+  if (family == kTimmRopeFamily) {
+    if (!learned_table)
+      options.encodings.clear();
+    options.conditional_after_blocks = {};
+    const auto frequencies = state.find(kTimmRopeFrequencies);
+    if (frequencies != state.end()) {
+      const auto& freqs = frequencies->second;
+      TORCH_CHECK(freqs.dim() == 4 && freqs.size(0) == 2 && freqs.size(1) == options.depth &&
+                      freqs.size(2) == options.heads &&
+                      2 * freqs.size(3) * options.heads == options.dim,
+                  "rope.freqs must be (2, depth, heads, head_dim / 2) = (2, ", options.depth, ", ",
+                  options.heads, ", ", options.dim / options.heads / 2, ") for RoPE-Mixed, got ",
+                  describe_tensor(freqs), " (are the heads right? --heads sets them)");
+      options.encodings.push_back("rope_mixed");
+      notes.push_back("rotary: rope_mixed (rope.freqs, RoPE-Mixed's learnt frequencies)");
+    } else {
+      options.encodings.push_back("rope_axial");
+      notes.push_back("rotary: rope_axial with naver's temperature 100 (timm's vit_*_rope_*; "
+                      "RoPE-Axial has no tensors, so a model without rotary attention would "
+                      "read the same)");
+    }
   } else if (family == "cpvt") {
     const int64_t pegs = count_numbered(state, std::regex(R"(pos_block\.(\d+)\.proj\.0\.weight)"),
                                         "pos_block modules");
@@ -250,7 +319,7 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
     options.encodings = {c10::str("lff:F=", 2 * wr.size(0), ",H=", hidden.size(0))};
     options.conditional_after_blocks = {};
     notes.push_back("LFF positions: patch centres (row + 0.5, column + 0.5) in patch units");
-  } else {
+  } else if (family != "timm-vit") {
     std::string families;
     for (const auto& name : pytorch_model_families())
       families += (families.empty() ? "" : ", ") + name;
@@ -265,7 +334,7 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
 }  // namespace
 
 const std::vector<std::string>& pytorch_model_families() {
-  static const std::vector<std::string> families{"timm-vit", "cpvt", "lff"};
+  static const std::vector<std::string> families{"timm-vit", kTimmRopeFamily, "cpvt", "lff"};
   return families;
 }
 
@@ -282,7 +351,21 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
   for (const auto& buffer : imported.model->named_buffers())
     items.insert(buffer.key(), buffer.value());
   for (const auto& item : items) {
-    const std::string name = pytorch_name(item.key());
+    std::smatch block;
+    if (import.family == kTimmRopeFamily &&
+        std::regex_match(item.key(), block, block_frequencies_name())) {
+      // block i's (2, heads, head_dim / 2) from the (2, depth, ...) of all blocks (checked above)
+      const auto& all_blocks = state.at(kTimmRopeFrequencies);
+      used.insert(kTimmRopeFrequencies);
+      if (!torch::isfinite(all_blocks).all().item<bool>()) {
+        not_finite += c10::str("\n  ", kTimmRopeFrequencies, " ", describe_tensor(all_blocks));
+        continue;
+      }
+      const int64_t index = std::stoll(block[1].str());
+      assignments.emplace_back(item.value(), all_blocks.select(1, index).to(torch::kFloat32));
+      continue;
+    }
+    const std::string name = pytorch_name(item.key(), import.family);
     const auto found = state.find(name);
     if (found == state.end()) {
       problems += c10::str("\n  missing: ", name, " ", describe_tensor(item.value()));
@@ -290,6 +373,8 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
     }
     used.insert(name);
     torch::Tensor tensor = found->second;
+    if (name == "pos_embed")
+      tensor = with_prefix_rows(tensor, options.prefix_tokens(), import, nullptr);
     if (!tensor.is_floating_point()) {
       problems += c10::str("\n  not floating point: ", name, " is ", describe_tensor(tensor));
       continue;
@@ -338,6 +423,31 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
   return imported;
 }
 
+namespace {
+
+// Whether every option of an encoding spec (resolved, as checkpoints store them, or not) is at
+// its registered default.
+bool at_defaults(const std::string& spec) {
+  const auto config = parse_encoding_spec(spec);
+  for (const auto& option : find_encoding(config.at("type").get<std::string>()).options)
+    if (config.contains(option.key) && config.at(option.key) != option.default_value)
+      return false;
+  return true;
+}
+
+}  // namespace
+
+std::string exported_family(const VisionTransformerOptions& options) {
+  std::vector<std::string> types;
+  for (const auto& spec : options.encodings)
+    types.push_back(parse_encoding_spec(spec).value("type", ""));
+  const bool table = types.size() == 2 && types[0] == "learned1d";
+  const std::string& rotary = types.empty() ? "" : types.back();
+  const bool timm_rotary = rotary == "rope_axial" || rotary == "rope_mixed";
+  return timm_rotary && (types.size() == 1 || table) && options.head == "token" ? kTimmRopeFamily
+                                                                              : "timm-vit";
+}
+
 ExportedModelConfig exported_model_config(const VisionTransformerOptions& options) {
   ExportedModelConfig exported;
   auto& config = exported.config;
@@ -360,20 +470,48 @@ ExportedModelConfig exported_model_config(const VisionTransformerOptions& option
                          {"depth", options.depth},
                          {"num_heads", options.heads},
                          {"mlp_ratio", options.mlp_ratio}};
+  if (options.layer_scale > 0.0)
+    exported.model_args["init_values"] = options.layer_scale;
   // timm builds the family itself: a learned table and the class token's head (its avg heads
   // add an fc_norm that posenc's GAP head does not have)
   if (options.encodings.size() == 1 && options.head == "token" &&
       parse_encoding_spec(options.encodings[0]).value("type", "") == "learned1d")
     config.architecture = "vit_base_patch16_224";  // every size argument is in model_args
+  // and eva.py's RoPE ViTs, whose factories set naver's rotary defaults (posenc's too)
+  if (exported_family(options) == kTimmRopeFamily) {
+    const bool table = options.encodings.size() == 2;
+    const bool mixed =
+        parse_encoding_spec(options.encodings.back()).value("type", "") == "rope_mixed";
+    if (at_defaults(options.encodings.back()))
+      config.architecture = c10::str("vit_base_patch16_rope_", mixed ? "mixed_" : "",
+                                     table ? "ape_" : "", "224");
+    // the factories' layer scale is 1e-5: none must be said
+    if (options.layer_scale == 0.0)
+      exported.model_args["init_values"] = nullptr;
+    // the _ape_ factories make a table without the class token's row; posenc's has one
+    if (table)
+      exported.model_args["no_embed_class"] = false;
+  }
   return exported;
 }
 
 StateDict export_pytorch_model(const VisionTransformerImpl& model) {
+  const std::string family = exported_family(model.options());
   StateDict state;
-  for (const auto& item : model.named_parameters())
-    state[pytorch_name(item.key())] = item.value().detach();
+  std::vector<torch::Tensor> block_frequencies;  // rope_mixed's, by block
+  for (const auto& item : model.named_parameters()) {
+    std::smatch block;
+    if (family == kTimmRopeFamily &&
+        std::regex_match(item.key(), block, block_frequencies_name())) {
+      block_frequencies.push_back(item.value().detach());  // named_parameters: in block order
+      continue;
+    }
+    state[pytorch_name(item.key(), family)] = item.value().detach();
+  }
   for (const auto& item : model.named_buffers())
-    state[pytorch_name(item.key())] = item.value().detach();
+    state[pytorch_name(item.key(), family)] = item.value().detach();
+  if (!block_frequencies.empty())  // (2, heads, pairs) per block -> (2, depth, heads, pairs)
+    state[kTimmRopeFrequencies] = torch::stack(block_frequencies, 1);
   return state;
 }
 

@@ -86,25 +86,36 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   return posenc::linear(hidden, fc2_->weight, fc2_->bias);
 }
 
+LayerScaleImpl::LayerScaleImpl(int64_t dim, double init_value) {
+  gamma_ = register_parameter("gamma", torch::full({dim}, init_value));
+}
+
 TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio,
-                                           double drop_path)
+                                           double drop_path, double layer_scale)
     : drop_path_(drop_path) {
   TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "drop_path must be in [0, 1), got ", drop_path);
+  TORCH_CHECK(layer_scale >= 0.0 && std::isfinite(layer_scale),
+              "layer_scale must be 0 (none) or a positive initial gamma, got ", layer_scale);
   norm1_ =
       register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   attn_ = register_module("attn", MultiHeadSelfAttention(dim, heads));
   norm2_ =
       register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   mlp_ = register_module("mlp", FeedForward(dim, static_cast<int64_t>(dim * mlp_ratio)));
+  if (layer_scale > 0.0) {
+    ls1_ = register_module("ls1", LayerScale(dim, layer_scale));
+    ls2_ = register_module("ls2", LayerScale(dim, layer_scale));
+  }
 }
 
 torch::nn::ModuleList make_transformer_blocks(int64_t depth, int64_t dim, int64_t heads,
-                                              double mlp_ratio, double drop_path) {
+                                              double mlp_ratio, double drop_path,
+                                              double layer_scale) {
   torch::nn::ModuleList blocks;
   for (int64_t b = 0; b < depth; ++b) {
     const double rate =
         depth > 1 ? drop_path * static_cast<double>(b) / static_cast<double>(depth - 1) : 0.0;
-    blocks->push_back(TransformerBlock(dim, heads, mlp_ratio, rate));
+    blocks->push_back(TransformerBlock(dim, heads, mlp_ratio, rate, layer_scale));
   }
   return blocks;
 }
@@ -122,9 +133,14 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& tokens,
                                             const torch::Tensor& key_mask,
                                             const QueryKeyRotation& rotate,
                                             const torch::Tensor& logit_bias) {
-  auto x = tokens +
-           drop_path(attn_->forward(norm1_->forward(tokens), key_mask, rotate, logit_bias));
-  return x + drop_path(mlp_->forward(norm2_->forward(x)));
+  auto attended = attn_->forward(norm1_->forward(tokens), key_mask, rotate, logit_bias);
+  if (ls1_)
+    attended = ls1_->forward(attended);
+  const auto x = tokens + drop_path(attended);
+  auto transformed = mlp_->forward(norm2_->forward(x));
+  if (ls2_)
+    transformed = ls2_->forward(transformed);
+  return x + drop_path(transformed);
 }
 
 }  // namespace posenc

@@ -30,6 +30,8 @@ void VisionTransformerOptions::validate() const {
   TORCH_CHECK(mlp_ratio > 0.0, "model mlp_ratio must be > 0, got ", mlp_ratio);
   TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "model drop_path must be in [0, 1), got ",
               drop_path);
+  TORCH_CHECK(layer_scale >= 0.0 && std::isfinite(layer_scale),
+              "model layer_scale must be 0 (none) or a positive initial gamma, got ", layer_scale);
   TORCH_CHECK(head == "token" || head == "gap" || head == "gap_with_token",
               "model head must be 'token' (class token), 'gap' (global average pooling, no class "
               "token) or 'gap_with_token' (global average pooling beside a class token), got '",
@@ -43,8 +45,8 @@ void VisionTransformerOptions::validate() const {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VisionTransformerOptions, image_channels, classes,
                                                 image_height, image_width, patch_size, dim, depth,
-                                                heads, mlp_ratio, drop_path, head, encodings,
-                                                conditional_after_blocks, pad_to_patch)
+                                                heads, mlp_ratio, drop_path, layer_scale, head,
+                                                encodings, conditional_after_blocks, pad_to_patch)
 
 nlohmann::json VisionTransformerOptions::to_json() const {
   return nlohmann::json(*this);
@@ -130,7 +132,8 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   }
   blocks_ = register_module("blocks",
                             make_transformer_blocks(options_.depth, options_.dim, options_.heads,
-                                                    options_.mlp_ratio, options_.drop_path));
+                                                    options_.mlp_ratio, options_.drop_path,
+                                                    options_.layer_scale));
   norm_ = register_module(
       "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
   head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));

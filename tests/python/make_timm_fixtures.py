@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 
 import timm
+import timm.models.eva as timm_eva
 import timm.models.vision_transformer as timm_vit
 import torchvision
 from timm.models.twins import PosConv
@@ -94,8 +95,8 @@ def randomise(module, seed):
     """Every floating tensor of the state dict (timm's names) redrawn from a seeded generator:
     norm weights
     1 + N(0, 0.2^2), biases N(0, 0.1^2), layer-scale gammas 0.5 + N(0, 0.1^2), the class, register
-    and distillation tokens and the position table N(0, 0.5^2), every other weight
-    N(0, 1/fan_in)."""
+    and distillation tokens, the position table and RoPE-Mixed's frequencies N(0, 0.5^2), every
+    other weight N(0, 1/fan_in)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in module.state_dict_for_export().items():  # views of the parameters
@@ -108,8 +109,10 @@ def randomise(module, seed):
                 value = 1.0 + 0.2 * noise
             elif leaf == "bias":
                 value = 0.1 * noise
-            elif leaf == "gamma":
+            elif leaf in ("gamma", "gamma_1", "gamma_2"):  # VisionTransformer's, eva.py's
                 value = 0.5 + 0.1 * noise
+            elif leaf == "freqs":  # eva.py's RoPE-Mixed frequencies (2, depth, heads, pairs)
+                value = 0.5 * noise
             elif name in ("cls_token", "reg_token", "dist_token", "pos_embed"):
                 value = 0.5 * noise
             else:
@@ -217,11 +220,10 @@ CASES = [
          about="DeiT III: no_embed_class=True and layer scale (init_values)"),
     dict(name="vit_layer_scale", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, init_values=1e-5),
-         family="timm-vit", flags=["--heads", "2"],
-         lacks="layer scale (blocks.N.ls1.gamma, ls2.gamma)",
-         expect="refuse",
-         fragments=["blocks.0.ls1.gamma", "blocks.0.ls2.gamma"], sizes=[(32, 32)],
-         about="layer scale (init_values): per-channel gammas on both residual branches"),
+         family="timm-vit", flags=["--heads", "2"], expect="match",
+         sizes=[(32, 32), (32, 48)],
+         about="layer scale (init_values): per-channel gammas on both residual branches "
+               "(blocks.N.ls1.gamma, ls2.gamma)"),
     dict(name="vit_no_qkv_bias", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, qkv_bias=False),
          family="timm-vit", flags=["--heads", "2"],
@@ -273,6 +275,30 @@ CASES = [
          sizes=[(16, 64), (32, 32)],
          about="trained at 16x64: a 2x8 table whose 16 grid rows would also make a 4x4 grid, "
                "so only --table-grid 2x8 tells posenc; at 32x32 both resample 2x8 to 4x4"),
+    # -- timm's eva.py RoPE ViTs (naver's RoPE-ViT): layer scale 1e-5, class token -----------
+    dict(name="vit_rope_axial", model="vit_small_patch16_rope_224",
+         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         family="timm-rope-vit", flags=["--heads", "3", "--image-size", "32"], expect="match",
+         sizes=[(32, 32), (32, 48)],
+         about="RoPE-Axial (temperature 100, xy, interleaved pairs), no table: timm turns q and k "
+               "of the grid tokens by its RotaryEmbeddingCat of each input's own grid"),
+    dict(name="vit_rope_mixed", model="vit_small_patch16_rope_mixed_224",
+         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         family="timm-rope-vit", flags=["--heads", "3", "--image-size", "32"], expect="match",
+         sizes=[(32, 32), (48, 32)],
+         about="RoPE-Mixed: rope.freqs (2, depth, heads, head_dim / 2), learnt frequencies per "
+               "block and head, no table"),
+    dict(name="vit_rope_axial_ape", model="vit_small_patch16_rope_ape_224",
+         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         family="timm-rope-vit", flags=["--heads", "3"], expect="match",
+         sizes=[(32, 32), (32, 48)],
+         about="RoPE-Axial + APE: a learned table without the class token's row "
+               "(no_embed_class=True), resampled by timm to 4x6 at 32x48"),
+    dict(name="vit_rope_mixed_ape", model="vit_small_patch16_rope_mixed_ape_224",
+         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         family="timm-rope-vit", flags=["--heads", "3"], expect="match",
+         sizes=[(32, 32), (24, 40)],
+         about="RoPE-Mixed + APE (no_embed_class=True); at 24x40 the table is resampled to 3x5"),
 ]
 
 
@@ -280,20 +306,22 @@ RESAMPLED = []  # each call of timm's resample_abs_pos_embed that changed the ta
 
 
 def watch_resampling():
-    """Records when timm's VisionTransformer (its _pos_embed with dynamic_img_size, and
+    """Records when timm's VisionTransformer or Eva (their _pos_embed with dynamic_img_size, and
     checkpoint_filter_fn) resamples a table with timm.layers.resample_abs_pos_embed, so that the
     manifest can say which inputs made timm resample; the values are timm's own."""
-    resample = timm_vit.resample_abs_pos_embed
+    for module in (timm_vit, timm_eva):
+        resample = module.resample_abs_pos_embed
 
-    def recording(posemb, new_size, old_size=None, num_prefix_tokens=1, **options):
-        result = resample(posemb, new_size, old_size, num_prefix_tokens, **options)
-        if result is not posemb:
-            old = "x".join(map(str, old_size)) if old_size is not None else "square"
-            new = "x".join(map(str, new_size))
-            RESAMPLED.append(f"{old} -> {new} grid, {num_prefix_tokens} prefix rows kept")
-        return result
+        def recording(posemb, new_size, old_size=None, num_prefix_tokens=1, resample=resample,
+                      **options):
+            result = resample(posemb, new_size, old_size, num_prefix_tokens, **options)
+            if result is not posemb:
+                old = "x".join(map(str, old_size)) if old_size is not None else "square"
+                new = "x".join(map(str, new_size))
+                RESAMPLED.append(f"{old} -> {new} grid, {num_prefix_tokens} prefix rows kept")
+            return result
 
-    timm_vit.resample_abs_pos_embed = recording
+        module.resample_abs_pos_embed = recording
 
 
 def build(case):

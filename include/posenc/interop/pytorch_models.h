@@ -61,7 +61,8 @@ struct ImportedModel {
 ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& options);
 
 // The config.json that `posenc export` writes beside the state dict: classes, heads, input
-// size, global_pool and the CPVT blocks; for a timm-vit model with a class-token head also
+// size, global_pool and the CPVT blocks; for a timm-vit model with a class-token head, and for
+// the timm-rope-vit models at their defaults (vit_base_patch16_rope_[mixed_][ape_]224), also
 // timm's architecture and the model_args that rebuild it (timm.create_model(architecture,
 // **model_args)). The caller adds the normalisation and class names.
 struct ExportedModelConfig {
@@ -70,8 +71,15 @@ struct ExportedModelConfig {
 };
 ExportedModelConfig exported_model_config(const VisionTransformerOptions& options);
 
+// The family whose names an export uses: timm-rope-vit (timm's eva.py) for a class-token model
+// with rope_axial or rope_mixed, alone or after a learned table; timm-vit otherwise (whose names
+// are also cpvt's and lff's).
+std::string exported_family(const VisionTransformerOptions& options);
+
 // The model's tensors under the names of its family (timm-vit, cpvt or lff by its encodings;
-// encodings without a PyTorch counterpart keep posenc's names), ready for torch.save.
+// timm-rope-vit as exported_family says: layer scale as gamma_1, gamma_2 and rope_mixed's
+// frequencies stacked as rope.freqs; encodings without a PyTorch counterpart keep posenc's
+// names), ready for torch.save.
 StateDict export_pytorch_model(const VisionTransformerImpl& model);
 
 }  // namespace posenc

@@ -51,13 +51,27 @@ class FeedForwardImpl : public torch::nn::Module {
 };
 TORCH_MODULE(FeedForward);
 
+// Layer scale (CaiT; timm's init_values): a learnt per-channel factor on a residual branch,
+// (..., C) * gamma (C), gamma starting at `init_value`.
+class LayerScaleImpl : public torch::nn::Module {
+ public:
+  LayerScaleImpl(int64_t dim, double init_value);
+  torch::Tensor forward(const torch::Tensor& x) { return x * gamma_; }
+
+ private:
+  torch::Tensor gamma_;
+};
+TORCH_MODULE(LayerScale);
+
 // A pre-norm Transformer encoder block (DeiT):
 //   x = x + DropPath(Attention(LayerNorm(x)));  x = x + DropPath(MLP(LayerNorm(x)))
 // DropPath (stochastic depth) zeroes a sample's residual branch with probability drop_path in
-// training and rescales the kept ones by 1 / (1 - drop_path).
+// training and rescales the kept ones by 1 / (1 - drop_path). With layer_scale > 0 each branch is
+// multiplied by its own per-channel gammas first (ls1, ls2, timm's names), starting at that value.
 class TransformerBlockImpl : public torch::nn::Module {
  public:
-  TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path);
+  TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path,
+                       double layer_scale = 0.0);
   // tokens (B, N, C) -> (B, N, C); key_mask, rotate and logit_bias as in MultiHeadSelfAttention
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
                         const QueryKeyRotation& rotate = {},
@@ -72,14 +86,17 @@ class TransformerBlockImpl : public torch::nn::Module {
   MultiHeadSelfAttention attn_{nullptr};
   torch::nn::LayerNorm norm2_{nullptr};
   FeedForward mlp_{nullptr};
+  LayerScale ls1_{nullptr}, ls2_{nullptr};  // null without layer scale
 };
 TORCH_MODULE(TransformerBlock);
 
 // `depth` blocks whose stochastic-depth rate grows linearly from 0 at the first block to
 // `drop_path` at the last (DeiT). The caller initialises them (initialise_like_timm) once the
-// rest of its model is built, so a seed draws the same weights as it always did.
+// rest of its model is built, so a seed draws the same weights as it always did. layer_scale as
+// TransformerBlock's.
 torch::nn::ModuleList make_transformer_blocks(int64_t depth, int64_t dim, int64_t heads,
-                                              double mlp_ratio, double drop_path);
+                                              double mlp_ratio, double drop_path,
+                                              double layer_scale = 0.0);
 
 // timm's ViT initialisation of every Linear and LayerNorm in `module`: weights N(0, 0.02) (timm's
 // truncation at +-2 std is inert at this std), biases 0, norms 1 and 0.

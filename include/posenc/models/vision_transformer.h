@@ -31,6 +31,9 @@ struct VisionTransformerOptions {
   int64_t heads = 3;
   double mlp_ratio = 4.0;
   double drop_path = 0.1;  // stochastic depth rate of the last block, linear from 0
+  // Layer scale (timm's init_values): per-channel gammas on both residual branches of every
+  // block, starting at this value; 0 = none (DeiT, CPVT). timm's RoPE ViTs use 1e-5.
+  double layer_scale = 0.0;
   // "token": classify the class token (DeiT, CPVT); "gap": no class token, classify the global
   // average of the patch tokens (CPVT-GAP); "gap_with_token": keep a class token in the sequence
   // but classify the average of the patch tokens (timm's class_token=True, global_pool='avg',

@@ -127,6 +127,8 @@ def randomise(module, seed):
 SMALL = dict(img_size=32, patch_size=8, num_classes=10, dynamic_img_size=True)
 # Variants posenc refuses only need to reach its checks: one block, narrower, grey images.
 TINY = dict(SMALL, embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0, in_chans=1)
+# eva.py's RoPE ViTs: 3 heads of 16 channels (RoPE needs head_dim divisible by 4)
+ROPE_VIT = dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3)
 
 CASES = [
     # -- imported and matched ---------------------------------------------------------------
@@ -277,25 +279,25 @@ CASES = [
                "so only --table-grid 2x8 tells posenc; at 32x32 both resample 2x8 to 4x4"),
     # -- timm's eva.py RoPE ViTs (naver's RoPE-ViT): layer scale 1e-5, class token -----------
     dict(name="vit_rope_axial", model="vit_small_patch16_rope_224",
-         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         kwargs=ROPE_VIT,
          family="timm-rope-vit", flags=["--heads", "3", "--image-size", "32"], expect="match",
          sizes=[(32, 32), (32, 48)],
          about="RoPE-Axial (temperature 100, xy, interleaved pairs), no table: timm turns q and k "
                "of the grid tokens by its RotaryEmbeddingCat of each input's own grid"),
     dict(name="vit_rope_mixed", model="vit_small_patch16_rope_mixed_224",
-         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         kwargs=ROPE_VIT,
          family="timm-rope-vit", flags=["--heads", "3", "--image-size", "32"], expect="match",
          sizes=[(32, 32), (48, 32)],
          about="RoPE-Mixed: rope.freqs (2, depth, heads, head_dim / 2), learnt frequencies per "
                "block and head, no table"),
     dict(name="vit_rope_axial_ape", model="vit_small_patch16_rope_ape_224",
-         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         kwargs=ROPE_VIT,
          family="timm-rope-vit", flags=["--heads", "3"], expect="match",
          sizes=[(32, 32), (32, 48)],
          about="RoPE-Axial + APE: a learned table without the class token's row "
                "(no_embed_class=True), resampled by timm to 4x6 at 32x48"),
     dict(name="vit_rope_mixed_ape", model="vit_small_patch16_rope_mixed_ape_224",
-         kwargs=dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3),
+         kwargs=ROPE_VIT,
          family="timm-rope-vit", flags=["--heads", "3"], expect="match",
          sizes=[(32, 32), (24, 40)],
          about="RoPE-Mixed + APE (no_embed_class=True); at 24x40 the table is resampled to 3x5"),

@@ -125,6 +125,26 @@ CLAIMS = [
      "layout-2k-lff-g2", "layout-2k-learned", "better"),
     ("LFF RQ4 (2k)", "layout, 2,000 screens: grouped LFF beats the MLP on raw coordinates",
      "final", "layout-2k-lff-g2", "layout-2k-mlp", "better"),
+    ("E8 (Heo et al.)", "RoPE-Mixed keeps more accuracy than RoPE-Axial at larger resolutions "
+     "(ViT-B 224 -> 384: 84.4 vs 83.9)", "larger", "rope-mixed", "rope-axial", "better"),
+    ("E8 (Heo et al.)", "RoPE-Mixed keeps more accuracy than the learned table at larger "
+     "resolutions (84.4 vs 82.8)", "larger", "rope-mixed", "learned1d", "better"),
+    ("E8 (Heo et al.)", "RoPE-Axial keeps more accuracy than the learned table at larger "
+     "resolutions (83.9 vs 82.8)", "larger", "rope-axial", "learned1d", "better"),
+    ("E8 (Heo et al.)", "... also at smaller resolutions (not one of their figures: tested here)",
+     "smaller", "rope-mixed", "learned1d", "better"),
+    ("E8 (Heo et al.)", "at the training resolution RoPE-Mixed and the learned table are similar "
+     "(83.8 vs 83.4)", "final", "rope-mixed", "learned1d", "equal"),
+    ("E8 (Heo et al.)", "... and RoPE-Axial and the learned table (83.6 vs 83.4)", "final",
+     "rope-axial", "learned1d", "equal"),
+    ("E8 (beside)", "RoPE-Mixed keeps more accuracy than PEG at larger resolutions", "larger",
+     "rope-mixed", "peg", "better"),
+    ("E8 (beside)", "LFF on normalised coordinates keeps more accuracy than in patch units (E1) "
+     "at larger resolutions", "larger", "lff-normalized", "lff", "better"),
+    ("E8 (beside)", "so does RoPE-Axial on normalised coordinates (DINOv3's) against patch units",
+     "larger", "rope-axial-normalized", "rope-axial", "better"),
+    ("E8 (beside)", "... and RoPE-Mixed", "larger", "rope-mixed-normalized", "rope-mixed",
+     "better"),
     ("E9 (rotary)", "a shifted range (1:2) costs rope_lff nothing (as none, which reads no "
      "position)", "shift-cost", "nn-rope-lff", "nn-none", "equal"),
     ("E9 (rotary)", "... nor rope_lff with gamma 0.2", "shift-cost", "nn-rope-lff-gamma0.2",

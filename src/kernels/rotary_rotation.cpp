@@ -112,7 +112,11 @@ struct Rotation {
                        });
       outputs.push_back(std::move(output));
     }
-    auto saved = tokens;
+    // The tokens are read again only for the angles' gradient: with fixed angles (rope_axial)
+    // nothing but the tables is kept.
+    torch::autograd::variable_list saved(tokens.size());
+    if (angles.requires_grad())
+      saved = tokens;
     saved.insert(saved.end(), {angles, cos, sin});
     context->save_for_backward(saved);
     context->saved_data["prefix"] = prefix;
@@ -135,12 +139,12 @@ struct Rotation {
     torch::autograd::variable_list gradients(count + 3);  // tokens..., angles, prefix, pairs
     torch::Tensor grad_cos, grad_sin;  // the tables' gradients, summed over the tensors
     for (size_t i = 0; i < count; ++i) {
-      const auto& tokens = saved[i];
       if (!grad_outputs[i].defined())
         continue;  // an output that took no part in the loss
-      const auto problem = rotary_problem(tokens, angles, prefix, interleaved, cos, sin);
-      const auto grad_output = with_contiguous_channels(grad_outputs[i].to(tokens.scalar_type()));
-      auto grad_tokens = torch::empty(tokens.sizes(), tokens.options());
+      // (B, N, C) as the tokens; float32, as the fused path runs
+      const auto grad_output = with_contiguous_channels(grad_outputs[i].to(torch::kFloat32));
+      const auto problem = rotary_problem(grad_output, angles, prefix, interleaved, cos, sin);
+      auto grad_tokens = torch::empty(grad_output.sizes(), grad_output.options());
       if (prefix > 0)
         grad_tokens.narrow(1, 0, prefix).copy_(grad_output.narrow(1, 0, prefix));
       const auto grad_view = positioned_view(grad_output, prefix);
@@ -155,7 +159,8 @@ struct Rotation {
         // Each table row is one task's: its sums over the images run in a fixed order, whatever
         // the thread count.
         auto tensor_grad_cos = torch::empty_like(cos), tensor_grad_sin = torch::empty_like(sin);
-        const auto input_view = positioned_view(tokens, prefix);
+        TORCH_INTERNAL_ASSERT(saved[i].defined(), "learnt angles keep their tokens");
+        const auto input_view = positioned_view(saved[i], prefix);
         at::parallel_for(0, rows, row_grain(problem), [&](int64_t begin, int64_t end) {
           kernels.rotary_backward(problem, grad_view, input_view, grad_tokens_view,
                                   tensor_grad_cos.data_ptr<float>(),

@@ -130,6 +130,17 @@ class AdditiveEncodingImpl : public PositionalEncodingImpl {
   int64_t cached_embedding_version_ = 0;
 };
 
+// DINOv3's training-time augmentation of a grid's rotary coordinates (the shift_coords,
+// jitter_coords and rescale_coords of its RopePositionEmbedding, which timm's RoPE modules take
+// too): one transform per training step, the same in every block,
+//   x -> (x + shift_x) * scale_x,   y -> (y + shift_y) * scale_y,
+// in the grid coordinates' own units (patch indices, or [-1, 1] with coords=normalized).
+struct CoordinateAugmentation {
+  double shift_x = 0.0, shift_y = 0.0;
+  double scale_x = 1.0, scale_y = 1.0;  // each axis's jitter times the rescale both share
+  bool is_identity() const;
+};
+
 // What a rotary encoding does to the queries and the keys of one block's attention, before they
 // split into heads: (B, N, C) each -> (B, N, C) each. Empty: nothing.
 using QueryKeyRotation = std::function<std::pair<torch::Tensor, torch::Tensor>(
@@ -149,26 +160,47 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   // (B, P, heads, head_dim / 2) at explicit positions. Pair i of a head is the channels
   // (2i, 2i + 1) with interleaved pairs (naver's RoPE-ViT, as complex numbers), (i, i + head_dim/2)
   // with rotate-half pairs (EVA-02, timm, DINOv3).
-  torch::Tensor angles(const TokenLayout& layout, const torch::TensorOptions& options);
+  // With a coordinate augmentation other than the identity, at the grid's augmented coordinates
+  // (explicit positions take none: an error says so).
+  torch::Tensor angles(const TokenLayout& layout, const torch::TensorOptions& options,
+                       const CoordinateAugmentation& augmentation = {});
 
   // One attention block's rotation at `layout`: checks the queries and keys as forward() does
   // and turns both by the same angles (rotate_queries_and_keys). `options`: the dtype and device
   // of the tokens it will turn.
-  QueryKeyRotation rotation(const TokenLayout& layout, const torch::TensorOptions& options);
+  QueryKeyRotation rotation(const TokenLayout& layout, const torch::TensorOptions& options,
+                            const CoordinateAugmentation& augmentation = {});
+
+  // The coordinate augmentation of one training step, drawn as DINOv3 draws it from torch's
+  // default CPU generator (so a seed, and a resumed run's restored generator, replay it): a
+  // uniform shift in [-shift_coords, shift_coords] per axis, a log-uniform jitter in
+  // [1 / jitter_coords, jitter_coords] per axis, a log-uniform rescale in
+  // [1 / rescale_coords, rescale_coords] for both. The identity in eval mode, or when the options
+  // are at their defaults (0, 1, 1) or not declared. A model draws once per forward and passes
+  // the draw to every block's rotation(); forward() on the encoding alone draws per call.
+  CoordinateAugmentation draw_coordinate_augmentation() const;
+  // Whether any of shift_coords, jitter_coords, rescale_coords is set (training draws then).
+  bool augments_coordinates() const;
 
  protected:
-  // Reads the "pairs" option (rotary_pairs_option()); throws unless head_dim is even.
+  // Reads the "pairs" option (rotary_pairs_option()) and, where the encoding declares them
+  // (with_coordinate_augmentation_options()), the coordinate augmentation's; throws unless
+  // head_dim is even.
   RotaryEncodingImpl(const EncodingOptions& options, const EncodingContext& context);
 
+  // `augmentation` is for grid_coordinates(); it is the identity at explicit positions.
   virtual torch::Tensor compute_angles(const TokenLayout& layout,
-                                       const torch::TensorOptions& options) = 0;
+                                       const torch::TensorOptions& options,
+                                       const CoordinateAugmentation& augmentation) = 0;
 
   // The x (column) and y (row) coordinates of a grid's tokens, row-major, each (1, H*W): integer
   // patch indices (naver's RoPE-ViT), or with `normalized` the patch centres mapped to [-1, 1]
-  // across the grid, (i + 0.5) * 2 / n - 1 (DINOv3), so that every grid spans the same range.
-  // Kept for the last grid, dtype and device asked for (shared: do not modify them in place).
-  std::pair<torch::Tensor, torch::Tensor> grid_coordinates(const TokenGrid& grid, bool normalized,
-                                                           const torch::TensorOptions& options);
+  // across the grid, (i + 0.5) * 2 / n - 1 (DINOv3), so that every grid spans the same range;
+  // then transformed by `augmentation`. The unaugmented ones are kept for the last grid, dtype
+  // and device asked for (shared: do not modify them in place).
+  std::pair<torch::Tensor, torch::Tensor> grid_coordinates(
+      const TokenGrid& grid, bool normalized, const torch::TensorOptions& options,
+      const CoordinateAugmentation& augmentation);
 
  private:
   // rotate_pairs (kernels/rotary_rotation.h) of the positioned tokens by angles()
@@ -184,6 +216,8 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   };
 
   RotaryPairs pairs_;
+  // the coordinate augmentation's ranges; 0, 1, 1: none
+  double shift_coords_ = 0.0, jitter_coords_ = 1.0, rescale_coords_ = 1.0;
   std::optional<GridKey> coordinates_key_;
   std::pair<torch::Tensor, torch::Tensor> cached_coordinates_;
   // An encoding without parameters (rope_axial) turns a grid by the same angles every call, in
@@ -194,6 +228,10 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
 
 // The option every rotary encoding declares: "pairs", interleaved or half.
 OptionSpec rotary_pairs_option(const std::string& default_layout);
+// `options` followed by those of DINOv3's training-time coordinate augmentation
+// (CoordinateAugmentation): shift_coords, jitter_coords, rescale_coords, for the rotary
+// encodings that take it.
+std::vector<OptionSpec> with_coordinate_augmentation_options(std::vector<OptionSpec> options);
 
 // An encoding applied inside attention as a term added to every head's logits, by the offset
 // between two grid tokens (Swin's and BEiT's relative position bias): a model asks it for

@@ -42,11 +42,11 @@ class RopeAxialEncodingImpl : public RotaryEncodingImpl {
 
  protected:
   // -> (1 or B, P, heads, head_dim / 2)
-  torch::Tensor compute_angles(const TokenLayout& layout,
-                               const torch::TensorOptions& options) override {
+  torch::Tensor compute_angles(const TokenLayout& layout, const torch::TensorOptions& options,
+                               const CoordinateAugmentation& augmentation) override {
     torch::Tensor first, second;  // (1 or B, P): the coordinates of the two halves
     if (layout.is_grid()) {
-      auto [x, y] = grid_coordinates(layout.grid(), normalized_, options);
+      auto [x, y] = grid_coordinates(layout.grid(), normalized_, options, augmentation);
       if (reference_height_ > 0) {
         // EVA-02: any grid's coordinates stretched onto the reference grid's, t * ref / size
         x = x * (static_cast<double>(reference_width_) / static_cast<double>(layout.grid().width));
@@ -92,27 +92,28 @@ EncodingDefinition rope_axial_definition() {
       "rope_axial",
       "2-D rotary embedding, axial frequencies (Heo et al. 2024, RoPE-Axial), in attention: half "
       "of each head's channel pairs turn with x, half with y; any grid or positions (B, N, 1, 2).",
-      {{"temperature", OptionType::Number, 100.0,
-        "frequency base: f_k = temperature^(-4k / head_dim); naver's RoPE-ViT and DINOv3 100, "
-        "EVA-02 and timm 10000"},
-       {"indexing",
-        OptionType::Choice,
-        "xy",
-        "which coordinate the first half of the pairs follows: xy = the column (naver, timm), "
-        "ij = the row (DINOv3)",
-        {"xy", "ij"}},
-       rotary_pairs_option("interleaved"),
-       {"coords",
-        OptionType::Choice,
-        "patch",
-        "grid coordinates: patch = row and column indices in patch units (naver); normalized = "
-        "patch centres in [-1, 1] across the grid, angles 2 pi x f_k (DINOv3)",
-        {"patch", "normalized"}},
-       {"ref_height", OptionType::Integer, 0,
-        "EVA-02's ref_feat_shape (with ref_width): patch coordinates of any H x W grid rescaled "
-        "by ref / size, so every grid spans the reference grid's range; 0 = none (naver, timm's "
-        "vit_*_rope_*)"},
-       {"ref_width", OptionType::Integer, 0, "the reference grid's width, with ref_height"}});
+      with_coordinate_augmentation_options(
+          {{"temperature", OptionType::Number, 100.0,
+            "frequency base: f_k = temperature^(-4k / head_dim); naver's RoPE-ViT and DINOv3 100, "
+            "EVA-02 and timm 10000"},
+           {"indexing",
+            OptionType::Choice,
+            "xy",
+            "which coordinate the first half of the pairs follows: xy = the column (naver, timm), "
+            "ij = the row (DINOv3)",
+            {"xy", "ij"}},
+           rotary_pairs_option("interleaved"),
+           {"coords",
+            OptionType::Choice,
+            "patch",
+            "grid coordinates: patch = row and column indices in patch units (naver); normalized = "
+            "patch centres in [-1, 1] across the grid, angles 2 pi x f_k (DINOv3)",
+            {"patch", "normalized"}},
+           {"ref_height", OptionType::Integer, 0,
+            "EVA-02's ref_feat_shape (with ref_width): patch coordinates of any H x W grid "
+            "rescaled by ref / size, so every grid spans the reference grid's range; 0 = none "
+            "(naver, timm's vit_*_rope_*)"},
+           {"ref_width", OptionType::Integer, 0, "the reference grid's width, with ref_height"}}));
 }
 
 }  // namespace posenc

@@ -44,14 +44,14 @@ class RopeFourierEncodingImpl : public RotaryEncodingImpl {
 
  protected:
   // -> (1 or B, P, heads, head_dim / 2)
-  torch::Tensor compute_angles(const TokenLayout& layout,
-                               const torch::TensorOptions& options) override {
+  torch::Tensor compute_angles(const TokenLayout& layout, const torch::TensorOptions& options,
+                               const CoordinateAugmentation& augmentation) override {
     torch::Tensor positions;  // (B', P, G, M)
     if (layout.is_grid()) {
       TORCH_CHECK(groups_ == 1 && values_ == 2, "rope_lff with G = ", groups_, ", M = ", values_,
                   " cannot encode a 2-D token grid (that needs G = 1, M = 2, the default); "
                   "grouped positions are for token sets (posenc train --task)");
-      const auto [x, y] = grid_coordinates(layout.grid(), normalized_, options);
+      const auto [x, y] = grid_coordinates(layout.grid(), normalized_, options, augmentation);
       positions = torch::stack({y, x}, -1).unsqueeze(2);  // (1, P, 1, 2): (row, column)
     } else {
       TORCH_CHECK(!normalized_, "rope_lff coords=normalized maps a token grid onto [-1, 1]; "
@@ -78,25 +78,26 @@ EncodingDefinition rope_lff_definition() {
       "rope_lff",
       "Learnable Fourier Features' W_r as rotation angles x W_r^T in attention (RoPE-Mixed for "
       "any G groups of M values); any grid or positions (B, N, G, M).",
-      {{"gamma", OptionType::Number, 1.0,
-        "length scale in coordinate units: W_r ~ N(0, gamma^-2), as lff's"},
-       {"G", OptionType::Integer, 1,
-        "position groups sharing W_r, each turning head_dim / 2 / G pairs (grids: 1)"},
-       {"M", OptionType::Integer, 2, "values per group (grids: 2, row and column)"},
-       {"init",
-        OptionType::Choice,
-        "paper",
-        "W_r init: paper = variance gamma^-2 (std 1/gamma); port = std gamma^-2, as lff's",
-        {"paper", "port"}},
-       {"learn_fourier", OptionType::Boolean, true,
-        "train W_r; false keeps it at its random initialisation"},
-       rotary_pairs_option("interleaved"),
-       {"coords",
-        OptionType::Choice,
-        "patch",
-        "grid coordinates: patch = row and column indices in patch units; normalized = patch "
-        "centres in [-1, 1] across the grid",
-        {"patch", "normalized"}}});
+      with_coordinate_augmentation_options(
+          {{"gamma", OptionType::Number, 1.0,
+            "length scale in coordinate units: W_r ~ N(0, gamma^-2), as lff's"},
+           {"G", OptionType::Integer, 1,
+            "position groups sharing W_r, each turning head_dim / 2 / G pairs (grids: 1)"},
+           {"M", OptionType::Integer, 2, "values per group (grids: 2, row and column)"},
+           {"init",
+            OptionType::Choice,
+            "paper",
+            "W_r init: paper = variance gamma^-2 (std 1/gamma); port = std gamma^-2, as lff's",
+            {"paper", "port"}},
+           {"learn_fourier", OptionType::Boolean, true,
+            "train W_r; false keeps it at its random initialisation"},
+           rotary_pairs_option("interleaved"),
+           {"coords",
+            OptionType::Choice,
+            "patch",
+            "grid coordinates: patch = row and column indices in patch units; normalized = patch "
+            "centres in [-1, 1] across the grid",
+            {"patch", "normalized"}}}));
 }
 
 }  // namespace posenc

@@ -46,11 +46,11 @@ class RopeMixedEncodingImpl : public RotaryEncodingImpl {
 
  protected:
   // -> (1 or B, P, heads, head_dim / 2)
-  torch::Tensor compute_angles(const TokenLayout& layout,
-                               const torch::TensorOptions& options) override {
+  torch::Tensor compute_angles(const TokenLayout& layout, const torch::TensorOptions& options,
+                               const CoordinateAugmentation& augmentation) override {
     torch::Tensor x, y;  // (1 or B, P)
     if (layout.is_grid()) {
-      std::tie(x, y) = grid_coordinates(layout.grid(), normalized_, options);
+      std::tie(x, y) = grid_coordinates(layout.grid(), normalized_, options, augmentation);
     } else {
       TORCH_CHECK(!normalized_, "rope_mixed coords=normalized maps a token grid onto [-1, 1]; "
                   "explicit positions are used as given: scale them, and use coords=patch");
@@ -76,19 +76,20 @@ EncodingDefinition rope_mixed_definition() {
       "rope_mixed",
       "2-D rotary embedding, learnable mixed frequencies per block and head (Heo et al. 2024, "
       "RoPE-Mixed), in attention; any grid or positions (B, N, 1, 2).",
-      {{"temperature", OptionType::Number, 10.0,
-        "frequency base of the initial magnitudes temperature^(-4k / head_dim); naver's "
-        "RoPE-Mixed 10"},
-       {"rotate", OptionType::Boolean, true,
-        "start each head's frequencies in a random direction (naver's rotate=True); false starts "
-        "every head axial"},
-       rotary_pairs_option("interleaved"),
-       {"coords",
-        OptionType::Choice,
-        "patch",
-        "grid coordinates: patch = row and column indices in patch units (naver); normalized = "
-        "patch centres in [-1, 1] across the grid (DINOv3's convention)",
-        {"patch", "normalized"}}});
+      with_coordinate_augmentation_options(
+          {{"temperature", OptionType::Number, 10.0,
+            "frequency base of the initial magnitudes temperature^(-4k / head_dim); naver's "
+            "RoPE-Mixed 10"},
+           {"rotate", OptionType::Boolean, true,
+            "start each head's frequencies in a random direction (naver's rotate=True); false "
+            "starts every head axial"},
+           rotary_pairs_option("interleaved"),
+           {"coords",
+            OptionType::Choice,
+            "patch",
+            "grid coordinates: patch = row and column indices in patch units (naver); normalized = "
+            "patch centres in [-1, 1] across the grid (DINOv3's convention)",
+            {"patch", "normalized"}}}));
 }
 
 }  // namespace posenc

@@ -97,6 +97,10 @@ SetTransformerImpl::SetTransformerImpl(SetTransformerOptions options)
       TORCH_CHECK(rotary_encodings_->is_empty(), "a model takes one rotary encoding, got two (",
                   spec, " after another): combine a rotary one with additive encodings "
                   "instead, e.g. --pe lff --pe ", encoding->type());
+      TORCH_CHECK(!encoding->as<RotaryEncodingImpl>()->augments_coordinates(), "set model: ",
+                  spec, " augments a token grid's coordinates (shift_coords, jitter_coords, "
+                  "rescale_coords), and sets have explicit positions: augment them in the data "
+                  "and leave these options at 0, 1, 1");
       for (int64_t b = 0; b < options_.depth; ++b)
         rotary_encodings_->push_back(b == 0 ? encoding.ptr() : make_encoding(spec, context).ptr());
       continue;

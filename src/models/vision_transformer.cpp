@@ -167,11 +167,13 @@ torch::Tensor VisionTransformerImpl::apply_conditional(const torch::Tensor& toke
 }
 
 torch::Tensor VisionTransformerImpl::run_block(size_t block, const torch::Tensor& tokens,
-                                               const TokenGrid& grid) {
+                                               const TokenGrid& grid,
+                                               const CoordinateAugmentation& augmentation) {
   QueryKeyRotation rotate;
   if (!rotary_encodings_->is_empty()) {
     // the angles once per block, for its queries and keys
-    rotate = rotary_encodings_[block]->as<RotaryEncodingImpl>()->rotation(grid, tokens.options());
+    rotate = rotary_encodings_[block]->as<RotaryEncodingImpl>()->rotation(grid, tokens.options(),
+                                                                          augmentation);
   }
   torch::Tensor logit_bias;  // (heads, N, N)
   if (!bias_encodings_->is_empty()) {
@@ -184,9 +186,14 @@ torch::Tensor VisionTransformerImpl::run_block(size_t block, const torch::Tensor
 
 torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
   auto [tokens, grid] = embed(images);
+  // DINOv3's coordinate augmentation, if configured: one draw per training step for every block
+  const auto augmentation =
+      rotary_encodings_->is_empty()
+          ? CoordinateAugmentation{}
+          : rotary_encodings_[0]->as<RotaryEncodingImpl>()->draw_coordinate_augmentation();
   tokens = apply_conditional(tokens, grid, -1);
   for (size_t b = 0; b < blocks_->size(); ++b) {
-    tokens = run_block(b, tokens, grid);
+    tokens = run_block(b, tokens, grid, augmentation);
     tokens = apply_conditional(tokens, grid, static_cast<int64_t>(b));
   }
   return norm_->forward(tokens);
@@ -270,7 +277,7 @@ torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& imag
   eval();
   const auto first = std::min_element(conditional_slots_.begin(), conditional_slots_.end());
   for (int64_t b = 0; b <= *first; ++b)
-    tokens = run_block(static_cast<size_t>(b), tokens, grid);
+    tokens = run_block(static_cast<size_t>(b), tokens, grid, {});  // eval: no augmentation
   auto* encoding =
       conditional_encodings_[first - conditional_slots_.begin()]->as<PositionalEncodingImpl>();
   const auto added = encoding->forward(tokens, grid) - tokens;  // (B, N, dim)

@@ -116,9 +116,10 @@ class VisionTransformerImpl : public torch::nn::Module {
   std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);
   torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenGrid& grid,
                                   int64_t after_block);
-  // block `block` on tokens (B, N, dim) of `grid`, its rotary and bias encodings (if any) in
-  // attention
-  torch::Tensor run_block(size_t block, const torch::Tensor& tokens, const TokenGrid& grid);
+  // block `block` on tokens (B, N, dim) of `grid`, its rotary (at the step's coordinate
+  // augmentation) and bias encodings (if any) in attention
+  torch::Tensor run_block(size_t block, const torch::Tensor& tokens, const TokenGrid& grid,
+                          const CoordinateAugmentation& augmentation);
 
   VisionTransformerOptions options_;
   PatchEmbedding patch_embed_{nullptr};

@@ -10,6 +10,8 @@
 #include <torch/torch.h>
 
 #include "posenc/encoding_registry.h"
+#include "posenc/grid_table_resampling.h"
+#include "posenc/interop/torch_save_files.h"
 #include "posenc/models/set_transformer.h"
 #include "posenc/models/vision_transformer.h"
 #include "support/gradient_check.h"
@@ -175,6 +177,48 @@ TEST(RelposBias, ResizesByBicubicInterpolationOrReadsSmallerGridsAsTrained) {
   // and the reverse pair, offset (5, 4): the last row
   EXPECT_TRUE(torch::allclose(larger.select(1, 29).select(1, 0),
                               expected[0].select(1, 10).select(1, 8), 1e-6, 1e-6));
+}
+
+// BEiT's geometric resampling against timm's own resize_rel_pos_bias_table (golden outputs from
+// tests/python/make_timm_function_fixtures.py): growing, shrinking, one axis or both, from a 1x1
+// window. The class-token rows are kept; the bias of every token pair is timm's table read at
+// the new window.
+TEST(RelposBias, ResizesByBeitsGeometricResamplingAsTimm) {
+  const auto fixtures = read_torch_state_dict(
+      POSENC_SOURCE_DIR "/tests/fixtures/timm_functions/resize_rel_pos_bias_table.pth");
+  int cases = 0;
+  for (const auto& [name, windows] : fixtures) {
+    if (name.size() < 8 || name.compare(name.size() - 8, 8, ".windows") != 0)
+      continue;
+    const std::string base = name.substr(0, name.size() - 8);
+    SCOPED_TRACE(base);
+    ++cases;
+    const auto table = fixtures.at(base + ".table");      // (offsets + 3, heads)
+    const auto expected = fixtures.at(base + ".resized");  // (new offsets + 3, heads)
+    const auto w = windows.to(torch::kLong);
+    const TokenGrid trained{w[0].item<int64_t>(), w[1].item<int64_t>(), 1};
+    const TokenGrid other{w[2].item<int64_t>(), w[3].item<int64_t>(), 1};
+    const int64_t heads = table.size(1);
+    const TokenGrid from{2 * trained.height - 1, 2 * trained.width - 1, 0};
+    const TokenGrid to{2 * other.height - 1, 2 * other.width - 1, 0};
+    const auto resized =
+        resample_offset_table_geometric(table.narrow(0, 0, from.height * from.width), from, to);
+    EXPECT_TRUE(torch::allclose(resized, expected.narrow(0, 0, to.height * to.width), 1e-5, 1e-5))
+        << (resized - expected.narrow(0, 0, to.height * to.width)).abs().max().item<float>();
+
+    auto geometric = make_encoding("relpos_bias:resize=geometric", {heads * 4, trained, heads});
+    auto at_other = make_encoding("relpos_bias:resize=none", {heads * 4, other, heads});
+    torch::NoGradGuard no_grad;
+    geometric->named_parameters()["relative_position_bias_table"].copy_(table);
+    at_other->named_parameters()["relative_position_bias_table"].copy_(expected);
+    EXPECT_TRUE(torch::allclose(as_bias(geometric).attention_bias(other, torch::kFloat32),
+                                as_bias(at_other).attention_bias(other, torch::kFloat32), 1e-5,
+                                1e-5));
+    // at the trained window, the identity
+    const auto offsets = table.narrow(0, 0, from.height * from.width);
+    EXPECT_TRUE(torch::equal(resample_offset_table_geometric(offsets, from, from), offsets));
+  }
+  EXPECT_EQ(cases, 6);
 }
 
 // Swin-V2's continuous position bias: for query (0, 0) and key (1, 3) of a grid trained at 4x4,

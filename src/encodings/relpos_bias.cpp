@@ -5,8 +5,9 @@
 // prefix tokens and prefix_entries=true, BEiT's three more rows: prefix query to grid key, grid
 // query to prefix key, prefix to prefix (otherwise those logits get no bias, as timm's relpos ViT).
 // Other grids: resize=bicubic interpolates the offset table to (2H - 1, 2W - 1) (timm's
-// resize_rel_pos_bias_table); resize=none reads a smaller grid's offsets from the table as they
-// are and refuses a larger one, whose offsets the table never learnt.
+// resize_rel_pos_bias_table_simple); resize=geometric is BEiT's geometric resampling (timm's
+// resize_rel_pos_bias_table, grid_table_resampling.h); resize=none reads a smaller grid's offsets
+// from the table as they are and refuses a larger one, whose offsets the table never learnt.
 #include <torch/torch.h>
 
 #include "posenc/encoding_registry.h"
@@ -30,7 +31,7 @@ class RelativePositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
   RelativePositionBiasEncodingImpl(const EncodingOptions& options, const EncodingContext& context)
       : AttentionBiasEncodingImpl(options, context),
         shared_(options.boolean("shared")),
-        bicubic_(options.choice("resize") == "bicubic"),
+        resize_(options.choice("resize")),
         prefix_entries_(options.boolean("prefix_entries") &&
                         context.trained_grid.prefix_tokens > 0) {
     const auto& trained = context.trained_grid;
@@ -54,17 +55,20 @@ class RelativePositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
     auto table = table_.to(options);
     auto offset_table = table.narrow(0, 0, trained_offsets.height * trained_offsets.width);
     if (offsets.height != trained_offsets.height || offsets.width != trained_offsets.width) {
-      if (bicubic_) {
+      if (resize_ == "bicubic") {
         // (rows, heads) as a (1, rows, heads) grid table laid out (2 H0 - 1) x (2 W0 - 1)
         offset_table = resample_grid_table(offset_table.unsqueeze(0), trained_offsets, offsets,
                                            /*antialias=*/false)
                            .squeeze(0);
+      } else if (resize_ == "geometric") {
+        offset_table = resample_offset_table_geometric(offset_table, trained_offsets, offsets);
       } else {
         TORCH_CHECK(grid.height <= trained.height && grid.width <= trained.width,
                     "relpos_bias learnt offsets up to a ", trained.height, "x", trained.width,
                     " grid and cannot bias a ", grid.height, "x", grid.width,
-                    " one, whose offsets it never saw: use relpos_bias:resize=bicubic to "
-                    "interpolate the table (timm's resize), or relpos_mlp, which needs no table");
+                    " one, whose offsets it never saw: use relpos_bias:resize=bicubic or "
+                    "resize=geometric (BEiT's) to resample the table, or relpos_mlp, which needs "
+                    "no table");
         // the central (2H - 1) x (2W - 1) offsets of the table, as they are
         offset_table = offset_table.view({trained_offsets.height, trained_offsets.width, heads()})
                            .narrow(0, trained.height - grid.height, offsets.height)
@@ -95,7 +99,7 @@ class RelativePositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
 
  private:
   bool shared_;
-  bool bicubic_;
+  std::string resize_;  // bicubic, geometric or none
   bool prefix_entries_;
   torch::Tensor table_;  // ((2 H0 - 1)(2 W0 - 1) [+ 3], heads)
 };
@@ -115,9 +119,11 @@ EncodingDefinition relpos_bias_definition() {
        {"resize",
         OptionType::Choice,
         "bicubic",
-        "other grids: bicubic = interpolate the offset table (timm's resize_rel_pos_bias_table); "
-        "none = smaller grids read the table as it is, larger ones are refused",
-        {"bicubic", "none"}},
+        "other grids: bicubic = interpolate the offset table (timm's "
+        "resize_rel_pos_bias_table_simple); geometric = BEiT's geometric resampling (timm's "
+        "resize_rel_pos_bias_table); none = smaller grids read the table as it is, larger ones "
+        "are refused",
+        {"bicubic", "geometric", "none"}},
        {"init",
         OptionType::Choice,
         "normal",

@@ -177,6 +177,73 @@ TEST(VisionTransformer, OptionsRoundTripThroughJsonAndRejectBadValues) {
   expect_error_containing([&] { VisionTransformer model(bad_encoding); }, {"unknown encoding"});
 }
 
+// timm's fc_norm: the final norm after the mean of the patch tokens instead of before it (BEiT,
+// timm's avg-pooled ViTs), as a module named fc_norm.
+TEST(VisionTransformer, NormalisesAfterThePoolingWithFcNorm) {
+  auto options = small_model();
+  options.encodings = {"learned1d"};
+  options.head = "gap_with_token";
+  options.fc_norm = true;
+  torch::manual_seed(3);
+  VisionTransformer model(options);
+  model->eval();
+  const auto parameters = model->named_parameters();
+  EXPECT_TRUE(parameters.contains("fc_norm.weight"));
+  EXPECT_FALSE(parameters.contains("norm.weight"));
+  {
+    torch::NoGradGuard no_grad;
+    parameters["fc_norm.weight"].normal_(1.0, 0.3);
+    parameters["fc_norm.bias"].normal_(0.0, 0.3);
+  }
+  const auto images = torch::randn({3, 1, 28, 28});
+  const auto tokens = model->features(images);  // (3, 1 + 49, 16), not normalised
+  const auto pooled = torch::layer_norm(tokens.narrow(1, 1, 49).mean(1), {16},
+                                        parameters["fc_norm.weight"], parameters["fc_norm.bias"],
+                                        1e-6);
+  const auto expected =
+      torch::nn::functional::linear(pooled, parameters["head.weight"], parameters["head.bias"]);
+  EXPECT_TRUE(torch::allclose(model->forward(images), expected, 1e-5, 1e-5));
+  options.head = "token";
+  expect_error_containing([&] { VisionTransformer refused(options); },
+                          {"fc_norm", "gap or gap_with_token head"});
+}
+
+// The attention's input bias: timm's qkv.bias, none (qkv_bias=False), or BEiT's q_bias and
+// v_bias with unbiased keys, which is the full bias with a zero key part.
+TEST(VisionTransformer, BiasesQueriesKeysAndValuesOrNoneOrOnlyQueriesAndValuesAsBeit) {
+  auto options = small_model();
+  options.encodings = {"learned1d"};
+  options.qkv_bias = "qv";
+  torch::manual_seed(4);
+  VisionTransformer beit(options);
+  options.qkv_bias = "qkv";
+  VisionTransformer full(options);
+  options.qkv_bias = "none";
+  VisionTransformer none(options);
+  EXPECT_FALSE(none->named_parameters().contains("blocks.0.attn.qkv.bias"));
+  const auto beit_parameters = beit->named_parameters();
+  EXPECT_FALSE(beit_parameters.contains("blocks.0.attn.qkv.bias"));
+  ASSERT_TRUE(beit_parameters.contains("blocks.1.attn.q_bias"));
+  torch::NoGradGuard no_grad;
+  for (auto& [name, parameter] : full->named_parameters().pairs()) {
+    if (beit_parameters.contains(name))
+      parameter.copy_(beit_parameters[name]);
+  }
+  for (const std::string block : {"0", "1"}) {
+    auto q = beit_parameters["blocks." + block + ".attn.q_bias"].normal_();
+    auto v = beit_parameters["blocks." + block + ".attn.v_bias"].normal_();
+    full->named_parameters()["blocks." + block + ".attn.qkv.bias"].copy_(
+        torch::cat({q, torch::zeros_like(q), v}));
+  }
+  beit->eval();
+  full->eval();
+  const auto images = torch::randn({2, 1, 28, 28});
+  EXPECT_TRUE(torch::allclose(beit->forward(images), full->forward(images), 1e-5, 1e-5));
+  EXPECT_EQ(none->forward(images).sizes(), (std::vector<int64_t>{2, 10}));
+  expect_error_containing([] { VisionTransformerOptions::from_json({{"qkv_bias", "kv"}}); },
+                          {"qkv_bias", "'qv'", "'kv'"});
+}
+
 TEST(VisionTransformer, PresetsMatchTheirPapers) {
   const auto tiny = VisionTransformerOptions::preset("tiny");
   EXPECT_EQ(std::make_tuple(tiny.dim, tiny.depth, tiny.heads, tiny.patch_size),

@@ -25,12 +25,37 @@ void initialise_like_timm(torch::nn::Module& module) {
   }
 }
 
-MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads)
+QkvBias parse_qkv_bias(const std::string& name) {
+  if (name == "qkv")
+    return QkvBias::All;
+  if (name == "none")
+    return QkvBias::None;
+  TORCH_CHECK(name == "qv", "qkv_bias must be 'qkv' (a bias on queries, keys and values: timm's "
+              "ViT), 'none' (timm's qkv_bias=False) or 'qv' (BEiT's q_bias and v_bias), got '",
+              name, "'");
+  return QkvBias::QueryAndValue;
+}
+
+MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads,
+                                                       QkvBias qkv_bias)
     : heads_(heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {
   TORCH_CHECK(heads >= 1 && dim % heads == 0,
               "attention: dim must be divisible by heads, got dim = ", dim, ", heads = ", heads);
-  qkv_ = register_module("qkv", torch::nn::Linear(dim, 3 * dim));
+  qkv_ = register_module(
+      "qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim)
+                                   .bias(qkv_bias == QkvBias::All)));
+  if (qkv_bias == QkvBias::QueryAndValue) {
+    // zeros, as BEiT's (initialise_like_timm leaves them)
+    query_bias_ = register_parameter("q_bias", torch::zeros({dim}));
+    value_bias_ = register_parameter("v_bias", torch::zeros({dim}));
+  }
   proj_ = register_module("proj", torch::nn::Linear(dim, dim));
+}
+
+torch::Tensor MultiHeadSelfAttentionImpl::qkv_bias() const {
+  if (!query_bias_.defined())
+    return qkv_->bias;  // undefined for QkvBias::None
+  return torch::cat({query_bias_, torch::zeros_like(query_bias_), value_bias_});
 }
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
@@ -40,7 +65,7 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
   const int64_t batch = tokens.size(0), count = tokens.size(1), dim = tokens.size(2);
   // (B, N, 3C) -> q, k, v (B, N, C), views
   const auto qkv =
-      posenc::linear(tokens, qkv_->weight, qkv_->bias).reshape({batch, count, 3, dim});
+      posenc::linear(tokens, qkv_->weight, qkv_bias()).reshape({batch, count, 3, dim});
   auto q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
   if (rotate)
     std::tie(q, k) = rotate(q, k);
@@ -91,14 +116,14 @@ LayerScaleImpl::LayerScaleImpl(int64_t dim, double init_value) {
 }
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio,
-                                           double drop_path, double layer_scale)
+                                           double drop_path, double layer_scale, QkvBias qkv_bias)
     : drop_path_(drop_path) {
   TORCH_CHECK(drop_path >= 0.0 && drop_path < 1.0, "drop_path must be in [0, 1), got ", drop_path);
   TORCH_CHECK(layer_scale >= 0.0 && std::isfinite(layer_scale),
               "layer_scale must be 0 (none) or a positive initial gamma, got ", layer_scale);
   norm1_ =
       register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
-  attn_ = register_module("attn", MultiHeadSelfAttention(dim, heads));
+  attn_ = register_module("attn", MultiHeadSelfAttention(dim, heads, qkv_bias));
   norm2_ =
       register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   mlp_ = register_module("mlp", FeedForward(dim, static_cast<int64_t>(dim * mlp_ratio)));
@@ -110,12 +135,12 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, double ml
 
 torch::nn::ModuleList make_transformer_blocks(int64_t depth, int64_t dim, int64_t heads,
                                               double mlp_ratio, double drop_path,
-                                              double layer_scale) {
+                                              double layer_scale, QkvBias qkv_bias) {
   torch::nn::ModuleList blocks;
   for (int64_t b = 0; b < depth; ++b) {
     const double rate =
         depth > 1 ? drop_path * static_cast<double>(b) / static_cast<double>(depth - 1) : 0.0;
-    blocks->push_back(TransformerBlock(dim, heads, mlp_ratio, rate, layer_scale));
+    blocks->push_back(TransformerBlock(dim, heads, mlp_ratio, rate, layer_scale, qkv_bias));
   }
   return blocks;
 }

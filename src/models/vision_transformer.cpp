@@ -36,6 +36,9 @@ void VisionTransformerOptions::validate() const {
               "model head must be 'token' (class token), 'gap' (global average pooling, no class "
               "token) or 'gap_with_token' (global average pooling beside a class token), got '",
               head, "'");
+  TORCH_CHECK(!fc_norm || head != "token", "model fc_norm puts the final norm after the global "
+              "average pooling: it needs the gap or gap_with_token head, not 'token'");
+  parse_qkv_bias(qkv_bias);
   for (int64_t block : conditional_after_blocks) {
     TORCH_CHECK(block >= -1 && block < depth, "conditional encoding position ", block,
                 " is outside the model: use -1 (before the first block) to ", depth - 1,
@@ -46,7 +49,8 @@ void VisionTransformerOptions::validate() const {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VisionTransformerOptions, image_channels, classes,
                                                 image_height, image_width, patch_size, dim, depth,
                                                 heads, mlp_ratio, drop_path, layer_scale, head,
-                                                encodings, conditional_after_blocks, pad_to_patch)
+                                                fc_norm, qkv_bias, encodings,
+                                                conditional_after_blocks, pad_to_patch)
 
 nlohmann::json VisionTransformerOptions::to_json() const {
   return nlohmann::json(*this);
@@ -133,9 +137,10 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
   blocks_ = register_module("blocks",
                             make_transformer_blocks(options_.depth, options_.dim, options_.heads,
                                                     options_.mlp_ratio, options_.drop_path,
-                                                    options_.layer_scale));
+                                                    options_.layer_scale,
+                                                    parse_qkv_bias(options_.qkv_bias)));
   norm_ = register_module(
-      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
+      options_.fc_norm ? "fc_norm" : "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
   head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));
   for (auto& block : *blocks_)
     initialise_like_timm(*block);
@@ -196,7 +201,7 @@ torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
     tokens = run_block(b, tokens, grid, augmentation);
     tokens = apply_conditional(tokens, grid, static_cast<int64_t>(b));
   }
-  return norm_->forward(tokens);
+  return options_.fc_norm ? tokens : norm_->forward(tokens);
 }
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
@@ -207,6 +212,8 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   auto pooled = options_.head == "token"
                     ? tokens.select(1, 0)
                     : tokens.narrow(1, prefix, tokens.size(1) - prefix).mean(1);  // (B, dim)
+  if (options_.fc_norm)
+    pooled = norm_->forward(pooled);
   return head_->forward(pooled);
 }
 

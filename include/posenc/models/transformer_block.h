@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -13,10 +14,19 @@
 
 namespace posenc {
 
+// Which of the queries, keys and values the attention's input projection adds a bias to.
+enum class QkvBias {
+  All,            // "qkv": qkv.bias (3C), timm's ViT (qkv_bias=True)
+  None,           // "none": no bias, timm's qkv_bias=False (its relpos ViTs)
+  QueryAndValue,  // "qv": q_bias and v_bias (C each), keys unbiased: BEiT's (and timm's Beit)
+};
+// "qkv", "none", "qv"; throws naming them for anything else.
+QkvBias parse_qkv_bias(const std::string& name);
+
 // Multi-head self-attention (ViT): one qkv projection, scaled dot-product per head, output proj.
 class MultiHeadSelfAttentionImpl : public torch::nn::Module {
  public:
-  MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads);
+  MultiHeadSelfAttentionImpl(int64_t dim, int64_t heads, QkvBias qkv_bias = QkvBias::All);
   // tokens (B, N, C) -> (B, N, C). key_mask (B, N) bool, optional: false marks padding tokens
   // of a batch of sets of different sizes, which no token attends to. `rotate` turns the
   // queries and keys (a rotary encoding). logit_bias (heads, N, N), optional: added to every
@@ -29,9 +39,13 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   void record_attention(bool on) { record_attention_ = on; }
 
  private:
+  // (3C): qkv's bias, or BEiT's q_bias, zeros, v_bias; undefined without
+  torch::Tensor qkv_bias() const;
+
   int64_t heads_;
   double scale_;
   torch::nn::Linear qkv_{nullptr};
+  torch::Tensor query_bias_, value_bias_;  // BEiT's q_bias, v_bias (QkvBias::QueryAndValue)
   torch::nn::Linear proj_{nullptr};
   bool record_attention_ = false;
   torch::Tensor last_attention_;
@@ -71,7 +85,7 @@ TORCH_MODULE(LayerScale);
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   TransformerBlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path,
-                       double layer_scale = 0.0);
+                       double layer_scale = 0.0, QkvBias qkv_bias = QkvBias::All);
   // tokens (B, N, C) -> (B, N, C); key_mask, rotate and logit_bias as in MultiHeadSelfAttention
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
                         const QueryKeyRotation& rotate = {},
@@ -93,10 +107,11 @@ TORCH_MODULE(TransformerBlock);
 // `depth` blocks whose stochastic-depth rate grows linearly from 0 at the first block to
 // `drop_path` at the last (DeiT). The caller initialises them (initialise_like_timm) once the
 // rest of its model is built, so a seed draws the same weights as it always did. layer_scale as
-// TransformerBlock's.
+// TransformerBlock's, qkv_bias as MultiHeadSelfAttention's.
 torch::nn::ModuleList make_transformer_blocks(int64_t depth, int64_t dim, int64_t heads,
                                               double mlp_ratio, double drop_path,
-                                              double layer_scale = 0.0);
+                                              double layer_scale = 0.0,
+                                              QkvBias qkv_bias = QkvBias::All);
 
 // timm's ViT initialisation of every Linear and LayerNorm in `module`: weights N(0, 0.02) (timm's
 // truncation at +-2 std is inert at this std), biases 0, norms 1 and 0.

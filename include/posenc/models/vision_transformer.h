@@ -39,6 +39,13 @@ struct VisionTransformerOptions {
   // but classify the average of the patch tokens (timm's class_token=True, global_pool='avg',
   // fc_norm=False). The final norm comes before the pooling in all three.
   std::string head = "token";
+  // timm's fc_norm: the final LayerNorm after the pooling (on the mean of the patch tokens)
+  // instead of before it on every token, as timm's avg-pooled models by default and BEiT; a
+  // module named fc_norm instead of norm. Only with the gap and gap_with_token heads.
+  bool fc_norm = false;
+  // The bias of the attention's input projection: "qkv" (timm's ViT, DeiT, CPVT), "none" (timm's
+  // qkv_bias=False), "qv" (BEiT: q_bias and v_bias, keys without).
+  std::string qkv_bias = "qkv";
   // Encodings by registry spec (e.g. "peg", "lff:F=64"); additive ones are added after the patch
   // embedding, conditional ones (PEG) applied after each block in `conditional_after_blocks`,
   // a rotary one (at most one: rope_axial, rope_mixed, rope_lff) turns the queries and keys of
@@ -78,6 +85,7 @@ class VisionTransformerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& images);
 
   // images: (B, image_channels, H, W) -> final tokens (B, prefix + H/p * W/p, dim), after norm
+  // (before any: with fc_norm, the norm comes after the pooling)
   torch::Tensor features(const torch::Tensor& images);
 
   const VisionTransformerOptions& options() const { return options_; }
@@ -134,7 +142,7 @@ class VisionTransformerImpl : public torch::nn::Module {
   bool bias_shared_ = false;
   torch::nn::ModuleList bias_encodings_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
-  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::LayerNorm norm_{nullptr};  // named "norm", or "fc_norm" after the pooling
   torch::nn::Linear head_{nullptr};
 };
 

@@ -1,5 +1,5 @@
 // `posenc export`: a posenc checkpoint's model as a PyTorch state dict that torch.load reads,
-// under the names of its family (timm ViT/DeiT, CPVT or LFF).
+// under the names of its family (timm ViT/DeiT, eva.py RoPE ViT, BEiT, relpos ViT, CPVT or LFF).
 #include <filesystem>
 #include <fstream>
 #include <iostream>

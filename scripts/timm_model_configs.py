@@ -5,8 +5,12 @@
       writes tests/fixtures/timm_configs/, the configs posenc's tests read
       (PyTorchInterop.ReadsTimmsOwnModelConfigs), with timm's own save_config_for_hf;
   .venv-timm/bin/python scripts/timm_model_configs.py check MODEL.pth [MODEL.config.json]
+          [--input IMAGES.pth --expect LOGITS.pth]
       builds the model a `posenc export` config describes with timm.create_model(architecture,
-      **model_args) and loads the exported state dict into it, strictly.
+      **model_args) and loads the exported state dict into it, strictly; with --input and
+      --expect, also runs it on the images (at the config's input size) and prints the largest
+      difference from the expected logits (e.g. timm's own, from the parity fixtures), failing
+      above 1e-4.
 """
 import argparse
 import json
@@ -39,7 +43,7 @@ def write_fixtures():
         print(f"wrote {path} (timm {timm.__version__}, {model_name})")
 
 
-def check_export(state_dict_path, config_path):
+def check_export(state_dict_path, config_path, images_path=None, expected_path=None):
     config_path = config_path or str(pathlib.Path(state_dict_path).with_suffix(".config.json"))
     config = json.loads(pathlib.Path(config_path).read_text())
     arguments = dict(config["model_args"])
@@ -53,6 +57,13 @@ def check_export(state_dict_path, config_path):
         logits = model(torch.zeros(1, channels, height, width))
     print(f"timm {timm.__version__} built {config['architecture']} with {arguments} and loaded "
           f"{state_dict_path} strictly; logits {tuple(logits.shape)}")
+    if images_path:
+        with torch.no_grad():
+            logits = model(torch.load(images_path, weights_only=True))
+        difference = (logits - torch.load(expected_path, weights_only=True)).abs().max().item()
+        print(f"largest |logit - expected| on {images_path}: {difference:.3g}")
+        if difference > 1e-4:
+            raise SystemExit(f"the rebuilt model's logits differ from {expected_path}")
 
 
 def main():
@@ -63,11 +74,15 @@ def main():
     check = commands.add_parser("check")
     check.add_argument("state_dict")
     check.add_argument("config", nargs="?")
+    check.add_argument("--input", help="images (B, C, H, W) saved with torch.save")
+    check.add_argument("--expect", help="the logits expected on --input")
     arguments = parser.parse_args()
     if arguments.command == "fixtures":
         write_fixtures()
     else:
-        check_export(arguments.state_dict, arguments.config)
+        if bool(arguments.input) != bool(arguments.expect):
+            parser.error("--input and --expect go together")
+        check_export(arguments.state_dict, arguments.config, arguments.input, arguments.expect)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ std::vector<std::string> bias_specs() {
   }
   specs.push_back("relpos_bias:prefix_entries=false,init=zeros");
   specs.push_back("relpos_mlp:normalize=grid");
+  specs.push_back("relpos_mlp:mode=cr");
   return specs;
 }
 
@@ -128,7 +129,7 @@ TEST(RelposBias, ReadsTimmsTableLayoutWithBeitsClassTokenEntries) {
   EXPECT_TRUE(torch::equal(bias.select(1, 0).select(1, 4), table[15]));
   EXPECT_TRUE(torch::equal(bias.select(1, 4).select(1, 0), table[16]));
   EXPECT_TRUE(torch::equal(bias.select(1, 0).select(1, 0), table[17]));
-  // without the entries (timm's relpos ViT), or trained without a class token: no bias there
+  // without the entries, or trained without a class token: no bias there
   auto plain = make_encoding("relpos_bias:prefix_entries=false", {kBiasChannels, {2, 3, 1}, 2});
   EXPECT_EQ(plain->named_parameters()["relative_position_bias_table"].size(0), 15);
   const auto unbiased = as_bias(plain).attention_bias({2, 3, 1}, torch::kFloat32);

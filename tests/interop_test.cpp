@@ -112,6 +112,109 @@ TEST(PyTorchInterop, RopeVitsExportUnderTimmsEvaNamesAndImportBack) {
   }
 }
 
+// BEiT (beit.py) and relpos ViTs (vision_transformer_relpos.py): exported under timm's names,
+// named for the factory that rebuilds them, imported back to the same options and outputs.
+TEST(PyTorchInterop, BeitAndRelposVitsExportUnderTimmsNamesAndImportBack) {
+  struct Case {
+    std::vector<std::string> encodings;
+    std::string head, qkv_bias, family, architecture, bias_name;
+    bool fc_norm;
+  };
+  const std::vector<Case> cases{
+      {{"relpos_bias:resize=geometric"}, "gap_with_token", "qv", "timm-beit",
+       "beit_base_patch16_224", "blocks.1.attn.relative_position_bias_table", true},
+      {{"learned1d", "relpos_bias:shared=true,resize=geometric"}, "token", "qv", "timm-beit",
+       "beit_base_patch16_224", "rel_pos_bias.relative_position_bias_table", false},
+      {{"relpos_mlp:mode=cr,hidden=16"}, "gap", "none", "timm-relpos-vit",
+       "vit_relpos_base_patch16_224", "blocks.1.attn.rel_pos.mlp.fc2.bias", true},
+      {{"relpos_mlp:mode=cr,hidden=16,shared=true"}, "gap", "none", "timm-relpos-vit",
+       "vit_relpos_base_patch16_224", "shared_rel_pos.mlp.fc1.weight", false},
+      {{"relpos_bias:resize=geometric"}, "token", "none", "timm-relpos-vit",
+       "vit_relpos_base_patch16_224", "blocks.0.attn.rel_pos.relative_position_bias_table",
+       false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.encodings.back());
+    auto options = small_model("learned1d");
+    options.encodings = c.encodings;
+    options.head = c.head;
+    options.qkv_bias = c.qkv_bias;
+    options.fc_norm = c.fc_norm;
+    options.layer_scale = 0.1;
+    torch::manual_seed(6);
+    VisionTransformer model(options);
+    model->eval();
+    {
+      torch::NoGradGuard no_grad;  // tables and q/v biases start at zero: give them values
+      for (auto& parameter : model->parameters())
+        parameter.add_(torch::randn_like(parameter) * 0.1);
+    }
+    const auto state = export_pytorch_model(*model);
+    EXPECT_EQ(exported_family(options), c.family);
+    EXPECT_EQ(exported_model_config(options).config.architecture, c.architecture);
+    EXPECT_EQ(state.count(c.bias_name), 1U);
+    EXPECT_EQ(state.count("blocks.0.attn.q_bias"), c.qkv_bias == "qv" ? 1U : 0U);
+    EXPECT_EQ(state.count("blocks.0.attn.qkv.bias"), 0U);
+    EXPECT_EQ(state.count(c.family == "timm-beit" ? "blocks.0.gamma_1" : "blocks.0.ls1.gamma"),
+              1U);
+    TemporaryFolder folder;
+    write_torch_state_dict(folder.path("model.pth"), state);
+    ImportOptions import;
+    import.family = c.family;
+    import.heads = options.heads;
+    import.image_height = import.image_width = 16;
+    auto imported = import_pytorch_model(read_torch_state_dict(folder.path("model.pth")), import);
+    const auto& back = imported.model->options();
+    EXPECT_EQ(back.head, c.head);
+    EXPECT_EQ(back.qkv_bias, c.qkv_bias);
+    EXPECT_EQ(back.fc_norm, c.fc_norm);
+    EXPECT_EQ(exported_model_config(back).config.architecture, c.architecture);
+    const auto images = torch::randn({2, 3, 20, 24});  // another grid: the tables resampled
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::allclose(imported.model->forward(images), model->forward(images), 1e-6,
+                                1e-6));
+  }
+}
+
+// What a BEiT or relpos ViT import cannot read says so.
+TEST(PyTorchInterop, RefusesRelativePositionBiasesItCannotRead) {
+  auto options = small_model("relpos_bias");
+  options.qkv_bias = "qv";
+  torch::manual_seed(7);
+  VisionTransformer model(options);
+  auto state = export_pytorch_model(*model);
+  ImportOptions import;
+  import.family = "timm-beit";
+  import.heads = options.heads;
+  import.image_height = import.image_width = 16;
+  auto both = state;
+  both["rel_pos_bias.relative_position_bias_table"] =
+      state.at("blocks.0.attn.relative_position_bias_table");
+  expect_error_containing([&] { import_pytorch_model(both, import); },
+                          {"shared relative position bias", "one per block", "not both"});
+  auto not_square = state;
+  not_square["blocks.0.attn.relative_position_bias_table"] = torch::zeros({50, 2});
+  expect_error_containing([&] { import_pytorch_model(not_square, import); },
+                          {"[50, 2]", "47 offsets", "square window"});
+  auto other_window = state;
+  import.image_height = import.image_width = 24;  // a 6x6 grid, the table is for 4x4
+  expect_error_containing([&] { import_pytorch_model(other_window, import); },
+                          {"relative_position_bias_table", "shape differs"});
+  import.image_height = import.image_width = 16;
+  import.global_pool = "token";
+  auto with_fc_norm = state;
+  with_fc_norm["fc_norm.weight"] = state.at("norm.weight");
+  expect_error_containing([&] { import_pytorch_model(with_fc_norm, import); },
+                          {"fc_norm", "--global-pool avg"});
+  import.global_pool.clear();
+  import.family = "timm-relpos-vit";
+  auto no_bias = state;
+  for (const auto& name : {"blocks.0.attn.relative_position_bias_table",
+                           "blocks.1.attn.relative_position_bias_table"})
+    no_bias.erase(name);
+  expect_error_containing([&] { import_pytorch_model(no_bias, import); },
+                          {"no relative position bias", "timm-relpos-vit"});
+}
+
 bool any_note_contains(const ImportedModel& imported, const std::string& fragment) {
   for (const auto& note : imported.notes)
     if (note.find(fragment) != std::string::npos)

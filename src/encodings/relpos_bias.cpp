@@ -3,7 +3,8 @@
 // per offset (dy, dx) of the trained H0 x W0 grid, (2 H0 - 1)(2 W0 - 1) rows of `heads` values,
 // row (dy + H0 - 1)(2 W0 - 1) + (dx + W0 - 1), as timm's relative_position_bias_table; with
 // prefix tokens and prefix_entries=true, BEiT's three more rows: prefix query to grid key, grid
-// query to prefix key, prefix to prefix (otherwise those logits get no bias, as timm's relpos ViT).
+// query to prefix key, prefix to prefix, as timm's Beit and RelPosBias (otherwise those logits get
+// no bias).
 // Other grids: resize=bicubic interpolates the offset table to (2H - 1, 2W - 1) (timm's
 // resize_rel_pos_bias_table_simple); resize=geometric is BEiT's geometric resampling (timm's
 // resize_rel_pos_bias_table, grid_table_resampling.h); resize=none reads a smaller grid's offsets
@@ -114,8 +115,8 @@ EncodingDefinition relpos_bias_definition() {
       {{"shared", OptionType::Boolean, false,
         "one table for every block (BEiT's shared relative position bias) instead of one each"},
        {"prefix_entries", OptionType::Boolean, true,
-        "BEiT's three entries for the prefix (class) token's logits; false leaves them unbiased "
-        "(timm's relpos ViT)"},
+        "BEiT's three entries for the prefix (class) token's logits (timm's Beit and RelPosBias); "
+        "false leaves them unbiased"},
        {"resize",
         OptionType::Choice,
         "bicubic",

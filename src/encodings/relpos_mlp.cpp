@@ -4,9 +4,10 @@
 //   d' = 8 d / (n0 - 1),   d'' = sign(d') log2(|d'| + 1) / log2(8)
 // with n0 the trained grid's height (for dy) or width (for dx), as Swin-V2 with its
 // pretrained_window_size, so that an offset means the same at every grid and no table needs
-// resizing; normalize=grid divides by the current grid instead (Swin-V2 without it). Prefix
-// (class) tokens' logits get no bias, as timm's RelPosMlp. Submodules cpb_mlp.0 and cpb_mlp.2 as
-// Swin-V2's.
+// resizing; normalize=grid divides by the current grid instead (Swin-V2 without it). mode=cr is
+// timm's RelPosMlp default ('cr'): sign(d) ln(|d| + 1) of the offsets in patch units, both layers
+// biased, the MLP's output as it is. Prefix (class) tokens' logits get no bias, as timm's
+// RelPosMlp. Submodules cpb_mlp.0 and cpb_mlp.2 as Swin-V2's.
 #include <algorithm>
 #include <cmath>
 
@@ -22,14 +23,18 @@ class ContinuousPositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
   ContinuousPositionBiasEncodingImpl(const EncodingOptions& options,
                                      const EncodingContext& context)
       : AttentionBiasEncodingImpl(options, context),
-        by_trained_grid_(options.choice("normalize") == "trained") {
+        by_trained_grid_(options.choice("normalize") == "trained"),
+        swin_(options.choice("mode") == "swin"),
+        shared_(options.boolean("shared")) {
     const int64_t hidden = options.integer("hidden");
     TORCH_CHECK(hidden >= 1 && hidden <= 65536,
                 "relpos_mlp hidden (MLP width) must be in 1..65536 (Swin-V2: 512), got ", hidden);
     first_ = torch::nn::Linear(2, hidden);
-    second_ = torch::nn::Linear(torch::nn::LinearOptions(hidden, heads()).bias(false));
+    second_ = torch::nn::Linear(torch::nn::LinearOptions(hidden, heads()).bias(!swin_));
     register_module("cpb_mlp", torch::nn::Sequential(first_, torch::nn::ReLU(), second_));
   }
+
+  bool shared_across_blocks() const override { return shared_; }
 
  protected:
   // -> (heads, prefix + H*W, prefix + H*W)
@@ -38,7 +43,9 @@ class ContinuousPositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
     // (H*W) each: the row and column of every grid token
     const auto rows = torch::arange(grid.height, options).repeat_interleave(grid.width);
     const auto columns = torch::arange(grid.width, options).repeat(grid.height);
-    const auto log_spaced = [](const torch::Tensor& offset, int64_t extent) {
+    const auto log_spaced = [this](const torch::Tensor& offset, int64_t extent) {
+      if (!swin_)  // timm's 'cr': natural log of the offsets in patch units
+        return torch::sign(offset) * torch::log1p(offset.abs());
       const auto scaled = offset * (8.0 / static_cast<double>(std::max<int64_t>(extent - 1, 1)));
       return torch::sign(scaled) * torch::log2(scaled.abs() + 1.0) / 3.0;  // log2(8) = 3
     };
@@ -49,7 +56,8 @@ class ContinuousPositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
         -1);
     const auto hidden = torch::relu(first_->forward(offsets));
     // (H*W, H*W, heads) -> (heads, H*W, H*W)
-    const auto bias = (16.0 * torch::sigmoid(second_->forward(hidden))).permute({2, 0, 1});
+    const auto output = second_->forward(hidden);
+    const auto bias = (swin_ ? 16.0 * torch::sigmoid(output) : output).permute({2, 0, 1});
     const int64_t prefix = grid.prefix_tokens;
     if (prefix == 0)
       return bias;
@@ -58,6 +66,8 @@ class ContinuousPositionBiasEncodingImpl : public AttentionBiasEncodingImpl {
 
  private:
   bool by_trained_grid_;
+  bool swin_;  // Swin-V2's log2 coordinates and 16 sigmoid; else timm's 'cr'
+  bool shared_;
   torch::nn::Linear first_{nullptr}, second_{nullptr};
 };
 
@@ -73,8 +83,17 @@ EncodingDefinition relpos_mlp_definition() {
         OptionType::Choice,
         "trained",
         "offsets divided by the trained grid's extent - 1 (Swin-V2 with pretrained_window_size: "
-        "the same offset means the same at every grid) or by the current grid's",
-        {"trained", "grid"}}});
+        "the same offset means the same at every grid) or by the current grid's (mode=swin)",
+        {"trained", "grid"}},
+       {"mode",
+        OptionType::Choice,
+        "swin",
+        "swin = Swin-V2's log2-spaced normalised offsets and 16 sigmoid(MLP), no second-layer "
+        "bias; cr = timm's RelPosMlp default: sign(d) ln(|d| + 1) in patch units, the MLP's "
+        "output as it is, both layers biased",
+        {"swin", "cr"}},
+       {"shared", OptionType::Boolean, false,
+        "one MLP for every block (timm's vit_srelpos_* shared_rel_pos) instead of one each"}});
 }
 
 }  // namespace posenc

@@ -1,5 +1,6 @@
 #include "posenc/interop/pytorch_models.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -28,17 +29,57 @@ const std::regex& block_frequencies_name() {
   static const std::regex name(R"(rotary_encodings\.(\d+)\.freqs)");
   return name;
 }
+// timm's beit.py (BEiT, BEiT v2): relative position bias tables per block (blocks.N.attn.) or
+// one shared (rel_pos_bias.), BEiT's q_bias and v_bias, layer scale as gamma_1 and gamma_2.
+constexpr const char* kTimmBeitFamily = "timm-beit";
+// timm's vision_transformer_relpos.py (vit_relpos_*, vit_srelpos_*): RelPosBias tables or
+// RelPosMlp MLPs per block (blocks.N.attn.rel_pos.) or one shared (shared_rel_pos.).
+constexpr const char* kTimmRelposFamily = "timm-relpos-vit";
+
+bool has_relative_position_modules(const std::string& family) {
+  return family == kTimmBeitFamily || family == kTimmRelposFamily;
+}
+
+// Where `family` keeps block `block`'s relative position bias, or the one all blocks share.
+std::string relative_position_module(const std::string& family, const std::string& block,
+                                     bool shared) {
+  if (family == kTimmBeitFamily)
+    return shared ? "rel_pos_bias" : "blocks." + block + ".attn";
+  return shared ? "shared_rel_pos" : "blocks." + block + ".attn.rel_pos";
+}
+
+// Whether the model's attention-bias encoding is one module for all blocks.
+bool shares_attention_bias(const VisionTransformerOptions& options) {
+  for (const auto& spec : options.encodings) {
+    const auto config = parse_encoding_spec(spec);
+    if (config.contains("shared") && config.at("shared") == true)
+      return true;
+  }
+  return false;
+}
 
 // posenc's name of a tensor -> its name in the PyTorch family (the one table both directions
-// use). posenc already follows timm's VisionTransformer for the transformer; only the encodings
-// are renamed, and eva.py's layer scale (gamma_1, gamma_2 for timm's ls1.gamma, ls2.gamma).
-std::string pytorch_name(const std::string& posenc_name, const std::string& family) {
+// use). posenc already follows timm's VisionTransformer for the transformer (and BEiT's q_bias,
+// v_bias); only the encodings are renamed, and eva.py's and beit.py's layer scale (gamma_1,
+// gamma_2 for timm's ls1.gamma, ls2.gamma). `shared_bias`: the model's attention-bias encoding
+// is one module for all blocks (shares_attention_bias).
+std::string pytorch_name(const std::string& posenc_name, const std::string& family,
+                         bool shared_bias) {
   static const std::regex peg(R"(conditional_encodings\.(\d+)\.(weight|bias))");
   static const std::regex lff(R"(additive_encodings\.0\.(Wr\.weight|mlp\.[02]\.(weight|bias)))");
   static const std::regex layer_scale(R"(blocks\.(\d+)\.ls([12])\.gamma)");
+  static const std::regex bias_table(R"(bias_encodings\.(\d+)\.relative_position_bias_table)");
+  static const std::regex bias_mlp(R"(bias_encodings\.(\d+)\.cpb_mlp\.([02])\.(weight|bias))");
   std::smatch match;
-  if (family == kTimmRopeFamily && std::regex_match(posenc_name, match, layer_scale))
+  if ((family == kTimmRopeFamily || family == kTimmBeitFamily) &&
+      std::regex_match(posenc_name, match, layer_scale))
     return "blocks." + match[1].str() + ".gamma_" + match[2].str();
+  if (has_relative_position_modules(family) && std::regex_match(posenc_name, match, bias_table))
+    return relative_position_module(family, match[1].str(), shared_bias) +
+           ".relative_position_bias_table";
+  if (family == kTimmRelposFamily && std::regex_match(posenc_name, match, bias_mlp))
+    return relative_position_module(family, match[1].str(), shared_bias) + ".mlp.fc" +
+           (match[2].str() == "0" ? "1." : "2.") + match[3].str();
   if (std::regex_match(posenc_name, match, peg))
     return "pos_block." + match[1].str() + ".proj.0." + match[2].str();
   if (std::regex_match(posenc_name, match, lff))
@@ -191,6 +232,70 @@ ImportOptions with_table_grid_of_config(const StateDict& state, ImportOptions im
   return import;
 }
 
+// The attention-bias encoding of a timm-beit or timm-relpos-vit state dict, and the side of the
+// square window its table was made for (0 for an MLP, which has none). Empty spec: no relative
+// position bias (a BEiT with an absolute table only).
+struct RelativePositionImport {
+  std::string spec;
+  int64_t window = 0;
+};
+RelativePositionImport relative_position_import(const StateDict& state, const std::string& family,
+                                                int64_t prefix, std::vector<std::string>& notes) {
+  const auto shared_module = relative_position_module(family, "", true);
+  const auto block_module = relative_position_module(family, "0", false);
+  const auto present = [&](const std::string& module) {
+    return state.count(module + ".relative_position_bias_table") > 0 ||
+           state.count(module + ".mlp.fc1.weight") > 0;
+  };
+  const bool shared = present(shared_module);
+  TORCH_CHECK(!(shared && present(block_module)), "the state dict has a shared relative position "
+              "bias (", shared_module, ") and one per block (", block_module, "): posenc's "
+              "models take one attention-bias encoding, per block or shared, not both");
+  const auto module = shared ? shared_module : block_module;
+  const auto table = state.find(module + ".relative_position_bias_table");
+  RelativePositionImport imported;
+  if (table != state.end()) {
+    // BEiT's (and RelPosBias's) three class-token rows follow the (2H - 1)(2W - 1) offsets
+    const int64_t extra = prefix > 0 ? 3 : 0;
+    const int64_t offsets = table->second.dim() == 2 ? table->second.size(0) - extra : 0;
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(offsets))));
+    TORCH_CHECK(offsets > 0 && side * side == offsets && side % 2 == 1,
+                table->first, " is ", describe_tensor(table->second), ": with ", extra,
+                " class-token rows that leaves ", offsets, " offsets, not a square window's "
+                "(2n - 1)^2 (posenc reads the window of square tables only, as timm's checkpoint "
+                "filters do)");
+    imported.window = (side + 1) / 2;
+    imported.spec = c10::str("relpos_bias:shared=", shared ? "true" : "false",
+                             ",prefix_entries=", extra > 0 ? "true" : "false",
+                             ",resize=geometric,init=zeros");
+    notes.push_back(c10::str("attention bias: relpos_bias over a ", imported.window, "x",
+                             imported.window, " window (", table->first, "), ",
+                             shared ? "shared by every block" : "one per block",
+                             extra > 0 ? ", BEiT's class-token entries" : "",
+                             "; other grids resampled geometrically, as timm's set_input_size"));
+    return imported;
+  }
+  const auto hidden = state.find(module + ".mlp.fc1.weight");
+  if (hidden != state.end()) {
+    TORCH_CHECK(family == kTimmRelposFamily, "a relative position MLP (", hidden->first,
+                ") is timm's relpos ViT's: import it with --from ", kTimmRelposFamily);
+    TORCH_CHECK(hidden->second.dim() == 2 && hidden->second.size(1) == 2, hidden->first,
+                " must be (hidden, 2), an MLP of (dy, dx), got ", describe_tensor(hidden->second));
+    const bool cr = state.count(module + ".mlp.fc2.bias") > 0;
+    imported.spec = c10::str("relpos_mlp:hidden=", hidden->second.size(0),
+                             ",mode=", cr ? "cr" : "swin,normalize=grid",
+                             ",shared=", shared ? "true" : "false");
+    notes.push_back(c10::str("attention bias: relpos_mlp (", module, ".mlp), timm's RelPosMlp ",
+                             cr ? "'cr' mode" : "'swin' mode (offsets by the current window)",
+                             shared ? ", shared by every block" : ", one per block"));
+    return imported;
+  }
+  TORCH_CHECK(family == kTimmBeitFamily, "the state dict has no relative position bias (",
+              block_module, ".relative_position_bias_table or .mlp.fc1.weight, or ",
+              shared_module, "'s), which a ", family, " model has");
+  return imported;
+}
+
 // The architecture that the tensors' shapes describe, plus what they cannot tell.
 VisionTransformerOptions infer_options(const StateDict& state, const ImportOptions& import,
                                        std::vector<std::string>& notes) {
@@ -216,9 +321,26 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   TORCH_CHECK(timm.channels == 0 || timm.channels == options.image_channels,
               "the model config's input_size has ", timm.channels, " channels but the patch "
               "embedding takes ", options.image_channels, ": is the config that of this model?");
-  options.head = classifier_head(state.count("cls_token") > 0,
-                                 import.global_pool.empty() ? timm.global_pool : import.global_pool,
-                                 notes);
+  std::string global_pool = import.global_pool.empty() ? timm.global_pool : import.global_pool;
+  if (state.count("fc_norm.weight") > 0) {
+    // timm puts the final norm after the pooling (fc_norm) for its avg-pooled heads
+    TORCH_CHECK(global_pool != "token", "the state dict has fc_norm (a LayerNorm after the global "
+                "average pooling, timm's global_pool='avg'); posenc's fc_norm follows the average "
+                "of the patch tokens only: use --global-pool avg, or leave it out");
+    global_pool = "avg";
+    options.fc_norm = true;
+    notes.push_back("head: fc_norm, the final norm after the mean of the patch tokens (timm's "
+                    "global_pool='avg')");
+  }
+  options.head = classifier_head(state.count("cls_token") > 0, global_pool, notes);
+  // the attention's input bias: timm's qkv.bias, none, or BEiT's q_bias and v_bias
+  if (state.count("blocks.0.attn.q_bias") > 0) {
+    options.qkv_bias = "qv";
+    notes.push_back("attention: BEiT's q_bias and v_bias, keys without a bias");
+  } else if (state.count("blocks.0.attn.qkv.bias") == 0) {
+    options.qkv_bias = "none";
+    notes.push_back("attention: no qkv bias (timm's qkv_bias=False)");
+  }
   options.drop_path = 0.0;
   options.heads = import.heads > 0 ? import.heads : timm.heads;
   if (options.heads == 0)
@@ -232,10 +354,12 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
   int64_t image_width = size_given ? import.image_width : size_known ? timm.image_width : 224;
 
   // layer scale: its starting value is not in the tensors, and the weights replace it
-  if (state.count(family == kTimmRopeFamily ? "blocks.0.gamma_1" : "blocks.0.ls1.gamma") > 0)
+  const bool gamma_names = family == kTimmRopeFamily || family == kTimmBeitFamily;
+  if (state.count(gamma_names ? "blocks.0.gamma_1" : "blocks.0.ls1.gamma") > 0)
     options.layer_scale = 1e-5;
   const bool learned_table =
-      family == "timm-vit" || (family == kTimmRopeFamily && state.count("pos_embed") > 0);
+      family == "timm-vit" ||
+      ((family == kTimmRopeFamily || family == kTimmBeitFamily) && state.count("pos_embed") > 0);
   TORCH_CHECK(learned_table || (import.table_height == 0 && import.table_width == 0),
               "a table grid is for a learned pos_embed; this ", family, " model has none");
   if (learned_table) {
@@ -282,6 +406,18 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
       notes.push_back("rotary: rope_axial with naver's temperature 100 (timm's vit_*_rope_*; "
                       "RoPE-Axial has no tensors, so a model without rotary attention would "
                       "read the same)");
+    }
+  } else if (has_relative_position_modules(family)) {
+    if (!learned_table)
+      options.encodings.clear();
+    options.conditional_after_blocks = {};
+    const auto bias = relative_position_import(state, family, options.prefix_tokens(), notes);
+    if (!bias.spec.empty())
+      options.encodings.push_back(bias.spec);
+    if (options.encodings.empty())
+      options.encodings = {"none"};
+    if (!size_known && !learned_table && bias.window > 0) {
+      image_height = image_width = bias.window * options.patch_size;
     }
   } else if (family == "cpvt") {
     const int64_t pegs = count_numbered(state, std::regex(R"(pos_block\.(\d+)\.proj\.0\.weight)"),
@@ -334,7 +470,8 @@ VisionTransformerOptions infer_options(const StateDict& state, const ImportOptio
 }  // namespace
 
 const std::vector<std::string>& pytorch_model_families() {
-  static const std::vector<std::string> families{"timm-vit", kTimmRopeFamily, "cpvt", "lff"};
+  static const std::vector<std::string> families{
+      "timm-vit", kTimmRopeFamily, kTimmBeitFamily, kTimmRelposFamily, "cpvt", "lff"};
   return families;
 }
 
@@ -343,6 +480,7 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
   ImportedModel imported;
   const auto options = infer_options(state, import, imported.notes);
   imported.model = VisionTransformer(options);
+  const bool shared_bias = shares_attention_bias(options);
 
   std::string problems, not_finite;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;  // (posenc, converted)
@@ -365,7 +503,7 @@ ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& 
       assignments.emplace_back(item.value(), all_blocks.select(1, index).to(torch::kFloat32));
       continue;
     }
-    const std::string name = pytorch_name(item.key(), import.family);
+    const std::string name = pytorch_name(item.key(), import.family, shared_bias);
     const auto found = state.find(name);
     if (found == state.end()) {
       problems += c10::str("\n  missing: ", name, " ", describe_tensor(item.value()));
@@ -444,9 +582,84 @@ std::string exported_family(const VisionTransformerOptions& options) {
   const bool table = types.size() == 2 && types[0] == "learned1d";
   const std::string& rotary = types.empty() ? "" : types.back();
   const bool timm_rotary = rotary == "rope_axial" || rotary == "rope_mixed";
-  return timm_rotary && (types.size() == 1 || table) && options.head == "token" ? kTimmRopeFamily
-                                                                              : "timm-vit";
+  if (timm_rotary && (types.size() == 1 || table) && options.head == "token")
+    return kTimmRopeFamily;
+  const auto has = [&](const char* type) {
+    return std::find(types.begin(), types.end(), type) != types.end();
+  };
+  // BEiT's attention (q_bias, v_bias) and its tables; other relative position biases are the
+  // relpos ViT's
+  if (options.qkv_bias == "qv" && !has("relpos_mlp"))
+    return kTimmBeitFamily;
+  if (has("relpos_bias") || has("relpos_mlp"))
+    return kTimmRelposFamily;
+  return "timm-vit";
 }
+
+namespace {
+
+// timm's Beit or VisionTransformerRelPos for a model of those families that timm can rebuild: its
+// architecture and the model_args its factory does not set. Left without an architecture (the
+// state dict still has timm's names) when timm's class has no such model: other encodings beside
+// the bias (a learned table in a relpos ViT), a GAP head without fc_norm in BEiT, ...
+void add_relative_position_architecture(const VisionTransformerOptions& options,
+                                        const std::string& family, ExportedModelConfig& exported) {
+  nlohmann::json bias;
+  bool learned_table = false;
+  for (const auto& spec : options.encodings) {
+    auto config = parse_encoding_spec(spec);
+    const auto type = config.value("type", "");
+    if (type == "relpos_bias" || type == "relpos_mlp")
+      bias = config;
+    else if (type == "learned1d")
+      learned_table = true;
+    else if (type != "none")
+      return;
+  }
+  const auto option = [&](const char* key, const nlohmann::json& fallback) {
+    return bias.is_null() ? fallback : bias.value(key, fallback);
+  };
+  const bool shared = option("shared", false).get<bool>();
+  auto& args = exported.model_args;
+  args["init_values"] = options.layer_scale > 0.0 ? nlohmann::json(options.layer_scale)
+                                                   : nlohmann::json(nullptr);
+  if (family == kTimmBeitFamily) {
+    // BEiT: always a class token; its fc_norm exactly when global_pool='avg'
+    const bool avg = options.head == "gap_with_token" && options.fc_norm;
+    if (!(options.head == "token" || avg) ||
+        (!bias.is_null() && (bias.value("type", "") != "relpos_bias" ||
+                             option("prefix_entries", true) != true)))
+      return;
+    exported.config.architecture = "beit_base_patch16_224";
+    args["global_pool"] = exported.config.global_pool = avg ? "avg" : "token";
+    args["use_abs_pos_emb"] = learned_table;
+    args["use_rel_pos_bias"] = !bias.is_null() && !shared;
+    args["use_shared_rel_pos_bias"] = !bias.is_null() && shared;
+    return;
+  }
+  if (learned_table || bias.is_null() || options.qkv_bias == "qv")
+    return;
+  const bool class_token = options.has_class_token();
+  const std::string type = bias.value("type", "");
+  if (type == "relpos_bias" && option("prefix_entries", true) != class_token)
+    return;
+  if (type == "relpos_mlp" && option("mode", "swin") == "swin" &&
+      option("normalize", "trained") != "grid")
+    return;
+  exported.config.architecture = "vit_relpos_base_patch16_224";
+  args["class_token"] = class_token;
+  args["fc_norm"] = options.fc_norm;
+  args["qkv_bias"] = options.qkv_bias == "qkv";
+  args["shared_rel_pos"] = shared;
+  if (type == "relpos_bias") {
+    args["rel_pos_type"] = "bias";
+  } else {
+    args["rel_pos_type"] = option("mode", "swin") == "cr" ? "mlp" : "mlp_swin";
+    args["rel_pos_dim"] = option("hidden", 512);
+  }
+}
+
+}  // namespace
 
 ExportedModelConfig exported_model_config(const VisionTransformerOptions& options) {
   ExportedModelConfig exported;
@@ -472,13 +685,19 @@ ExportedModelConfig exported_model_config(const VisionTransformerOptions& option
                          {"mlp_ratio", options.mlp_ratio}};
   if (options.layer_scale > 0.0)
     exported.model_args["init_values"] = options.layer_scale;
-  // timm builds the family itself: a learned table and the class token's head (its avg heads
-  // add an fc_norm that posenc's GAP head does not have)
-  if (options.encodings.size() == 1 && options.head == "token" &&
-      parse_encoding_spec(options.encodings[0]).value("type", "") == "learned1d")
+  // timm builds the family itself: a learned table, any of posenc's heads (timm's
+  // class_token, global_pool and fc_norm say which) and a qkv bias or none
+  if (options.encodings.size() == 1 && options.qkv_bias != "qv" &&
+      parse_encoding_spec(options.encodings[0]).value("type", "") == "learned1d") {
     config.architecture = "vit_base_patch16_224";  // every size argument is in model_args
+    exported.model_args["qkv_bias"] = options.qkv_bias == "qkv";
+    if (options.head != "token") {
+      exported.model_args["class_token"] = options.has_class_token();
+      exported.model_args["fc_norm"] = options.fc_norm;
+    }
+  }
   // and eva.py's RoPE ViTs, whose factories set naver's rotary defaults (posenc's too)
-  if (exported_family(options) == kTimmRopeFamily) {
+  if (exported_family(options) == kTimmRopeFamily && options.qkv_bias == "qkv") {
     const bool table = options.encodings.size() == 2;
     const bool mixed =
         parse_encoding_spec(options.encodings.back()).value("type", "") == "rope_mixed";
@@ -492,11 +711,15 @@ ExportedModelConfig exported_model_config(const VisionTransformerOptions& option
     if (table)
       exported.model_args["no_embed_class"] = false;
   }
+  const std::string family = exported_family(options);
+  if (has_relative_position_modules(family))
+    add_relative_position_architecture(options, family, exported);
   return exported;
 }
 
 StateDict export_pytorch_model(const VisionTransformerImpl& model) {
   const std::string family = exported_family(model.options());
+  const bool shared_bias = shares_attention_bias(model.options());
   StateDict state;
   std::vector<torch::Tensor> block_frequencies;  // rope_mixed's, by block
   for (const auto& item : model.named_parameters()) {
@@ -506,10 +729,10 @@ StateDict export_pytorch_model(const VisionTransformerImpl& model) {
       block_frequencies.push_back(item.value().detach());  // named_parameters: in block order
       continue;
     }
-    state[pytorch_name(item.key(), family)] = item.value().detach();
+    state[pytorch_name(item.key(), family, shared_bias)] = item.value().detach();
   }
   for (const auto& item : model.named_buffers())
-    state[pytorch_name(item.key(), family)] = item.value().detach();
+    state[pytorch_name(item.key(), family, shared_bias)] = item.value().detach();
   if (!block_frequencies.empty())  // (2, heads, pairs) per block -> (2, depth, heads, pairs)
     state[kTimmRopeFrequencies] = torch::stack(block_frequencies, 1);
   return state;

@@ -23,6 +23,7 @@ near 0, which would let a swapped or dropped tensor go unseen; the weights are t
 from fixed seeds (randomise below) with magnitudes that keep the logits of order 1.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -91,12 +92,35 @@ class Plain(nn.Module):
         return self.model(images)
 
 
+class Resizable(nn.Module):
+    """A timm model with a fixed input size (Beit, VisionTransformerRelPos: no dynamic_img_size)
+    run at another size as timm itself does it: a copy of the model is given that size with
+    model.set_input_size(img_size=...), which resamples the relative position bias tables (timm's
+    resize_rel_pos_bias_table, BEiT's geometric resampling), rebuilds RelPosMlp's offsets and
+    resamples an absolute table (resample_abs_pos_embed)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def state_dict_for_export(self):
+        return self.model.state_dict()
+
+    def forward(self, images):
+        size = tuple(images.shape[-2:])
+        if size == tuple(self.model.patch_embed.img_size):
+            return self.model(images)
+        resized = copy.deepcopy(self.model)
+        resized.set_input_size(img_size=size)
+        return resized(images)
+
+
 def randomise(module, seed):
     """Every floating tensor of the state dict (timm's names) redrawn from a seeded generator:
     norm weights
-    1 + N(0, 0.2^2), biases N(0, 0.1^2), layer-scale gammas 0.5 + N(0, 0.1^2), the class, register
+    1 + N(0, 0.2^2), biases (and BEiT's q_bias, v_bias) N(0, 0.1^2), layer-scale gammas 0.5 + N(0, 0.1^2), the class, register
     and distillation tokens, the position table and RoPE-Mixed's frequencies N(0, 0.5^2), every
-    other weight N(0, 1/fan_in)."""
+    other weight N(0, 1/fan_in) (relative position bias tables: N(0, 1/heads))."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in module.state_dict_for_export().items():  # views of the parameters
@@ -107,7 +131,7 @@ def randomise(module, seed):
             owner = name.rsplit(".", 2)[-2] if "." in name else ""
             if leaf == "weight" and "norm" in owner:
                 value = 1.0 + 0.2 * noise
-            elif leaf == "bias":
+            elif leaf == "bias" or leaf in ("q_bias", "v_bias"):  # beit.py's q_bias, v_bias
                 value = 0.1 * noise
             elif leaf in ("gamma", "gamma_1", "gamma_2"):  # VisionTransformer's, eva.py's
                 value = 0.5 + 0.1 * noise
@@ -129,6 +153,9 @@ SMALL = dict(img_size=32, patch_size=8, num_classes=10, dynamic_img_size=True)
 TINY = dict(SMALL, embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0, in_chans=1)
 # eva.py's RoPE ViTs: 3 heads of 16 channels (RoPE needs head_dim divisible by 4)
 ROPE_VIT = dict(SMALL, embed_dim=48, depth=2, num_heads=3, mlp_ratio=2.0, in_chans=3)
+# beit.py and vision_transformer_relpos.py have no dynamic_img_size: other sizes go through
+# set_input_size (Resizable)
+FIXED_SIZE = {k: v for k, v in ROPE_VIT.items() if k != "dynamic_img_size"}
 
 CASES = [
     # -- imported and matched ---------------------------------------------------------------
@@ -181,15 +208,14 @@ CASES = [
          expect="match", sizes=[(32, 32), (40, 24)],
          about="CPVT-GAP: no class token, global average pooling after the final norm, PosConv "
                "after blocks 0 and 2"),
-    # -- refused, with a message naming what posenc lacks -----------------------------------
+    # (fc_norm and qkv_bias=False were refused until the BEiT and relpos ViT imports)
     dict(name="vit_fc_norm", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, class_token=False, global_pool="avg"),
-         family="timm-vit", flags=["--heads", "2"],
-         lacks="fc_norm: a LayerNorm after global average pooling instead of before it",
-         expect="refuse",
-         fragments=["fc_norm.weight"], sizes=[(32, 32)],
+         family="timm-vit", flags=["--heads", "2"], expect="match",
+         sizes=[(32, 32), (32, 48)],
          about="global_pool='avg' with timm's default fc_norm: LayerNorm after the mean, no "
                "final norm before it"),
+    # -- refused, with a message naming what posenc lacks -----------------------------------
     dict(name="vit_reg4", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, reg_tokens=4),
          family="timm-vit", flags=["--heads", "2"],
@@ -200,7 +226,7 @@ CASES = [
     dict(name="vit_reg4_gap", model="vit_betwixt_patch16_reg4_gap_256",
          kwargs=dict(TINY),
          family="timm-vit", flags=["--heads", "2"],
-         lacks="register tokens, fc_norm, layer scale",
+         lacks="register tokens (and no_embed_class)",
          expect="refuse",
          fragments=["reg_token"], sizes=[(32, 32)],
          about="timm's register GAP model: class_token=False, no_embed_class=True, "
@@ -228,10 +254,8 @@ CASES = [
                "(blocks.N.ls1.gamma, ls2.gamma)"),
     dict(name="vit_no_qkv_bias", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, qkv_bias=False),
-         family="timm-vit", flags=["--heads", "2"],
-         lacks="attention without a qkv bias",
-         expect="refuse",
-         fragments=["missing: blocks.0.attn.qkv.bias"], sizes=[(32, 32)],
+         family="timm-vit", flags=["--heads", "2"], expect="match",
+         sizes=[(32, 32), (48, 32)],
          about="qkv_bias=False: the attention's input projection has no bias"),
     dict(name="vit_qk_norm", model="vit_tiny_patch16_224",
          kwargs=dict(TINY, qk_norm=True),
@@ -301,6 +325,48 @@ CASES = [
          family="timm-rope-vit", flags=["--heads", "3"], expect="match",
          sizes=[(32, 32), (24, 40)],
          about="RoPE-Mixed + APE (no_embed_class=True); at 24x40 the table is resampled to 3x5"),
+    # -- timm's beit.py (BEiT): relative position bias with class-token entries ---------------
+    dict(name="beit", model="beit_base_patch16_224", kwargs=FIXED_SIZE, resizable=True,
+         family="timm-beit", flags=["--heads", "3", "--image-size", "32"], expect="match",
+         sizes=[(32, 32), (48, 48), (32, 48)],
+         about="BEiT: a relative position bias table per block (4x4 window, 49 offsets + 3 "
+               "class-token rows), q_bias and v_bias, layer scale gamma_1/gamma_2, global_pool="
+               "'avg' with fc_norm; at 48x48 and 32x48 timm's set_input_size resamples the "
+               "tables geometrically (resize_rel_pos_bias_table), posenc its relpos_bias:"
+               "resize=geometric"),
+    dict(name="beit_shared_ape", model="beit_base_patch16_224",
+         kwargs=dict(FIXED_SIZE, use_abs_pos_emb=True, use_rel_pos_bias=False,
+                     use_shared_rel_pos_bias=True, global_pool="token"),
+         resizable=True, family="timm-beit", flags=["--heads", "3", "--image-size", "32"],
+         expect="match", sizes=[(32, 32), (40, 24)],
+         about="BEiT with one shared relative position bias (rel_pos_bias.*), an absolute table "
+               "with the class row, class-token head; at 40x24 both resample the table (5x3 "
+               "window) and the bias"),
+    # -- timm's vision_transformer_relpos.py ---------------------------------------------------
+    dict(name="vit_relpos", model="vit_relpos_small_patch16_224", kwargs=FIXED_SIZE,
+         resizable=True, family="timm-relpos-vit", flags=["--heads", "3", "--image-size", "32"],
+         expect="match", sizes=[(32, 32), (32, 48)],
+         about="RelPosMlp per block in timm's 'cr' mode (ln offsets, both layers biased), no "
+               "class token, fc_norm, qkv_bias=False, layer scale ls1/ls2; at 32x48 the MLP "
+               "sees the 4x6 window's offsets"),
+    dict(name="vit_srelpos", model="vit_srelpos_small_patch16_224", kwargs=FIXED_SIZE,
+         resizable=True, family="timm-relpos-vit", flags=["--heads", "3", "--image-size", "32"],
+         expect="match", sizes=[(32, 32), (48, 32)],
+         about="one RelPosMlp shared by every block (shared_rel_pos.mlp.*), final norm before "
+               "the average (fc_norm=False)"),
+    dict(name="vit_relpos_swin", model="vit_relpos_small_patch16_224",
+         kwargs=dict(FIXED_SIZE, rel_pos_type="mlp_swin"), resizable=True,
+         family="timm-relpos-vit", flags=["--heads", "3", "--image-size", "32"],
+         expect="match", sizes=[(32, 32), (40, 40)],
+         about="RelPosMlp in its 'swin' mode: Swin-V2's log2 offsets normalised by the current "
+               "window and 16 sigmoid, no fc2 bias (posenc's relpos_mlp normalize=grid)"),
+    dict(name="vit_relpos_bias_cls", model="vit_relpos_base_patch16_cls_224",
+         kwargs=dict(FIXED_SIZE, rel_pos_type="bias"), resizable=True,
+         family="timm-relpos-vit", flags=["--heads", "3", "--image-size", "32"],
+         expect="match", sizes=[(32, 32), (48, 48), (24, 40)],
+         about="RelPosBias tables per block with a class token (BEiT's three class-token rows), "
+               "class-token head; at other sizes timm's set_input_size resamples the tables "
+               "geometrically"),
 ]
 
 
@@ -330,6 +396,8 @@ def build(case):
     model = timm.create_model(case["model"], pretrained=False, **case["kwargs"])
     if "peg_after" in case:
         return CPVT(model, case["peg_after"])
+    if case.get("resizable"):
+        return Resizable(model)
     return Plain(model)
 
 
@@ -440,6 +508,9 @@ def main():
                                  names="pos_block.N.proj.0.{weight,bias}",
                                  note="pos_embed='none'; PosConv on the grid tokens, prefix "
                                       "tokens passed through")
+        if case.get("resizable"):
+            entry["timm_resize"] = ("other sizes: copy.deepcopy(model).set_input_size("
+                                    "img_size=(H, W)), timm's own way for this class")
         if "state_of" in case:
             entry["timm_load"] = dict(
                 how="timm.models.vision_transformer.checkpoint_filter_fn(state, model), then "

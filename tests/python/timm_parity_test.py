@@ -125,7 +125,7 @@ class Manifest(unittest.TestCase):
         expects = {case["expect"] for case in MANIFEST["cases"]}
         self.assertTrue({"match", "refuse"} <= expects)
         # the trained resolution and a non-square one, for a class-token model and CPVT
-        for family in ("timm-vit", "timm-rope-vit", "cpvt"):
+        for family in ("timm-vit", "timm-rope-vit", "timm-beit", "timm-relpos-vit", "cpvt"):
             sizes = [tuple(e["size"]) for case in MANIFEST["cases"] if case["family"] == family
                      and case["expect"] == "match" for e in case["evaluations"]]
             self.assertTrue(any(h != w for h, w in sizes), family)

@@ -18,6 +18,14 @@ namespace posenc {
 //             (C, 1, k, k) inside an nn.Sequential, after block N (class-token or GAP head)
 //   lff       the common LFF port as the model's pos_embed module: pos_embed.Wr.weight (F/2, 2),
 //             pos_embed.mlp.0.* and pos_embed.mlp.2.* (Linear, GELU, Linear), on patch centres
+//   timm-rope-vit  timm's eva.py RoPE ViTs: rope.freqs (RoPE-Mixed), gamma_1, gamma_2
+//   timm-beit      timm's beit.py (BEiT, BEiT v2): blocks.N.attn.relative_position_bias_table or
+//                  rel_pos_bias.relative_position_bias_table (shared), attn.q_bias and v_bias,
+//                  gamma_1, gamma_2, optional pos_embed, fc_norm for global_pool='avg'
+//   timm-relpos-vit  timm's vision_transformer_relpos.py: blocks.N.attn.rel_pos.
+//                  {relative_position_bias_table, mlp.fc1.*, mlp.fc2.*} or shared_rel_pos.*
+// Every family reads timm's fc_norm (the norm after the pooling) and a qkv projection without
+// a bias (qkv_bias=False).
 const std::vector<std::string>& pytorch_model_families();
 
 struct ImportOptions {
@@ -61,10 +69,12 @@ struct ImportedModel {
 ImportedModel import_pytorch_model(const StateDict& state, const ImportOptions& options);
 
 // The config.json that `posenc export` writes beside the state dict: classes, heads, input
-// size, global_pool and the CPVT blocks; for a timm-vit model with a class-token head, and for
-// the timm-rope-vit models at their defaults (vit_base_patch16_rope_[mixed_][ape_]224), also
-// timm's architecture and the model_args that rebuild it (timm.create_model(architecture,
-// **model_args)). The caller adds the normalisation and class names.
+// size, global_pool and the CPVT blocks; for a timm-vit model with a class-token head, for the
+// timm-rope-vit models at their defaults (vit_base_patch16_rope_[mixed_][ape_]224), and for the
+// BEiT and relpos ViT models timm's Beit and VisionTransformerRelPos can build
+// (beit_base_patch16_224, vit_relpos_base_patch16_224), also timm's architecture and the
+// model_args that rebuild it (timm.create_model(architecture, **model_args)). The caller adds the
+// normalisation and class names.
 struct ExportedModelConfig {
   TimmModelConfig config;
   nlohmann::json model_args;
@@ -72,8 +82,9 @@ struct ExportedModelConfig {
 ExportedModelConfig exported_model_config(const VisionTransformerOptions& options);
 
 // The family whose names an export uses: timm-rope-vit (timm's eva.py) for a class-token model
-// with rope_axial or rope_mixed, alone or after a learned table; timm-vit otherwise (whose names
-// are also cpvt's and lff's).
+// with rope_axial or rope_mixed, alone or after a learned table; timm-beit for BEiT's attention
+// (qkv_bias "qv") without a relpos_mlp; timm-relpos-vit for another model with relpos_bias or
+// relpos_mlp; timm-vit otherwise (whose names are also cpvt's and lff's).
 std::string exported_family(const VisionTransformerOptions& options);
 
 // The model's tensors under the names of its family (timm-vit, cpvt or lff by its encodings;

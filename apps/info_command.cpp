@@ -49,6 +49,7 @@ nlohmann::json info_as_json(const LibraryInfo& libraries) {
           {"separate_onednn_libraries", libraries.separate_onednn_libraries},
           {"threads", at::get_num_threads()},
           {"cores", available_cores()},
+          {"memory_allocator", memory_allocator_setting()},
           {"simd", to_string(supported_simd_level())},
           {"kernels", fused_kernels_enabled() ? to_string(active_simd_level()) : "reference"},
           {"encodings", encodings}};
@@ -69,6 +70,7 @@ void print_info(const nlohmann::json& info) {
             << info["separate_onednn_libraries"].size() << " other oneDNN libraries loaded)\n"
             << "OpenMP:   " << info["openmp_runtimes"].size() << " runtime: " << openmp << "\n"
             << "threads:  " << info["threads"] << " of " << info["cores"] << " available cores\n"
+            << "memory:   " << info["memory_allocator"].get<std::string>() << "\n"
             << "SIMD:     " << info["simd"].get<std::string>()
             << " (fused kernels: " << info["kernels"].get<std::string>() << ")\n\n"
             << "Encodings (spec: NAME:KEY=VALUE,...  e.g. lff:F=64,H=32,gamma=10):\n";

@@ -135,6 +135,7 @@ int run(int argc, char** argv) {
   posenc::cli::add_show_command(app);
   try {
     posenc::configure_threads();
+    posenc::configure_memory_allocator();
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& error) {
     return error.get_exit_code();  // a command's own exit status (train --nproc's ranks)

@@ -68,6 +68,7 @@ std::string take_flag(int& argc, char** argv, const char* name, const char* fall
 int main(int argc, char** argv) {
   try {
     posenc::configure_threads();
+    posenc::configure_memory_allocator();
     std::cerr << posenc::library_warning(posenc::detect_libraries());
     const auto peg =
         posenc::bench::parse_peg_shape(take_flag(argc, argv, "--peg-shape", "64,14,14,192,3,0"));

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
   posenc::configure_threads(threads);
+  posenc::configure_memory_allocator();
 
   torch::manual_seed(0);
   auto options = posenc::VisionTransformerOptions::preset(preset);

@@ -4,6 +4,7 @@
 
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "posenc/system_info.h"
@@ -43,6 +44,23 @@ TEST(SystemInfo, WarnsAboutAnotherLibTorchAndASecondRuntime) {
       << warning;
   EXPECT_NE(warning.find("2 OpenMP runtimes"), std::string::npos) << warning;
   EXPECT_NE(warning.find("/usr/lib/libdnnl.so.2"), std::string::npos) << warning;
+}
+
+// glibc's malloc keeps freed blocks for reuse unless the user tuned it or opted out.
+TEST(SystemInfo, KeepsFreedMemoryForReuseUnlessTheUserTunedMalloc) {
+  ASSERT_EQ(unsetenv("POSENC_MALLOC_TUNING"), 0);
+  ASSERT_EQ(setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2", 1), 0);
+  EXPECT_NE(configure_memory_allocator().find("as the user set it (GLIBC_TUNABLES)"),
+            std::string::npos);
+  ASSERT_EQ(unsetenv("GLIBC_TUNABLES"), 0);
+  ASSERT_EQ(setenv("POSENC_MALLOC_TUNING", "0", 1), 0);
+  EXPECT_NE(configure_memory_allocator().find("POSENC_MALLOC_TUNING=0"), std::string::npos);
+  ASSERT_EQ(unsetenv("POSENC_MALLOC_TUNING"), 0);
+  const auto setting = configure_memory_allocator();
+  EXPECT_EQ(memory_allocator_setting(), setting);
+#if defined(__GLIBC__)
+  EXPECT_NE(setting.find("kept for reuse (mmap threshold 32 MiB"), std::string::npos) << setting;
+#endif
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
@@ -118,6 +121,42 @@ int configure_threads(int requested) {
     threads = available_cores();
   at::set_num_threads(threads);
   return threads;
+}
+
+namespace {
+
+std::string& allocator_setting() {
+  static std::string setting = "not configured";
+  return setting;
+}
+
+}  // namespace
+
+std::string configure_memory_allocator() {
+  auto& setting = allocator_setting();
+#if defined(__GLIBC__)
+  const char* opt_out = std::getenv("POSENC_MALLOC_TUNING");
+  if (opt_out != nullptr && std::string(opt_out) == "0")
+    return setting = "glibc malloc as it is (POSENC_MALLOC_TUNING=0)";
+  for (const char* variable : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                               "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"}) {
+    if (std::getenv(variable) != nullptr)
+      return setting = std::string("glibc malloc as the user set it (") + variable + ")";
+  }
+  constexpr int kMmapThreshold = 32 << 20;  // glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX)
+  constexpr int kTrimThreshold = 1 << 30;
+  if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 ||
+      mallopt(M_TRIM_THRESHOLD, kTrimThreshold) != 1)
+    return setting = "glibc malloc as it is (mallopt refused the thresholds)";
+  return setting = "glibc malloc, freed blocks kept for reuse (mmap threshold 32 MiB, trim "
+                   "threshold 1 GiB)";
+#else
+  return setting = "the C library's malloc as it is (not glibc)";
+#endif
+}
+
+std::string memory_allocator_setting() {
+  return allocator_setting();
 }
 
 }  // namespace posenc

@@ -64,9 +64,15 @@ class PositionalEncodingImpl : public torch::nn::Module {
  protected:
   PositionalEncodingImpl(const EncodingOptions& options, const EncodingContext& context);
 
-  // Called by forward() after the checks above.
+  // Called by forward() after the checks above, with a single grid or explicit positions: a
+  // batch of grids (TokenLayout::of_grids) is split by grid first (transform_each_grid).
   // tokens: (B, N, C) -> (B, N, C)
   virtual torch::Tensor transform(const torch::Tensor& tokens, const TokenLayout& layout) = 0;
+
+  // A batch of images on their own grids: the images of each distinct grid transformed together
+  // on that grid (transform), their padding tokens passed through unchanged, so that every image
+  // gets what it would get alone. tokens: (B, N, C) -> (B, N, C)
+  torch::Tensor transform_each_grid(const torch::Tensor& tokens, const TokenLayout& layout);
 
   // Throws unless positions have G groups of M values each: for encodings with fixed G, M.
   void check_position_shape(const TokenLayout& layout, int64_t groups, int64_t values) const;
@@ -161,7 +167,9 @@ class RotaryEncodingImpl : public PositionalEncodingImpl {
   // (2i, 2i + 1) with interleaved pairs (naver's RoPE-ViT, as complex numbers), (i, i + head_dim/2)
   // with rotate-half pairs (EVA-02, timm, DINOv3).
   // With a coordinate augmentation other than the identity, at the grid's augmented coordinates
-  // (explicit positions take none: an error says so).
+  // (explicit positions take none: an error says so). On a batch of grids, (B, P, heads,
+  // head_dim / 2) with P the largest grid's tokens: each image's grid's angles, zero (no turn)
+  // for its padding.
   torch::Tensor angles(const TokenLayout& layout, const torch::TensorOptions& options,
                        const CoordinateAugmentation& augmentation = {});
 
@@ -246,6 +254,9 @@ class AttentionBiasEncodingImpl : public PositionalEncodingImpl {
   // The logit term of `grid`'s N = prefix + H * W tokens: (heads, N, N), [h, i, j] added to the
   // logit of query i and key j.
   torch::Tensor attention_bias(const TokenGrid& grid, const torch::TensorOptions& options);
+  // The same for a layout: (heads, N, N) on one grid; on a batch of grids (B, heads, N, N), each
+  // image's own grid's bias, zero in the rows and columns of its padding.
+  torch::Tensor attention_bias(const TokenLayout& layout, const torch::TensorOptions& options);
   // One module for every block (BEiT's shared relative position bias) instead of one each.
   virtual bool shared_across_blocks() const { return false; }
 
@@ -259,5 +270,9 @@ class AttentionBiasEncodingImpl : public PositionalEncodingImpl {
 };
 
 TORCH_MODULE(PositionalEncoding);
+
+// The images of a batch of grids (TokenLayout::of_grids) grouped by grid, in order of first
+// appearance: each distinct grid with the batch indices of its images.
+std::vector<std::pair<TokenGrid, std::vector<int64_t>>> images_by_grid(const TokenLayout& layout);
 
 }  // namespace posenc

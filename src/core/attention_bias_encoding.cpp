@@ -18,6 +18,31 @@ torch::Tensor AttentionBiasEncodingImpl::attention_bias(const TokenGrid& grid,
   return bias;
 }
 
+torch::Tensor AttentionBiasEncodingImpl::attention_bias(const TokenLayout& layout,
+                                                        const torch::TensorOptions& options) {
+  if (layout.is_grid())
+    return attention_bias(layout.grid(), options);
+  TORCH_CHECK(layout.is_grid_batch(), "attention-bias encoding '", type(), "' biases by offsets "
+              "on token grids, not at explicit positions (", layout.describe(), ")");
+  // (B, heads, N, N): each image's grid's bias, zero among and towards its padding
+  const auto& grids = layout.grids();
+  const int64_t count = layout.total_tokens();
+  auto bias = torch::zeros(
+      {static_cast<int64_t>(grids.size()), heads(), count, count}, options);
+  for (const auto& [grid, images] : images_by_grid(layout)) {
+    const int64_t own = grid.total_tokens();
+    // (heads, n, n) -> (n_images, heads, N, N)
+    const auto padded = torch::constant_pad_nd(attention_bias(grid, options),
+                                               {0, count - own, 0, count - own}, 0.0)
+                            .unsqueeze(0)
+                            .expand({static_cast<int64_t>(images.size()), -1, -1, -1});
+    bias = bias.index_copy(0, torch::tensor(images, torch::TensorOptions(torch::kLong)
+                                                       .device(options.device())),
+                           padded);
+  }
+  return bias;
+}
+
 torch::Tensor AttentionBiasEncodingImpl::transform(const torch::Tensor& tokens,
                                                    const TokenLayout& layout) {
   const int64_t batch = tokens.size(0), count = tokens.size(1);

@@ -1,5 +1,7 @@
 #include "posenc/positional_encoding.h"
 
+#include <algorithm>
+
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
@@ -38,7 +40,41 @@ PositionalEncodingImpl::PositionalEncodingImpl(const EncodingOptions& options,
 torch::Tensor PositionalEncodingImpl::forward(const torch::Tensor& tokens,
                                               const TokenLayout& layout) {
   check_tokens(tokens, layout);
+  if (layout.is_grid_batch())
+    return transform_each_grid(tokens, layout);
   return transform(tokens, layout);
+}
+
+std::vector<std::pair<TokenGrid, std::vector<int64_t>>> images_by_grid(const TokenLayout& layout) {
+  std::vector<std::pair<TokenGrid, std::vector<int64_t>>> groups;
+  const auto& grids = layout.grids();
+  for (size_t b = 0; b < grids.size(); ++b) {
+    auto group = std::find_if(groups.begin(), groups.end(),
+                              [&](const auto& entry) { return entry.first == grids[b]; });
+    if (group == groups.end())
+      group = groups.insert(groups.end(), {grids[b], {}});
+    group->second.push_back(static_cast<int64_t>(b));
+  }
+  return groups;
+}
+
+torch::Tensor PositionalEncodingImpl::transform_each_grid(const torch::Tensor& tokens,
+                                                          const TokenLayout& layout) {
+  // (B, N, C): each distinct grid's images transformed together on that grid, their padding
+  // passed through
+  auto output = tokens;
+  const int64_t count = tokens.size(1);
+  for (const auto& [grid, images] : images_by_grid(layout)) {
+    const auto index = torch::tensor(images, torch::TensorOptions(torch::kLong).device(
+                                                 tokens.device()));
+    const auto rows = tokens.index_select(0, index);  // (B_g, N, C)
+    auto transformed = transform(rows.narrow(1, 0, grid.total_tokens()), grid);
+    if (grid.total_tokens() < count)
+      transformed = torch::cat(
+          {transformed, rows.narrow(1, grid.total_tokens(), count - grid.total_tokens())}, 1);
+    output = output.index_copy(0, index, transformed);
+  }
+  return output;
 }
 
 void PositionalEncodingImpl::check_tokens(const torch::Tensor& tokens,
@@ -49,7 +85,7 @@ void PositionalEncodingImpl::check_tokens(const torch::Tensor& tokens,
               " channels but the encoding was built for C = ", dim());
   TORCH_CHECK(torch::isFloatingType(tokens.scalar_type()), who,
               ": tokens must be floating point, got ", tokens.scalar_type());
-  TORCH_CHECK(layout.is_grid() || accepts_positions(), who,
+  TORCH_CHECK(!layout.has_positions() || accepts_positions(), who,
               " works on token grids only and cannot read explicit positions; `posenc info` "
               "lists the encodings that accept positions");
   check_parameters_match(tokens);

@@ -94,6 +94,23 @@ bool RotaryEncodingImpl::GridKey::operator==(const GridKey& other) const {
 torch::Tensor RotaryEncodingImpl::angles(const TokenLayout& layout,
                                          const torch::TensorOptions& options,
                                          const CoordinateAugmentation& augmentation) {
+  if (layout.is_grid_batch()) {
+    const auto& grids = layout.grids();
+    const int64_t positioned = layout.positioned_tokens();
+    auto theta = torch::zeros(
+        {static_cast<int64_t>(grids.size()), positioned, heads(), head_dim() / 2}, options);
+    for (const auto& [grid, images] : images_by_grid(layout)) {
+      // (1, P_g, heads, pairs) -> (n_images, P, heads, pairs)
+      const auto own = angles(grid, options, augmentation);
+      const auto padded =
+          torch::constant_pad_nd(own, {0, 0, 0, 0, 0, positioned - own.size(1)}, 0.0)
+              .expand({static_cast<int64_t>(images.size()), -1, -1, -1});
+      theta = theta.index_copy(
+          0, torch::tensor(images, torch::TensorOptions(torch::kLong).device(options.device())),
+          padded);
+    }
+    return theta;
+  }
   TORCH_CHECK(layout.is_grid() || augmentation.is_identity(), "rotary encoding '", type(),
               "': shift_coords, jitter_coords and rescale_coords augment a token grid's "
               "coordinates while training; explicit positions are used as given: augment them in "

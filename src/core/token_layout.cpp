@@ -1,5 +1,6 @@
 #include "posenc/token_layout.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -50,18 +51,54 @@ TokenLayout TokenLayout::at_positions(torch::Tensor positions, int64_t prefix_to
   return TokenLayout(TokenGrid{0, 0, prefix_tokens}, std::move(positions));
 }
 
+TokenLayout TokenLayout::of_grids(std::vector<TokenGrid> grids) {
+  TORCH_CHECK(!grids.empty(), "a batch of grids needs at least one image");
+  int64_t largest = 0;
+  bool all_equal = true;
+  for (size_t b = 0; b < grids.size(); ++b) {
+    grids[b].validate();
+    TORCH_CHECK(grids[b].prefix_tokens == grids[0].prefix_tokens, "every image of a batch must "
+                "have the same prefix tokens (class token or none): image 0 has ",
+                grids[0].prefix_tokens, ", image ", b, " has ", grids[b].prefix_tokens);
+    largest = std::max(largest, grids[b].grid_tokens());
+    all_equal = all_equal && grids[b] == grids[0];
+  }
+  if (all_equal)
+    return TokenLayout(grids[0]);
+  TokenLayout layout(TokenGrid{0, 0, grids[0].prefix_tokens}, torch::Tensor());
+  layout.grids_ = std::move(grids);
+  layout.largest_grid_tokens_ = largest;
+  return layout;
+}
+
 const TokenGrid& TokenLayout::grid() const {
-  TORCH_CHECK(is_grid(), "this token layout holds explicit positions, not a grid");
+  TORCH_CHECK(is_grid(), "this token layout (", describe(), ") is not a single grid");
   return grid_;
 }
 
+const std::vector<TokenGrid>& TokenLayout::grids() const {
+  TORCH_CHECK(is_grid_batch(), "this token layout (", describe(), ") is not a batch of grids");
+  return grids_;
+}
+
+torch::Tensor TokenLayout::token_mask() const {
+  const auto& images = grids();
+  std::vector<int64_t> lengths;
+  for (const auto& grid : images)
+    lengths.push_back(grid.total_tokens());
+  // (B, 1) < (1, N) -> (B, N)
+  return torch::arange(total_tokens()).unsqueeze(0) < torch::tensor(lengths).unsqueeze(1);
+}
+
 const torch::Tensor& TokenLayout::positions() const {
-  TORCH_CHECK(!is_grid(), "this token layout is a grid (", grid_.describe(),
-              "), not explicit positions");
+  TORCH_CHECK(positions_.defined(), "this token layout (", describe(),
+              ") has no explicit positions");
   return positions_;
 }
 
 int64_t TokenLayout::positioned_tokens() const {
+  if (is_grid_batch())
+    return largest_grid_tokens_;
   return is_grid() ? grid_.grid_tokens() : positions_.size(1);
 }
 
@@ -72,15 +109,28 @@ void TokenLayout::check_tokens(const torch::Tensor& tokens, const std::string& w
   TORCH_CHECK(tokens.size(1) == total_tokens(), who, ": got ", tokens.size(1),
               " tokens but the layout (", describe(), ") has ", total_tokens(),
               "; pass the grid the tokens were made on");
-  if (!is_grid()) {
+  if (positions_.defined()) {
     TORCH_CHECK(positions_.size(0) == tokens.size(0), who, ": tokens have batch size ",
                 tokens.size(0), " but positions have batch size ", positions_.size(0));
+  }
+  if (is_grid_batch()) {
+    TORCH_CHECK(static_cast<int64_t>(grids_.size()) == tokens.size(0), who,
+                ": tokens have batch size ", tokens.size(0), " but the layout has ",
+                grids_.size(), " images' grids");
   }
 }
 
 std::string TokenLayout::describe() const {
   if (is_grid())
     return grid_.describe();
+  if (is_grid_batch()) {
+    std::string sizes;
+    for (size_t b = 0; b < grids_.size() && b < 4; ++b)
+      sizes += c10::str(b == 0 ? "" : ", ", grids_[b].height, "x", grids_[b].width);
+    return c10::str("a batch of ", grids_.size(), " grids (", sizes,
+                    grids_.size() > 4 ? ", ..." : "", ") + ", prefix_tokens(), " prefix token",
+                    prefix_tokens() == 1 ? "" : "s", ", padded to ", total_tokens(), " tokens");
+  }
   return c10::str("explicit positions of shape ", positions_.sizes(), " + ", prefix_tokens(),
                   " prefix token", prefix_tokens() == 1 ? "" : "s");
 }

@@ -78,10 +78,11 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& tokens,
   v = split_heads(v);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale_;  // (B, h, N, N)
   if (logit_bias.defined()) {
-    TORCH_CHECK(logit_bias.dim() == 3 && logit_bias.size(0) == heads_ &&
-                    logit_bias.size(1) == count && logit_bias.size(2) == count,
+    const bool per_image = logit_bias.dim() == 4 && logit_bias.size(0) == batch;
+    TORCH_CHECK((logit_bias.dim() == 3 || per_image) && logit_bias.size(-3) == heads_ &&
+                    logit_bias.size(-2) == count && logit_bias.size(-1) == count,
                 "attention logit_bias must be (heads, N, N) = (", heads_, ", ", count, ", ",
-                count, "), got ", logit_bias.sizes());
+                count, ") or (B, heads, N, N) with B = ", batch, ", got ", logit_bias.sizes());
     scores.add_(logit_bias);  // in place: no second (B, heads, N, N)
   }
   if (key_mask.defined()) {

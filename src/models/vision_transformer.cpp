@@ -160,61 +160,128 @@ std::pair<torch::Tensor, TokenGrid> VisionTransformerImpl::embed(const torch::Te
   return {tokens, grid};
 }
 
+std::pair<torch::Tensor, TokenLayout> VisionTransformerImpl::embed(
+    const std::vector<torch::Tensor>& images) {
+  TORCH_CHECK(!images.empty(), "a batch of images of their own sizes needs at least one image");
+  std::vector<torch::Tensor> rows;  // (1, prefix + H_b * W_b, dim) each
+  std::vector<TokenGrid> grids;
+  for (size_t b = 0; b < images.size(); ++b) {
+    const auto& image = images[b];
+    TORCH_CHECK(image.defined() && image.dim() == 3 && image.size(0) == options_.image_channels,
+                "image ", b, " of the batch must be (", options_.image_channels, ", H, W), got ",
+                image.defined() ? c10::str(image.sizes()) : std::string("an undefined tensor"));
+    TORCH_CHECK(image.size(1) >= options_.patch_size && image.size(2) >= options_.patch_size,
+                "image ", b, " of the batch is ", image.size(1), "x", image.size(2),
+                ", smaller than one ", options_.patch_size, "x", options_.patch_size,
+                " patch: it would have no token of its own; leave it out or resize it");
+    auto [tokens, grid] = patch_embed_->forward(image.unsqueeze(0));  // (1, H_b * W_b, dim)
+    if (cls_token_.defined())
+      tokens = torch::cat({cls_token_, tokens}, 1);
+    grid.prefix_tokens = options_.prefix_tokens();
+    rows.push_back(tokens);
+    grids.push_back(grid);
+  }
+  const auto layout = TokenLayout::of_grids(grids);
+  const int64_t count = layout.total_tokens();
+  for (auto& row : rows)  // padding after each image's tokens
+    row = torch::constant_pad_nd(row, {0, 0, 0, count - row.size(1)}, 0.0);
+  auto tokens = torch::cat(rows, 0);  // (B, N, dim)
+  for (const auto& encoding : *additive_encodings_)
+    tokens = encoding->as<PositionalEncodingImpl>()->forward(tokens, layout);
+  return {tokens, layout};
+}
+
 torch::Tensor VisionTransformerImpl::apply_conditional(const torch::Tensor& tokens,
-                                                       const TokenGrid& grid, int64_t after_block) {
+                                                       const TokenLayout& layout,
+                                                       int64_t after_block) {
   torch::Tensor x = tokens;
   for (size_t i = 0; i < conditional_slots_.size(); ++i) {
     if (conditional_slots_[i] == after_block) {
-      x = conditional_encodings_[i]->as<PositionalEncodingImpl>()->forward(x, grid);
+      x = conditional_encodings_[i]->as<PositionalEncodingImpl>()->forward(x, layout);
     }
   }
   return x;
 }
 
 torch::Tensor VisionTransformerImpl::run_block(size_t block, const torch::Tensor& tokens,
-                                               const TokenGrid& grid,
-                                               const CoordinateAugmentation& augmentation) {
+                                               const TokenLayout& layout,
+                                               const CoordinateAugmentation& augmentation,
+                                               const torch::Tensor& key_mask) {
   QueryKeyRotation rotate;
   if (!rotary_encodings_->is_empty()) {
     // the angles once per block, for its queries and keys
-    rotate = rotary_encodings_[block]->as<RotaryEncodingImpl>()->rotation(grid, tokens.options(),
-                                                                          augmentation);
+    rotate = rotary_encodings_[block]->as<RotaryEncodingImpl>()->rotation(
+        layout, tokens.options(), augmentation);
   }
-  torch::Tensor logit_bias;  // (heads, N, N)
+  torch::Tensor logit_bias;  // (heads, N, N), or (B, heads, N, N) on a batch of grids
   if (!bias_encodings_->is_empty()) {
     logit_bias = bias_encodings_[bias_shared_ ? 0 : block]
                      ->as<AttentionBiasEncodingImpl>()
-                     ->attention_bias(grid, tokens.options());
+                     ->attention_bias(layout, tokens.options());
   }
-  return blocks_[block]->as<TransformerBlockImpl>()->forward(tokens, {}, rotate, logit_bias);
+  return blocks_[block]->as<TransformerBlockImpl>()->forward(tokens, key_mask, rotate,
+                                                             logit_bias);
 }
 
-torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
-  auto [tokens, grid] = embed(images);
+torch::Tensor VisionTransformerImpl::run_blocks(torch::Tensor tokens, const TokenLayout& layout) {
   // DINOv3's coordinate augmentation, if configured: one draw per training step for every block
   const auto augmentation =
       rotary_encodings_->is_empty()
           ? CoordinateAugmentation{}
           : rotary_encodings_[0]->as<RotaryEncodingImpl>()->draw_coordinate_augmentation();
-  tokens = apply_conditional(tokens, grid, -1);
+  // padding tokens of a batch of grids get no attention
+  const auto key_mask =
+      layout.is_grid_batch() ? layout.token_mask().to(tokens.device()) : torch::Tensor();
+  tokens = apply_conditional(tokens, layout, -1);
   for (size_t b = 0; b < blocks_->size(); ++b) {
-    tokens = run_block(b, tokens, grid, augmentation);
-    tokens = apply_conditional(tokens, grid, static_cast<int64_t>(b));
+    tokens = run_block(b, tokens, layout, augmentation, key_mask);
+    tokens = apply_conditional(tokens, layout, static_cast<int64_t>(b));
   }
   return options_.fc_norm ? tokens : norm_->forward(tokens);
 }
 
-torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
-  auto tokens = features(images);  // (B, N, dim)
+torch::Tensor VisionTransformerImpl::features(const torch::Tensor& images) {
+  auto [tokens, grid] = embed(images);
+  return run_blocks(tokens, grid);
+}
+
+std::pair<torch::Tensor, TokenLayout> VisionTransformerImpl::features(
+    const std::vector<torch::Tensor>& images) {
+  auto [tokens, layout] = embed(images);
+  return {run_blocks(tokens, layout), layout};
+}
+
+torch::Tensor VisionTransformerImpl::classify(const torch::Tensor& tokens,
+                                              const TokenLayout& layout) {
   // class token (DeiT/CPVT) or the mean of the patch tokens (CPVT-GAP; gap_with_token skips the
-  // class token, as timm's global_pool='avg' skips its prefix tokens)
+  // class token, as timm's global_pool='avg' skips its prefix tokens); on a batch of grids the
+  // mean of each image's own patch tokens
   const int64_t prefix = options_.prefix_tokens();
-  auto pooled = options_.head == "token"
-                    ? tokens.select(1, 0)
-                    : tokens.narrow(1, prefix, tokens.size(1) - prefix).mean(1);  // (B, dim)
+  torch::Tensor pooled;  // (B, dim)
+  if (options_.head == "token") {
+    pooled = tokens.select(1, 0);
+  } else if (layout.is_grid_batch()) {
+    const auto patches = layout.token_mask().to(tokens.device()).narrow(1, prefix,
+                                                                        tokens.size(1) - prefix);
+    const auto weights = patches.to(tokens.scalar_type()).unsqueeze(-1);  // (B, N - prefix, 1)
+    pooled = (tokens.narrow(1, prefix, tokens.size(1) - prefix) * weights).sum(1) /
+             weights.sum(1);
+  } else {
+    pooled = tokens.narrow(1, prefix, tokens.size(1) - prefix).mean(1);
+  }
   if (options_.fc_norm)
     pooled = norm_->forward(pooled);
   return head_->forward(pooled);
+}
+
+torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
+  const auto [tokens, grid] = embed(images);
+  return classify(run_blocks(tokens, grid), grid);
+}
+
+torch::Tensor VisionTransformerImpl::forward(const std::vector<torch::Tensor>& images) {
+  const auto [tokens, layout] = embed(images);
+  return classify(run_blocks(tokens, layout), layout);
 }
 
 void VisionTransformerImpl::record_attention(bool on) {
@@ -284,7 +351,7 @@ torch::Tensor VisionTransformerImpl::positional_signal(const torch::Tensor& imag
   eval();
   const auto first = std::min_element(conditional_slots_.begin(), conditional_slots_.end());
   for (int64_t b = 0; b <= *first; ++b)
-    tokens = run_block(static_cast<size_t>(b), tokens, grid, {});  // eval: no augmentation
+    tokens = run_block(static_cast<size_t>(b), tokens, grid, {}, {});  // eval: no augmentation
   auto* encoding =
       conditional_encodings_[first - conditional_slots_.begin()]->as<PositionalEncodingImpl>();
   const auto added = encoding->forward(tokens, grid) - tokens;  // (B, N, dim)

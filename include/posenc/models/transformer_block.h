@@ -30,7 +30,7 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   // tokens (B, N, C) -> (B, N, C). key_mask (B, N) bool, optional: false marks padding tokens
   // of a batch of sets of different sizes, which no token attends to. `rotate` turns the
   // queries and keys (a rotary encoding). logit_bias (heads, N, N), optional: added to every
-  // sample's logits (an attention-bias encoding).
+  // sample's logits (an attention-bias encoding); or (B, heads, N, N), one per sample.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& key_mask = {},
                         const QueryKeyRotation& rotate = {},
                         const torch::Tensor& logit_bias = {});

@@ -88,6 +88,16 @@ class VisionTransformerImpl : public torch::nn::Module {
   // (before any: with fc_norm, the norm comes after the pooling)
   torch::Tensor features(const torch::Tensor& images);
 
+  // Native-resolution batches: images of their own sizes and aspect ratios, each
+  // (image_channels, H_b, W_b), in one batch. Each image's patch tokens sit on its own grid,
+  // padded after its tokens to the longest image's (TokenLayout::of_grids); attention never
+  // looks at padding, the gap heads average each image's own patch tokens, and every encoding
+  // works on each image's own grid, so each image gets the logits it would get alone.
+  // -> logits (B, classes)
+  torch::Tensor forward(const std::vector<torch::Tensor>& images);
+  // -> final tokens (B, N, dim) (padding junk), and their layout
+  std::pair<torch::Tensor, TokenLayout> features(const std::vector<torch::Tensor>& images);
+
   const VisionTransformerOptions& options() const { return options_; }
   // The parameters split for AdamW: weight decay applies to `decayed`, not to norms, biases, the
   // class token and positional-encoding parameters (as the official DeiT/CPVT code).
@@ -122,12 +132,19 @@ class VisionTransformerImpl : public torch::nn::Module {
  private:
   // images (B, C_in, H, W) -> (tokens (B, N, dim) with prefix and additive encodings, grid)
   std::pair<torch::Tensor, TokenGrid> embed(const torch::Tensor& images);
-  torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenGrid& grid,
+  // images (C_in, H_b, W_b) each -> (tokens (B, N, dim), padded, their batch of grids)
+  std::pair<torch::Tensor, TokenLayout> embed(const std::vector<torch::Tensor>& images);
+  torch::Tensor apply_conditional(const torch::Tensor& tokens, const TokenLayout& layout,
                                   int64_t after_block);
-  // block `block` on tokens (B, N, dim) of `grid`, its rotary (at the step's coordinate
-  // augmentation) and bias encodings (if any) in attention
-  torch::Tensor run_block(size_t block, const torch::Tensor& tokens, const TokenGrid& grid,
-                          const CoordinateAugmentation& augmentation);
+  // block `block` on tokens (B, N, dim) of `layout`, its rotary (at the step's coordinate
+  // augmentation) and bias encodings (if any) in attention; key_mask (B, N) or undefined
+  torch::Tensor run_block(size_t block, const torch::Tensor& tokens, const TokenLayout& layout,
+                          const CoordinateAugmentation& augmentation,
+                          const torch::Tensor& key_mask);
+  // embedded tokens (B, N, dim) -> after every block and the final norm (unless fc_norm)
+  torch::Tensor run_blocks(torch::Tensor tokens, const TokenLayout& layout);
+  // final tokens (B, N, dim) -> logits (B, classes) by the head
+  torch::Tensor classify(const torch::Tensor& tokens, const TokenLayout& layout);
 
   VisionTransformerOptions options_;
   PatchEmbedding patch_embed_{nullptr};

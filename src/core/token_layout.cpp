@@ -72,7 +72,8 @@ TokenLayout TokenLayout::of_grids(std::vector<TokenGrid> grids) {
 }
 
 const TokenGrid& TokenLayout::grid() const {
-  TORCH_CHECK(is_grid(), "this token layout (", describe(), ") is not a single grid");
+  TORCH_CHECK(!positions_.defined(), "this token layout holds explicit positions, not a grid");
+  TORCH_CHECK(is_grid(), "this token layout is ", describe(), ", not a single grid");
   return grid_;
 }
 
@@ -91,8 +92,9 @@ torch::Tensor TokenLayout::token_mask() const {
 }
 
 const torch::Tensor& TokenLayout::positions() const {
-  TORCH_CHECK(positions_.defined(), "this token layout (", describe(),
-              ") has no explicit positions");
+  TORCH_CHECK(positions_.defined(), "this token layout is ",
+              is_grid() ? "a grid (" + grid_.describe() + ")" : describe(),
+              ", not explicit positions");
   return positions_;
 }
 

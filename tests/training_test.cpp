@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <stb_image_write.h>
 #include <torch/torch.h>
 
 #include "posenc/encoding_registry.h"
@@ -426,6 +427,44 @@ TEST(ExportAndImportCommands, NeverReplaceTheirInputOrAFileUnlessForced) {
   EXPECT_NE(self, 0);
   EXPECT_NE(self_text.find("is the input"), std::string::npos) << self_text;
 }
+// `predict --native-size` runs images of different sizes in one native-resolution batch, each at
+// its own size: the same top classes as each image resized to its own size alone.
+TEST(ImageCommands, PredictRunsImagesAtTheirOwnSizesInOneBatch) {
+  TemporaryFolder folder;
+  train_tiny_run(folder, 1);  // 8x8 grey images, patch 4
+  const std::string checkpoint = folder.path("run/last.pt");
+  std::vector<std::string> paths;
+  const std::vector<std::pair<int, int>> sizes{{8, 8}, {12, 8}, {8, 16}};  // width, height
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const auto [width, height] = sizes[i];
+    std::vector<uint8_t> pixels(static_cast<size_t>(width * height));
+    for (size_t p = 0; p < pixels.size(); ++p)
+      pixels[p] = static_cast<uint8_t>((p * 37 + i * 91) % 256);
+    paths.push_back(folder.path("image" + std::to_string(i) + ".png"));
+    ASSERT_NE(stbi_write_png(paths.back().c_str(), width, height, 1, pixels.data(), width), 0);
+  }
+  std::vector<std::string> native = {"predict", "--checkpoint", checkpoint, "--native-size",
+                                     "--top-k", "2"};
+  native.insert(native.end(), paths.begin(), paths.end());
+  const auto [code, text] = run_posenc(folder, native);
+  ASSERT_EQ(code, 0) << text;
+  std::string alone_text;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const auto size = std::to_string(sizes[i].second) + "x" + std::to_string(sizes[i].first);
+    const auto [alone, one] = run_posenc(folder, {"predict", "--checkpoint", checkpoint,
+                                                  "--resolution", size, "--top-k", "2",
+                                                  paths[i]});
+    ASSERT_EQ(alone, 0) << one;
+    alone_text += one;
+  }
+  EXPECT_EQ(text, alone_text);
+  const auto [refused, refused_text] =
+      run_posenc(folder, {"predict", "--checkpoint", checkpoint, "--native-size",
+                          "--resolution", "8", paths[0]});
+  EXPECT_EQ(refused, 1);
+  EXPECT_NE(refused_text.find("leave out --resolution"), std::string::npos) << refused_text;
+}
+
 // The commands that feed images to a trained model check every size before any work (not after
 // the sizes before it), take --pad-to-patch as train does, print each finished row at once, and
 // write no file over an input or an existing file unless --force is given.

@@ -163,8 +163,8 @@ std::pair<torch::Tensor, TokenGrid> VisionTransformerImpl::embed(const torch::Te
 std::pair<torch::Tensor, TokenLayout> VisionTransformerImpl::embed(
     const std::vector<torch::Tensor>& images) {
   TORCH_CHECK(!images.empty(), "a batch of images of their own sizes needs at least one image");
-  std::vector<torch::Tensor> rows;  // (1, prefix + H_b * W_b, dim) each
-  std::vector<TokenGrid> grids;
+  // the images of each size, in order of first appearance, embedded by one convolution
+  std::vector<std::pair<std::pair<int64_t, int64_t>, std::vector<int64_t>>> sizes;
   for (size_t b = 0; b < images.size(); ++b) {
     const auto& image = images[b];
     TORCH_CHECK(image.defined() && image.dim() == 3 && image.size(0) == options_.image_channels,
@@ -174,18 +174,37 @@ std::pair<torch::Tensor, TokenLayout> VisionTransformerImpl::embed(
                 "image ", b, " of the batch is ", image.size(1), "x", image.size(2),
                 ", smaller than one ", options_.patch_size, "x", options_.patch_size,
                 " patch: it would have no token of its own; leave it out or resize it");
-    auto [tokens, grid] = patch_embed_->forward(image.unsqueeze(0));  // (1, H_b * W_b, dim)
+    const std::pair<int64_t, int64_t> size{image.size(1), image.size(2)};
+    auto group = std::find_if(sizes.begin(), sizes.end(),
+                              [&](const auto& entry) { return entry.first == size; });
+    if (group == sizes.end())
+      group = sizes.insert(sizes.end(), {size, {}});
+    group->second.push_back(static_cast<int64_t>(b));
+  }
+  std::vector<TokenGrid> grids(images.size());
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> embedded;  // (batch indices, tokens)
+  for (const auto& [size, members] : sizes) {
+    std::vector<torch::Tensor> group;
+    for (const int64_t b : members)
+      group.push_back(images[b]);
+    auto [tokens, grid] = patch_embed_->forward(torch::stack(group));  // (n, H_g * W_g, dim)
     if (cls_token_.defined())
-      tokens = torch::cat({cls_token_, tokens}, 1);
+      tokens = torch::cat({cls_token_.expand({tokens.size(0), -1, -1}), tokens}, 1);
     grid.prefix_tokens = options_.prefix_tokens();
-    rows.push_back(tokens);
-    grids.push_back(grid);
+    for (const int64_t b : members)
+      grids[b] = grid;
+    embedded.emplace_back(torch::tensor(members, torch::TensorOptions(torch::kLong)
+                                                     .device(tokens.device())),
+                          tokens);
   }
   const auto layout = TokenLayout::of_grids(grids);
   const int64_t count = layout.total_tokens();
-  for (auto& row : rows)  // padding after each image's tokens
-    row = torch::constant_pad_nd(row, {0, 0, 0, count - row.size(1)}, 0.0);
-  auto tokens = torch::cat(rows, 0);  // (B, N, dim)
+  // (B, N, dim): each image's tokens, then zeros as its padding
+  auto tokens = torch::zeros({static_cast<int64_t>(images.size()), count, options_.dim},
+                             embedded[0].second.options());
+  for (const auto& [index, group] : embedded)
+    tokens = tokens.index_copy(
+        0, index, torch::constant_pad_nd(group, {0, 0, 0, count - group.size(1)}, 0.0));
   for (const auto& encoding : *additive_encodings_)
     tokens = encoding->as<PositionalEncodingImpl>()->forward(tokens, layout);
   return {tokens, layout};

@@ -1,6 +1,5 @@
 // posenc: one executable, one sub-command per job. Every error reaches the user as one message
 // (what went wrong, what to do), never a stack trace.
-#include <malloc.h>
 
 #include <algorithm>
 #include <iostream>
@@ -27,18 +26,6 @@ const std::vector<std::string>& command_line() {
 }  // namespace posenc::cli
 
 namespace {
-
-// glibc hands blocks above 128 KB back to the kernel on free and trims the heap top, so every
-// step's attention and activation buffers are page-faulted in and zeroed again: a third of the
-// time of nano training and evaluation went to the kernel. Keeping freed memory for reuse (as
-// PyTorch's recommended jemalloc/tcmalloc do) took nano training from 620 to 820 img/s and 56 px
-// evaluation on one thread from 51 s to 30 s (docs/training.md); the price is that the process
-// keeps its peak memory until it exits.
-void keep_freed_memory_for_reuse() {
-  constexpr int kOneGigabyte = 1 << 30;  // larger blocks are still mapped and unmapped
-  mallopt(M_MMAP_THRESHOLD, kOneGigabyte);
-  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
-}
 
 // Levenshtein distance, for "did you mean".
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -115,7 +102,7 @@ std::string argument_error(const CLI::App& app, int argc, char** argv,
 }
 
 int run(int argc, char** argv) {
-  keep_freed_memory_for_reuse();
+  posenc::configure_memory_allocator();  // before anything allocates much
   posenc::cli::g_command_line.assign(argv, argv + argc);
   CLI::App app{std::string("posenc ") + posenc::kVersion +
                ": spatial positional encodings for vision transformers"};
@@ -135,7 +122,6 @@ int run(int argc, char** argv) {
   posenc::cli::add_show_command(app);
   try {
     posenc::configure_threads();
-    posenc::configure_memory_allocator();
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& error) {
     return error.get_exit_code();  // a command's own exit status (train --nproc's ranks)

@@ -5,7 +5,9 @@
 // height and width are drawn, each on its own, from `--sizes MIN:MAX` in steps of the patch.
 // Prints, per round, real tokens/s of both (prefix and patch tokens of each image, padding not
 // counted), the padding share of the mixed batches and the time per real token of mixed over
-// fixed (issue 24's goal: at most 1.15); then one JSON object with the medians.
+// fixed (issue 24's goal: at most 1.15); then one JSON object with the medians. With --by-size
+// the mixed images of all steps are drawn first and sorted by token count before they are cut
+// into batches, as a batcher that groups similar sizes would (less padding, the same images).
 //   build/bench/posenc_native_resolution_throughput --model micro --pe peg --sizes 12:44
 #include <algorithm>
 #include <chrono>
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
   std::string preset = "micro", pe = "peg", head = "token", sizes = "12:44";
   int64_t batch = 128, steps = 10, rounds = 3;
   int threads = 2;
+  bool by_size = false;
   app.add_option("--model", preset);
   app.add_option("--pe", pe);
   app.add_option("--head", head);
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "timed steps per kind and round");
   app.add_option("--rounds", rounds);
   app.add_option("--threads", threads);
+  app.add_flag("--by-size", by_size, "batch the mixed images sorted by token count");
   CLI11_PARSE(app, argc, argv);
   posenc::configure_threads(threads);
   posenc::configure_memory_allocator();
@@ -78,13 +82,22 @@ int main(int argc, char** argv) {
                                                 (options.image_width / patch)));
   std::mt19937_64 random(1);
   std::uniform_int_distribution<int64_t> side(smallest / patch, largest / patch);
+  std::vector<std::pair<int64_t, int64_t>> grids;  // rows, columns of every mixed image
+  for (int64_t i = 0; i < steps * batch; ++i) {
+    const int64_t rows = side(random);
+    grids.emplace_back(rows, side(random));
+  }
+  if (by_size)
+    std::stable_sort(grids.begin(), grids.end(), [](const auto& a, const auto& b) {
+      return a.first * a.second < b.first * b.second;
+    });
   double real_tokens = 0.0, padded_tokens = 0.0;
   std::vector<std::vector<torch::Tensor>> mixed_batches;
   for (int64_t s = 0; s < steps; ++s) {
     std::vector<torch::Tensor> images;
     int64_t longest = 0;
     for (int64_t b = 0; b < batch; ++b) {
-      const int64_t rows = side(random), columns = side(random);
+      const auto [rows, columns] = grids[static_cast<size_t>(s * batch + b)];
       images.push_back(torch::randn({options.image_channels, rows * patch, columns * patch}));
       real_tokens += static_cast<double>(prefix + rows * columns);
       longest = std::max(longest, rows * columns);
@@ -127,6 +140,7 @@ int main(int argc, char** argv) {
                               {"batch", batch},
                               {"fixed_size", {options.image_height, options.image_width}},
                               {"mixed_sides", {smallest, largest}},
+                              {"mixed_batched_by_size", by_size},
                               {"fixed_tokens_per_step", fixed_tokens},
                               {"mixed_real_tokens_per_step", mixed_tokens_per_step},
                               {"mixed_padding_share", 1.0 - real_tokens / padded_tokens},

@@ -34,15 +34,15 @@ int available_cores();
 int configure_threads(int requested = 0);
 
 // glibc's malloc hands a freed block above its mmap threshold (128 KiB at first, raised as blocks
-// are freed, at most 32 MiB) back to the operating system, and trims the heap's free top beyond
-// twice that: a training step, which allocates and frees the same activations every time, then
-// pays for page faults and page zeroing on each step (measured: a micro ViT's step with
-// rope_axial, 515 -> 590 images/s; docs/kernels.md). This sets the mmap threshold to glibc's
-// largest, 32 MiB, and the trim threshold to 1 GiB, so that freed blocks are reused. It keeps
-// malloc as it is when the process runs without glibc, when the user tuned malloc themselves
-// (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_MMAP_MAX_ or
-// GLIBC_TUNABLES set) or when POSENC_MALLOC_TUNING=0. Programs call it once at startup; it
-// returns what it did, in words, which memory_allocator_setting() also returns later.
+// are freed, at most 32 MiB by itself) back to the operating system, and trims the heap's free
+// top: a training step, which allocates and frees the same activations every time, then pays
+// for page faults and page zeroing on each step (docs/training.md, "Memory reuse"). This sets the
+// mmap threshold to 1 GiB and turns trimming off, so that freed blocks are reused; the process
+// keeps its peak memory until it exits. It keeps malloc as it is when the process runs without
+// glibc, when the user tuned malloc themselves (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_,
+// MALLOC_TOP_PAD_, MALLOC_MMAP_MAX_ or GLIBC_TUNABLES set) or when POSENC_MALLOC_TUNING=0. The
+// library never calls it by itself: programs do, once at startup (posenc's own: the CLI and the
+// benchmarks). It returns what it did, in words, which memory_allocator_setting() also returns.
 std::string configure_memory_allocator();
 // What configure_memory_allocator() did, or "not configured" before it ran.
 std::string memory_allocator_setting();

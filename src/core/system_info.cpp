@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -143,13 +144,12 @@ std::string configure_memory_allocator() {
     if (std::getenv(variable) != nullptr)
       return setting = std::string("glibc malloc as the user set it (") + variable + ")";
   }
-  constexpr int kMmapThreshold = 32 << 20;  // glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX)
-  constexpr int kTrimThreshold = 1 << 30;
+  constexpr int kMmapThreshold = 1 << 30;  // larger blocks are still mapped and unmapped
   if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 ||
-      mallopt(M_TRIM_THRESHOLD, kTrimThreshold) != 1)
+      mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) != 1)
     return setting = "glibc malloc as it is (mallopt refused the thresholds)";
-  return setting = "glibc malloc, freed blocks kept for reuse (mmap threshold 32 MiB, trim "
-                   "threshold 1 GiB)";
+  return setting = "glibc malloc, freed blocks kept for reuse (mmap threshold 1 GiB, no "
+                   "trimming)";
 #else
   return setting = "the C library's malloc as it is (not glibc)";
 #endif

@@ -138,6 +138,20 @@ nlohmann::json position_shape(const std::string& text) {
   return {groups[0], values[0]};
 }
 
+// "12:44" -> [12, 44]: the smallest and largest side of native-size training images, in pixels.
+nlohmann::json native_sizes(const std::string& text) {
+  const auto colon = text.find(':');
+  TORCH_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < text.size(),
+              "--native-sizes is MIN:MAX, the smallest and largest image side in pixels, such as "
+              "12:44; got '", text, "'");
+  const auto smallest = parse_integer_list(text.substr(0, colon));
+  const auto largest = parse_integer_list(text.substr(colon + 1));
+  TORCH_CHECK(smallest.size() == 1 && largest.size() == 1 && smallest[0] >= 1 &&
+                  smallest[0] <= largest[0],
+              "--native-sizes is MIN:MAX with 1 <= MIN <= MAX, got '", text, "'");
+  return {smallest[0], largest[0]};
+}
+
 std::vector<TrainFlag> make_train_flags() {
   const auto image = kImageRuns, sets = kTokenSetRuns;
   const auto source = FlagRole::kSource, run = FlagRole::kRun, process = FlagRole::kProcess;
@@ -193,6 +207,11 @@ std::vector<TrainFlag> make_train_flags() {
      "e.g. 20,28,36", .kinds = image, .settings = {"/training/train_resolutions"},
      .parse = [](const std::string& text) { return nlohmann::json(square_sizes(text)); },
      .default_help = "the image size", .type_name = "SIZES"},
+    {.name = "--native-sizes", .help = "native-resolution training: each image resized to its "
+     "own random height and width in MIN:MAX pixels (multiples of the patch), images of "
+     "different sizes and aspect ratios in one batch", .kinds = image,
+     .settings = {"/training/native_sizes"}, .parse = native_sizes, .default_help = "off",
+     .type_name = "MIN:MAX"},
     {.name = "--time-budget", .help = "stop after this long (90s, 15m, 2h) with a checkpoint; on "
      "--resume, the new budget", .settings = {"/training/time_budget_seconds"}, .parse = duration,
      .default_help = "none", .may_change_on_resume = true, .type_name = "DURATION"},

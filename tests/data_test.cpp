@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <map>
+#include <set>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -253,6 +256,53 @@ TEST(BatchLoader, ServesASeededOrderThatAResumedEpochReproduces) {
   // another epoch, another order
   loader.start_epoch(4);
   EXPECT_FALSE(torch::equal(loader.next()->labels, full[0].labels));
+}
+
+// Native sizes: each image resized to its own height and width, multiples of the step in the
+// range, drawn from (seed, epoch, image) alone: the same in a resumed epoch and on any shard.
+TEST(BatchLoader, GivesEachImageItsOwnSeededSizeForNativeResolutionBatches) {
+  const auto dataset = counting_dataset(40);
+  const Normalization normalization{{0.5}, {0.25}};
+  const NativeSizes sizes{3, 13, 4};  // sides 4, 8 or 12
+  BatchLoader loader(dataset, 8, true, true, std::nullopt, normalization, 7, {}, {}, sizes);
+  loader.start_epoch(1);
+  std::map<int64_t, std::pair<int64_t, int64_t>> size_of;  // label -> size (labels repeat)
+  std::set<std::pair<int64_t, int64_t>> seen;
+  std::vector<Batch> epoch;
+  while (auto batch = loader.next()) {
+    ASSERT_EQ(batch->sized_images.size(), 8u);
+    for (const auto& image : batch->sized_images) {
+      ASSERT_EQ(image.dim(), 3);
+      EXPECT_EQ(image.size(0), 1);
+      for (const int64_t side : {image.size(1), image.size(2)})
+        EXPECT_TRUE(side == 4 || side == 8 || side == 12) << side;
+      seen.insert({image.size(1), image.size(2)});
+    }
+    epoch.push_back(*batch);
+  }
+  EXPECT_GE(seen.size(), 5u) << "sizes and aspect ratios vary";
+  // a resumed epoch, and the second of two shards, see the same images at the same sizes
+  BatchLoader resumed(dataset, 4, true, true, std::nullopt, normalization, 7, {}, {1, 2}, sizes);
+  resumed.start_epoch(1, 3);
+  const auto shard = resumed.next();
+  ASSERT_TRUE(shard.has_value());
+  for (int64_t i = 0; i < 4; ++i) {
+    const auto& expected = epoch[3].sized_images[static_cast<size_t>(4 + i)];
+    EXPECT_TRUE(torch::equal(shard->sized_images[static_cast<size_t>(i)], expected)) << i;
+  }
+  // another epoch, other sizes
+  loader.start_epoch(2);
+  const auto next_epoch = loader.next();
+  bool differs = false;
+  for (size_t i = 0; i < 8; ++i)
+    differs = differs || next_epoch->sized_images[i].sizes() != epoch[0].sized_images[i].sizes();
+  EXPECT_TRUE(differs);
+  expect_error_containing(
+      [&] {
+        BatchLoader none(dataset, 8, true, true, std::nullopt, normalization, 7, {}, {},
+                         NativeSizes{5, 7, 4});
+      },
+      {"native sizes 5:7", "no multiple of the patch size 4"});
 }
 
 TEST(Normalization, MeasuresEachChannelsMeanAndStandardDeviation) {

@@ -33,6 +33,12 @@ TEST(GridBatchLayout, PadsEachImageAfterItsOwnTokensAndMasksThePadding) {
   EXPECT_FALSE(mask[1].narrow(0, 6, 7).any().item<bool>());
   EXPECT_NE(layout.describe().find("a batch of 4 grids (3x4, 1x5, 3x4, 2x2)"), std::string::npos)
       << layout.describe();
+  const auto groups = layout.images_by_grid();  // per distinct grid, in order of appearance
+  ASSERT_EQ(groups.size(), 3U);
+  EXPECT_EQ(groups[0].first, (TokenGrid{3, 4, 1}));
+  EXPECT_EQ(groups[0].second, (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(groups[1].second, (std::vector<int64_t>{1}));
+  EXPECT_EQ(groups[2].first, (TokenGrid{2, 2, 1}));
   // one grid for all: the plain grid layout, no padding
   EXPECT_TRUE(TokenLayout::of_grids({{3, 4, 1}, {3, 4, 1}}).is_grid());
   expect_error_containing([] { TokenLayout::of_grids({}); }, {"at least one image"});

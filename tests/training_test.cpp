@@ -233,6 +233,38 @@ TEST(Trainer, ResumingAfterAStopMidEpochReachesTheSameWeightsAsAnUninterruptedRu
   }
 }
 
+// Native-resolution training (images of their own random sizes in each batch) trains, shows its
+// tokens/s and padding share, and a run stopped after its first step and resumed ends with the
+// weights of an uninterrupted one.
+TEST(Trainer, NativeSizeTrainingResumesToTheSameWeights) {
+  TemporaryFolder folder;
+  auto config = tiny_run(folder);  // 8x8 images, patch 4
+  config.training.train_resolutions.clear();  // one size per image instead of per batch
+  config.training.native_sizes = {4, 12};
+  ::testing::internal::CaptureStderr();
+  train(config, folder.path("straight"));
+  const auto progress = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(progress.find(" tok/s, "), std::string::npos) << progress;
+  EXPECT_NE(progress.find("% padding"), std::string::npos) << progress;
+  auto stopped = config;
+  stopped.training.time_budget_seconds = 1e-9;  // stops after the first step
+  ASSERT_EQ(train(stopped, folder.path("resumed")).status,
+            TrainingOutcome::Status::TimeBudgetReached);
+  const auto finished = resume_training(folder.path("resumed"), {});
+  ASSERT_EQ(finished.status, TrainingOutcome::Status::Completed);
+  ASSERT_TRUE(finished.last_test_accuracy.has_value());
+  auto a = load_trained_model(folder.path("straight/last.pt"));
+  auto b = load_trained_model(folder.path("resumed/last.pt"));
+  auto expected = a.model->named_parameters();
+  for (const auto& item : b.model->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), expected[item.key()])) << item.key();
+  EXPECT_EQ(b.config.training.native_sizes, (std::vector<int64_t>{4, 12}));
+  auto both = config;
+  both.training.train_resolutions = {8, 12};
+  expect_error_containing([&] { both.training.validate(); },
+                          {"native sizes", "training resolutions", "choose one"});
+}
+
 // Every options struct reads and writes its JSON through one typed declaration: a round trip is
 // the identity, missing keys keep the defaults, and unknown keys (nested ones too) or values of
 // the wrong type are errors that name them.

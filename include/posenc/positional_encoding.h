@@ -271,8 +271,4 @@ class AttentionBiasEncodingImpl : public PositionalEncodingImpl {
 
 TORCH_MODULE(PositionalEncoding);
 
-// The images of a batch of grids (TokenLayout::of_grids) grouped by grid, in order of first
-// appearance: each distinct grid with the batch indices of its images.
-std::vector<std::pair<TokenGrid, std::vector<int64_t>>> images_by_grid(const TokenLayout& layout);
-
 }  // namespace posenc

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -64,6 +65,9 @@ class TokenLayout {
   // (B, N) bool: true for each image's own tokens (prefix and patches), false for padding.
   // Throws unless is_grid_batch().
   torch::Tensor token_mask() const;
+  // The images grouped by grid, in order of first appearance: each distinct grid with the batch
+  // indices of its images, for work done once per grid. Throws unless is_grid_batch().
+  std::vector<std::pair<TokenGrid, std::vector<int64_t>>> images_by_grid() const;
 
   int64_t prefix_tokens() const { return grid_.prefix_tokens; }
   // Tokens that carry a position: H*W on a grid, positions.size(1) at explicit positions, the

@@ -29,7 +29,7 @@ torch::Tensor AttentionBiasEncodingImpl::attention_bias(const TokenLayout& layou
   const int64_t count = layout.total_tokens();
   auto bias = torch::zeros(
       {static_cast<int64_t>(grids.size()), heads(), count, count}, options);
-  for (const auto& [grid, images] : images_by_grid(layout)) {
+  for (const auto& [grid, images] : layout.images_by_grid()) {
     const int64_t own = grid.total_tokens();
     // (heads, n, n) -> (n_images, heads, N, N)
     const auto padded = torch::constant_pad_nd(attention_bias(grid, options),

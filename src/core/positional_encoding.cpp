@@ -1,7 +1,5 @@
 #include "posenc/positional_encoding.h"
 
-#include <algorithm>
-
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
@@ -45,26 +43,13 @@ torch::Tensor PositionalEncodingImpl::forward(const torch::Tensor& tokens,
   return transform(tokens, layout);
 }
 
-std::vector<std::pair<TokenGrid, std::vector<int64_t>>> images_by_grid(const TokenLayout& layout) {
-  std::vector<std::pair<TokenGrid, std::vector<int64_t>>> groups;
-  const auto& grids = layout.grids();
-  for (size_t b = 0; b < grids.size(); ++b) {
-    auto group = std::find_if(groups.begin(), groups.end(),
-                              [&](const auto& entry) { return entry.first == grids[b]; });
-    if (group == groups.end())
-      group = groups.insert(groups.end(), {grids[b], {}});
-    group->second.push_back(static_cast<int64_t>(b));
-  }
-  return groups;
-}
-
 torch::Tensor PositionalEncodingImpl::transform_each_grid(const torch::Tensor& tokens,
                                                           const TokenLayout& layout) {
   // (B, N, C): each distinct grid's images transformed together on that grid, their padding
   // passed through
   auto output = tokens;
   const int64_t count = tokens.size(1);
-  for (const auto& [grid, images] : images_by_grid(layout)) {
+  for (const auto& [grid, images] : layout.images_by_grid()) {
     const auto index = torch::tensor(images, torch::TensorOptions(torch::kLong).device(
                                                  tokens.device()));
     const auto rows = tokens.index_select(0, index);  // (B_g, N, C)

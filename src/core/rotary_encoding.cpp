@@ -99,7 +99,7 @@ torch::Tensor RotaryEncodingImpl::angles(const TokenLayout& layout,
     const int64_t positioned = layout.positioned_tokens();
     auto theta = torch::zeros(
         {static_cast<int64_t>(grids.size()), positioned, heads(), head_dim() / 2}, options);
-    for (const auto& [grid, images] : images_by_grid(layout)) {
+    for (const auto& [grid, images] : layout.images_by_grid()) {
       // (1, P_g, heads, pairs) -> (n_images, P, heads, pairs)
       const auto own = angles(grid, options, augmentation);
       const auto padded =

@@ -82,6 +82,19 @@ const std::vector<TokenGrid>& TokenLayout::grids() const {
   return grids_;
 }
 
+std::vector<std::pair<TokenGrid, std::vector<int64_t>>> TokenLayout::images_by_grid() const {
+  std::vector<std::pair<TokenGrid, std::vector<int64_t>>> groups;
+  const auto& images = grids();
+  for (size_t b = 0; b < images.size(); ++b) {
+    auto group = std::find_if(groups.begin(), groups.end(),
+                              [&](const auto& entry) { return entry.first == images[b]; });
+    if (group == groups.end())
+      group = groups.insert(groups.end(), {images[b], {}});
+    group->second.push_back(static_cast<int64_t>(b));
+  }
+  return groups;
+}
+
 torch::Tensor TokenLayout::token_mask() const {
   const auto& images = grids();
   std::vector<int64_t> lengths;

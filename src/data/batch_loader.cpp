@@ -8,6 +8,8 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include "posenc/data/image_resize.h"
+
 namespace posenc {
 namespace {
 
@@ -45,7 +47,8 @@ Normalization Normalization::measure(const ImageDataset& dataset) {
 BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool shuffle,
                          bool drop_last, std::optional<AugmentationOptions> augmentation,
                          Normalization normalization, uint64_t seed,
-                         std::vector<int64_t> resolutions, Shard shard)
+                         std::vector<int64_t> resolutions, Shard shard,
+                         NativeSizes native_sizes)
     : images_(dataset.images.contiguous()),
       labels_(dataset.labels.to(torch::kLong).contiguous()),
       batch_size_(batch_size),
@@ -55,12 +58,21 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool s
       normalization_(std::move(normalization)),
       seed_(seed),
       resolutions_(std::move(resolutions)),
-      shard_(shard) {
+      shard_(shard),
+      native_sizes_(native_sizes) {
   TORCH_CHECK(batch_size >= 1, "batch size must be >= 1, got ", batch_size);
   TORCH_CHECK(shard.count >= 1 && shard.index >= 0 && shard.index < shard.count, "shard ",
               shard.index, " of ", shard.count, " does not exist");
   TORCH_CHECK(shard.count == 1 || drop_last,
               "a sharded loader drops the last partial batch, so that every rank gets a full one");
+  TORCH_CHECK(native_sizes.largest == 0 ||
+                  (native_sizes.step >= 1 && native_sizes.smallest >= 1 &&
+                   native_sizes.smallest <= native_sizes.largest &&
+                   native_sizes.largest / native_sizes.step * native_sizes.step >=
+                       std::max(native_sizes.smallest, native_sizes.step)),
+              "native sizes ", native_sizes.smallest, ":", native_sizes.largest,
+              " hold no multiple of the patch size ", native_sizes.step,
+              " that is at least one patch; widen the range");
   TORCH_CHECK(static_cast<int64_t>(normalization_.mean.size()) == dataset.channels(),
               "normalisation has ", normalization_.mean.size(), " channels but the images have ",
               dataset.channels());
@@ -140,6 +152,22 @@ Batch BatchLoader::assemble(int64_t batch_index) const {
         image[c * pixels + p] = (image[c * pixels + p] - mean) * inverse_std;
     }
     out_labels[i] = labels[sample];
+  }
+  if (native_sizes_.largest > 0) {
+    // the sides each image may take: multiples of the step, at least one step
+    const int64_t step = native_sizes_.step;
+    const int64_t first = std::max((native_sizes_.smallest + step - 1) / step, int64_t{1});
+    const int64_t last = native_sizes_.largest / step;
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t sample = order_[begin + i];
+      std::mt19937_64 rng(
+          mix({seed_, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(sample), 4}));
+      std::uniform_int_distribution<int64_t> side(first, last);
+      const int64_t rows = side(rng) * step;
+      const int64_t columns = side(rng) * step;
+      batch.sized_images.push_back(
+          resize_images(batch.images.narrow(0, i, 1), rows, columns).squeeze(0));
+    }
   }
   if (!resolutions_.empty()) {
     std::mt19937_64 rng(

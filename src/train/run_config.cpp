@@ -34,6 +34,14 @@ void TrainingOptions::validate() const {
   for (int64_t resolution : train_resolutions) {
     TORCH_CHECK(resolution >= 1, "training resolutions must be positive, got ", resolution);
   }
+  TORCH_CHECK(native_sizes.empty() ||
+                  (native_sizes.size() == 2 && native_sizes[0] >= 1 &&
+                   native_sizes[0] <= native_sizes[1]),
+              "native sizes are MIN:MAX in pixels with 1 <= MIN <= MAX, got ",
+              c10::ArrayRef<int64_t>(native_sizes));
+  TORCH_CHECK(native_sizes.empty() || train_resolutions.empty(), "native sizes (one size per "
+              "image) and training resolutions (one size per batch) are two ways of varying the "
+              "size: choose one");
   augmentation.validate();
 }
 
@@ -41,8 +49,8 @@ void TrainingOptions::validate() const {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainingOptions, epochs, batch_size, learning_rate,
                                                 min_learning_rate, warmup_epochs, weight_decay,
                                                 label_smoothing, gradient_clip, seed,
-                                                train_resolutions, eval_batch_size,
-                                                time_budget_seconds)
+                                                train_resolutions, native_sizes,
+                                                eval_batch_size, time_budget_seconds)
 
 nlohmann::json TrainingOptions::to_json() const {
   nlohmann::json json(*this);

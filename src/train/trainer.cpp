@@ -1,5 +1,7 @@
 #include "posenc/train/trainer.h"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <optional>
 
@@ -59,7 +61,8 @@ TrainTestData load_data(const RunConfig& config) {
 }
 
 // Image classification: a VisionTransformer on labelled images, cross-entropy with label
-// smoothing, each rank on its shard of every global batch, multi-scale batches resized as drawn.
+// smoothing, each rank on its shard of every global batch, multi-scale batches resized as drawn,
+// native-size batches as images of their own sizes.
 class ImageClassificationTask : public TrainingTask {
  public:
   ImageClassificationTask(RunConfig& config, const TrainTestData& data)
@@ -83,7 +86,11 @@ class ImageClassificationTask : public TrainingTask {
     loader_.emplace(data_.train, training.batch_size, /*shuffle=*/true, /*drop_last=*/true,
                     training.augmentation, config_.normalization, training.seed,
                     training.train_resolutions,
-                    Shard{communicator.rank(), communicator.world_size()});
+                    Shard{communicator.rank(), communicator.world_size()},
+                    training.native_sizes.empty()
+                        ? NativeSizes{}
+                        : NativeSizes{training.native_sizes[0], training.native_sizes[1],
+                                      config_.model.patch_size});
     return loader_->batches_per_epoch();
   }
   void start_epoch(int64_t epoch, int64_t step) override { loader_->start_epoch(epoch, step); }
@@ -91,17 +98,35 @@ class ImageClassificationTask : public TrainingTask {
   StepLoss forward_next_batch() override {
     auto batch = loader_->next();
     TORCH_INTERNAL_ASSERT(batch.has_value(), "the loader ran out of batches within an epoch");
-    const int64_t height = batch->resolution > 0 ? batch->resolution : config_.model.image_height;
-    const int64_t width = batch->resolution > 0 ? batch->resolution : config_.model.image_width;
-    auto images = resize_images(batch->images, height, width);  // (B, C, height, width)
-    auto logits = model_->forward(images);                      // (B, classes)
+    torch::Tensor logits;  // (B, classes)
+    if (!batch->sized_images.empty()) {
+      // native sizes: every image at its own size, in one padded batch
+      logits = model_->forward(batch->sized_images);
+    } else {
+      const int64_t height =
+          batch->resolution > 0 ? batch->resolution : config_.model.image_height;
+      const int64_t width = batch->resolution > 0 ? batch->resolution : config_.model.image_width;
+      logits = model_->forward(resize_images(batch->images, height, width));
+    }
     auto loss = torch::nn::functional::cross_entropy(
         logits, batch->labels,
         torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
             config_.training.label_smoothing));
     const int64_t count = batch->labels.size(0);
-    return {loss, loss.item<double>() * static_cast<double>(count),
-            logits.argmax(1).eq(batch->labels).sum().item<int64_t>(), count};
+    StepLoss step{loss, loss.item<double>() * static_cast<double>(count),
+                  logits.argmax(1).eq(batch->labels).sum().item<int64_t>(), count};
+    if (!batch->sized_images.empty()) {
+      // each image's tokens, and the batch padded to its longest image
+      const int64_t patch = config_.model.patch_size, prefix = config_.model.prefix_tokens();
+      int64_t longest = 0;
+      for (const auto& image : batch->sized_images) {
+        const int64_t own = (image.size(1) / patch) * (image.size(2) / patch);
+        step.tokens += static_cast<double>(prefix + own);
+        longest = std::max(longest, own);
+      }
+      step.padded_tokens = static_cast<double>(count * (prefix + longest));
+    }
+    return step;
   }
 
   TaskEvaluation evaluate(Communicator& communicator,

@@ -184,7 +184,8 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
       auto step = torch::tensor({step_loss.loss_sum, static_cast<double>(step_loss.correct),
                                  static_cast<double>(step_loss.counted),
                                  InterruptGuard::received() != 0 ? 1.0 : 0.0,
-                                 over_budget ? 1.0 : 0.0},
+                                 over_budget ? 1.0 : 0.0, step_loss.tokens,
+                                 step_loss.padded_tokens},
                                 torch::kFloat64);
       communicator.all_reduce_sum(step, "summing the step's loss over the ranks");
       const auto sums = step.accessor<double, 1>();
@@ -207,7 +208,7 @@ TrainingOutcome run_training_loop(TrainingTask& task, const LoopStart& start,
       progress.epoch_correct += static_cast<int64_t>(sums[1]);
       progress.epoch_images += static_cast<int64_t>(sums[2]);
       if (bar)
-        bar->update(epoch, progress.batch_in_epoch, loss_value, global_batch);
+        bar->update(epoch, progress.batch_in_epoch, loss_value, global_batch, sums[5], sums[6]);
 
       const bool interrupted = sums[3] > 0.0;
       if (interrupted || sums[4] > 0.0) {

@@ -27,6 +27,10 @@ struct StepLoss {
   double loss_sum = 0.0;  // the loss summed over what the task counts (images, target tokens)
   int64_t correct = 0;    // how many of those it predicted right
   int64_t counted = 0;    // how many it counts
+  // native-resolution batches: this rank's tokens of its images, and with their padding (the
+  // progress line shows tokens/s and the padding share); 0 for other batches
+  double tokens = 0.0;
+  double padded_tokens = 0.0;
 };
 
 struct TaskEvaluation {

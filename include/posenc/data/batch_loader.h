@@ -25,6 +25,17 @@ struct Batch {
   torch::Tensor images;    // (B, C, H, W) float32, normalised, at the data set's size
   torch::Tensor labels;    // (B) int64
   int64_t resolution = 0;  // multi-scale: the square size to train this batch at; 0 = as is
+  // native sizes: each image resized to its own size, (C, H_b, W_b) each; empty otherwise
+  std::vector<torch::Tensor> sized_images;
+};
+
+// Native-resolution batches: each image resized to its own height and width, drawn uniformly
+// from the multiples of `step` in [smallest, largest] (each side on its own). Off when
+// largest == 0.
+struct NativeSizes {
+  int64_t smallest = 0;
+  int64_t largest = 0;
+  int64_t step = 1;
 };
 
 // One rank's part of a data-parallel run: each global batch of batch_size x count samples is
@@ -37,14 +48,16 @@ struct Shard {
 
 // Serves a data set in batches, in a seeded order, with optional augmentation, preparing the
 // next batch on a background thread while the caller computes on the current one.
-// Order, augmentation and each batch's resolution (multi-scale training: one of `resolutions`)
-// depend only on (seed, epoch, sample or batch index), so an epoch resumed at any batch sees
-// exactly the batches an uninterrupted run would, and the order does not depend on the shard.
+// Order, augmentation, each batch's resolution (multi-scale training: one of `resolutions`) and
+// each image's own size (native sizes) depend only on (seed, epoch, sample or batch index), so an
+// epoch resumed at any batch sees exactly the batches an uninterrupted run would, and the order
+// does not depend on the shard.
 class BatchLoader {
  public:
   BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool shuffle, bool drop_last,
               std::optional<AugmentationOptions> augmentation, Normalization normalization,
-              uint64_t seed, std::vector<int64_t> resolutions = {}, Shard shard = {});
+              uint64_t seed, std::vector<int64_t> resolutions = {}, Shard shard = {},
+              NativeSizes native_sizes = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -71,6 +84,7 @@ class BatchLoader {
   uint64_t seed_;
   std::vector<int64_t> resolutions_;
   Shard shard_;
+  NativeSizes native_sizes_;
   int64_t epoch_ = 0;
   int64_t next_batch_ = 0;
   std::vector<int64_t> order_;

@@ -29,6 +29,11 @@ struct TrainingOptions {
   // Multi-scale training: each batch is resized to one of these sizes (square), chosen per batch
   // from the seed. Empty: the data set's own size.
   std::vector<int64_t> train_resolutions;
+  // Native-resolution training: {min, max} in pixels, each training image resized to its own
+  // random height and width in [min, max] (multiples of the patch, drawn per image from the
+  // seed, epoch and image), so that a batch holds images of different sizes and aspect ratios
+  // (VisionTransformer::forward of a list). Empty: off. Not with train_resolutions.
+  std::vector<int64_t> native_sizes;
   AugmentationOptions augmentation;
   int64_t eval_batch_size = 500;
   double time_budget_seconds = 0.0;  // stop gracefully (checkpoint) after this; 0: no limit

@@ -148,7 +148,10 @@ void add_import_command(CLI::App& app) {
   auto* c = app.add_subcommand("import",
                                "Import a PyTorch state dict (torch.save) as a posenc checkpoint");
   auto& a = *arguments;
-  c->add_option("--from", a.family, "model family: timm-vit, timm-rope-vit (timm's eva.py RoPE ViTs), timm-beit (BEiT, BEiT v2), timm-relpos-vit (vit_relpos_*, vit_srelpos_*), cpvt or lff")->required();
+  c->add_option("--from", a.family,
+                "model family: timm-vit, timm-rope-vit (timm's eva.py RoPE ViTs), timm-beit "
+                "(BEiT, BEiT v2), timm-relpos-vit (vit_relpos_*, vit_srelpos_*), cpvt or lff")
+      ->required();
   c->add_option("state_dict", a.state_dict, "the .pth file written by torch.save")->required();
   c->add_option("--out", a.out, "the posenc checkpoint to write")->required();
   c->add_flag("--force", a.force, "replace --out if it exists (never the state dict itself)");

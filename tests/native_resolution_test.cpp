@@ -35,10 +35,11 @@ TEST(GridBatchLayout, PadsEachImageAfterItsOwnTokensAndMasksThePadding) {
       << layout.describe();
   const auto groups = layout.images_by_grid();  // per distinct grid, in order of appearance
   ASSERT_EQ(groups.size(), 3U);
-  EXPECT_EQ(groups[0].first, (TokenGrid{3, 4, 1}));
-  EXPECT_EQ(groups[0].second, (std::vector<int64_t>{0, 2}));
-  EXPECT_EQ(groups[1].second, (std::vector<int64_t>{1}));
-  EXPECT_EQ(groups[2].first, (TokenGrid{2, 2, 1}));
+  EXPECT_EQ(groups[0].grid, (TokenGrid{3, 4, 1}));
+  EXPECT_TRUE(torch::equal(groups[0].images, torch::tensor({0, 2}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(groups[1].images, torch::tensor({1}, torch::kLong)));
+  EXPECT_EQ(groups[2].grid, (TokenGrid{2, 2, 1}));
+  EXPECT_TRUE(torch::equal(groups[2].images, torch::tensor({3}, torch::kLong)));
   // one grid for all: the plain grid layout, no padding
   EXPECT_TRUE(TokenLayout::of_grids({{3, 4, 1}, {3, 4, 1}}).is_grid());
   expect_error_containing([] { TokenLayout::of_grids({}); }, {"at least one image"});

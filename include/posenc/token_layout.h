@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -65,9 +64,14 @@ class TokenLayout {
   // (B, N) bool: true for each image's own tokens (prefix and patches), false for padding.
   // Throws unless is_grid_batch().
   torch::Tensor token_mask() const;
-  // The images grouped by grid, in order of first appearance: each distinct grid with the batch
-  // indices of its images, for work done once per grid. Throws unless is_grid_batch().
-  std::vector<std::pair<TokenGrid, std::vector<int64_t>>> images_by_grid() const;
+  // The images grouped by grid, in order of first appearance, for work done once per grid: each
+  // distinct grid with the batch indices of its images, an (n) int64 tensor on `device` (for
+  // index_select and index_copy). Throws unless is_grid_batch().
+  struct GridGroup {
+    TokenGrid grid;
+    torch::Tensor images;
+  };
+  std::vector<GridGroup> images_by_grid(const torch::Device& device = torch::kCPU) const;
 
   int64_t prefix_tokens() const { return grid_.prefix_tokens; }
   // Tokens that carry a position: H*W on a grid, positions.size(1) at explicit positions, the

@@ -29,16 +29,14 @@ torch::Tensor AttentionBiasEncodingImpl::attention_bias(const TokenLayout& layou
   const int64_t count = layout.total_tokens();
   auto bias = torch::zeros(
       {static_cast<int64_t>(grids.size()), heads(), count, count}, options);
-  for (const auto& [grid, images] : layout.images_by_grid()) {
+  for (const auto& [grid, images] : layout.images_by_grid(options.device())) {
     const int64_t own = grid.total_tokens();
     // (heads, n, n) -> (n_images, heads, N, N)
     const auto padded = torch::constant_pad_nd(attention_bias(grid, options),
                                                {0, count - own, 0, count - own}, 0.0)
                             .unsqueeze(0)
-                            .expand({static_cast<int64_t>(images.size()), -1, -1, -1});
-    bias = bias.index_copy(0, torch::tensor(images, torch::TensorOptions(torch::kLong)
-                                                       .device(options.device())),
-                           padded);
+                            .expand({images.size(0), -1, -1, -1});
+    bias = bias.index_copy(0, images, padded);
   }
   return bias;
 }

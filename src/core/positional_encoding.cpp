@@ -49,9 +49,7 @@ torch::Tensor PositionalEncodingImpl::transform_each_grid(const torch::Tensor& t
   // passed through
   auto output = tokens;
   const int64_t count = tokens.size(1);
-  for (const auto& [grid, images] : layout.images_by_grid()) {
-    const auto index = torch::tensor(images, torch::TensorOptions(torch::kLong).device(
-                                                 tokens.device()));
+  for (const auto& [grid, index] : layout.images_by_grid(tokens.device())) {
     const auto rows = tokens.index_select(0, index);  // (B_g, N, C)
     auto transformed = transform(rows.narrow(1, 0, grid.total_tokens()), grid);
     if (grid.total_tokens() < count)

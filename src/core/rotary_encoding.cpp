@@ -99,15 +99,13 @@ torch::Tensor RotaryEncodingImpl::angles(const TokenLayout& layout,
     const int64_t positioned = layout.positioned_tokens();
     auto theta = torch::zeros(
         {static_cast<int64_t>(grids.size()), positioned, heads(), head_dim() / 2}, options);
-    for (const auto& [grid, images] : layout.images_by_grid()) {
+    for (const auto& [grid, images] : layout.images_by_grid(options.device())) {
       // (1, P_g, heads, pairs) -> (n_images, P, heads, pairs)
       const auto own = angles(grid, options, augmentation);
       const auto padded =
           torch::constant_pad_nd(own, {0, 0, 0, 0, 0, positioned - own.size(1)}, 0.0)
-              .expand({static_cast<int64_t>(images.size()), -1, -1, -1});
-      theta = theta.index_copy(
-          0, torch::tensor(images, torch::TensorOptions(torch::kLong).device(options.device())),
-          padded);
+              .expand({images.size(0), -1, -1, -1});
+      theta = theta.index_copy(0, images, padded);
     }
     return theta;
   }

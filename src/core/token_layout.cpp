@@ -82,7 +82,8 @@ const std::vector<TokenGrid>& TokenLayout::grids() const {
   return grids_;
 }
 
-std::vector<std::pair<TokenGrid, std::vector<int64_t>>> TokenLayout::images_by_grid() const {
+std::vector<TokenLayout::GridGroup> TokenLayout::images_by_grid(
+    const torch::Device& device) const {
   std::vector<std::pair<TokenGrid, std::vector<int64_t>>> groups;
   const auto& images = grids();
   for (size_t b = 0; b < images.size(); ++b) {
@@ -92,7 +93,11 @@ std::vector<std::pair<TokenGrid, std::vector<int64_t>>> TokenLayout::images_by_g
       group = groups.insert(groups.end(), {images[b], {}});
     group->second.push_back(static_cast<int64_t>(b));
   }
-  return groups;
+  std::vector<GridGroup> indexed;
+  for (const auto& [grid, members] : groups)
+    indexed.push_back({grid, torch::tensor(members, torch::TensorOptions(torch::kLong))
+                                 .to(device)});
+  return indexed;
 }
 
 torch::Tensor TokenLayout::token_mask() const {

@@ -25,6 +25,13 @@ uint64_t mix(std::initializer_list<uint64_t> values) {
   return state;
 }
 
+// The sides, in steps, that native sizes allow: the multiples of `step` in [smallest, largest],
+// at least one step. Empty (first > last) when there is none.
+std::pair<int64_t, int64_t> native_side_steps(const NativeSizes& sizes) {
+  const int64_t step = std::max<int64_t>(sizes.step, 1);
+  return {std::max<int64_t>((sizes.smallest + step - 1) / step, 1), sizes.largest / step};
+}
+
 }  // namespace
 
 Normalization Normalization::measure(const ImageDataset& dataset) {
@@ -67,9 +74,7 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, bool s
               "a sharded loader drops the last partial batch, so that every rank gets a full one");
   TORCH_CHECK(native_sizes.largest == 0 ||
                   (native_sizes.step >= 1 && native_sizes.smallest >= 1 &&
-                   native_sizes.smallest <= native_sizes.largest &&
-                   native_sizes.largest / native_sizes.step * native_sizes.step >=
-                       std::max(native_sizes.smallest, native_sizes.step)),
+                   native_side_steps(native_sizes).first <= native_side_steps(native_sizes).second),
               "native sizes ", native_sizes.smallest, ":", native_sizes.largest,
               " hold no multiple of the patch size ", native_sizes.step,
               " that is at least one patch; widen the range");
@@ -154,10 +159,8 @@ Batch BatchLoader::assemble(int64_t batch_index) const {
     out_labels[i] = labels[sample];
   }
   if (native_sizes_.largest > 0) {
-    // the sides each image may take: multiples of the step, at least one step
     const int64_t step = native_sizes_.step;
-    const int64_t first = std::max((native_sizes_.smallest + step - 1) / step, int64_t{1});
-    const int64_t last = native_sizes_.largest / step;
+    const auto [first, last] = native_side_steps(native_sizes_);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t sample = order_[begin + i];
       std::mt19937_64 rng(

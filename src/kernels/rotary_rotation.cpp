@@ -79,6 +79,15 @@ kernels::TokenTensor positioned_output(torch::Tensor& tokens, int64_t prefix) {
           tokens.stride(1)};
 }
 
+// A new (B, N, C) tensor like `source` whose prefix tokens are already `source`'s: the kernels
+// write only the positioned tokens, which are not rotated.
+torch::Tensor with_prefix_of(const torch::Tensor& source, int64_t prefix) {
+  auto output = torch::empty(source.sizes(), source.options());
+  if (prefix > 0)
+    output.narrow(1, 0, prefix).copy_(source.narrow(1, 0, prefix));
+  return output;
+}
+
 // Enough table rows per task that a task turns at least ~16k channels.
 int64_t row_grain(const kernels::RotaryProblem& problem) {
   const int64_t images = problem.table_batch == 1 ? problem.batch : 1;
@@ -100,9 +109,7 @@ struct Rotation {
     for (auto& input : tokens) {
       input = with_contiguous_channels(input);
       const auto problem = rotary_problem(input, angles, prefix, interleaved, cos, sin);
-      auto output = torch::empty(input.sizes(), input.options());
-      if (prefix > 0)
-        output.narrow(1, 0, prefix).copy_(input.narrow(1, 0, prefix));
+      auto output = with_prefix_of(input, prefix);
       const auto input_view = positioned_view(input, prefix);
       const auto output_view = positioned_output(output, prefix);
       at::parallel_for(0, problem.table_batch * problem.positioned, row_grain(problem),
@@ -144,9 +151,7 @@ struct Rotation {
       // (B, N, C) as the tokens; float32, as the fused path runs
       const auto grad_output = with_contiguous_channels(grad_outputs[i].to(torch::kFloat32));
       const auto problem = rotary_problem(grad_output, angles, prefix, interleaved, cos, sin);
-      auto grad_tokens = torch::empty(grad_output.sizes(), grad_output.options());
-      if (prefix > 0)
-        grad_tokens.narrow(1, 0, prefix).copy_(grad_output.narrow(1, 0, prefix));
+      auto grad_tokens = with_prefix_of(grad_output, prefix);
       const auto grad_view = positioned_view(grad_output, prefix);
       const auto grad_tokens_view = positioned_output(grad_tokens, prefix);
       const int64_t rows = problem.table_batch * problem.positioned;

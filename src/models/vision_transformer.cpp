@@ -139,8 +139,9 @@ VisionTransformerImpl::VisionTransformerImpl(VisionTransformerOptions options)
                                                     options_.mlp_ratio, options_.drop_path,
                                                     options_.layer_scale,
                                                     parse_qkv_bias(options_.qkv_bias)));
-  norm_ = register_module(
-      options_.fc_norm ? "fc_norm" : "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim}).eps(1e-6)));
+  const auto norm_options = torch::nn::LayerNormOptions({options_.dim}).eps(1e-6);
+  norm_ = register_module(options_.fc_norm ? "fc_norm" : "norm",
+                          torch::nn::LayerNorm(norm_options));
   head_ = register_module("head", torch::nn::Linear(options_.dim, options_.classes));
   for (auto& block : *blocks_)
     initialise_like_timm(*block);

@@ -221,8 +221,9 @@ class Runner:
         if "task" in experiment:
             eval_command += ["--coordinate-ranges", ",".join(recipe["coordinate_ranges"])]
         else:
-            eval_command += ["--resolutions",
-                             ",".join(str(s) for s in recipe["test_resolutions"])]
+            sizes = [str(s) for s in recipe["test_resolutions"]]
+            sizes += experiment.get("extra_test_resolutions", [])  # e.g. E10's "28x44"
+            eval_command += ["--resolutions", ",".join(sizes)]
         log = run_dir / "eval.log"
         with open(log, "w") as f:
             completed = subprocess.run(eval_command, stdout=subprocess.PIPE, stderr=f, text=True,
@@ -255,10 +256,13 @@ class Runner:
                 for r in evaluation["results"]]
             final = [r for r in record["ranges"] if r["range"] == recipe["coordinate_ranges"][0]]
         else:
-            record["resolutions"] = [{"size": r["height"], "grid": r["grid"],
-                                      "accuracy": r["accuracy"], "loss": r["loss"]}
-                                     for r in evaluation["results"]]
-            final = [r for r in record["resolutions"] if r["size"] == recipe["trained_resolution"]]
+            # "size" is the height; "width" only where it differs (a non-square test size)
+            record["resolutions"] = [
+                {"size": r["height"], "grid": r["grid"], "accuracy": r["accuracy"],
+                 "loss": r["loss"], **({"width": r["width"]} if r["width"] != r["height"] else {})}
+                for r in evaluation["results"]]
+            final = [r for r in record["resolutions"]
+                     if r["size"] == recipe["trained_resolution"] and "width" not in r]
         self.results.append(record)
         accuracy = f"{100 * final[0]['accuracy']:.2f}%" if final else "?"
         print(f"[{self.recipe_name}] done {name} seed {seed}: {accuracy} in the training range",
